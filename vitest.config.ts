@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration files each use their own database, so files run in parallel.
+    fileParallelism: true,
+    maxWorkers: 4,
+  },
+});
