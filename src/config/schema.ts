@@ -1,0 +1,689 @@
+/**
+ * The configuration schema: the one place that says which keys exist, what
+ * each accepts, its default and the message given when it is wrong.
+ *
+ * Input is what the YAML file holds after `${VAR}` substitution. Scalars may
+ * arrive as text (the loader reads every YAML scalar as text, so `port: 5432`,
+ * `port: "5432"` and `port: ${DB_PORT}` are the same thing) or as numbers and
+ * booleans when the schema is used directly. Output is the resolved `Config`
+ * of `types.ts`: every default applied, every cross-key rule settled.
+ *
+ * Messages are written to follow the key path: the loader prints
+ * `<key> <message>, got <value>`, e.g.
+ * `database.port must be an integer between 1 and 65535, got "abc"`.
+ */
+import * as z from 'zod';
+import { parseTableName, splitTableList, tableKey } from './tables.js';
+import type {
+  Config,
+  DatabaseType,
+  LogLevel,
+  Operation,
+  SslMode,
+  TableRef,
+} from './types.js';
+
+// ---------------------------------------------------------------------------
+// Defaults
+
+export const DATABASE_TYPES = ['postgres', 'mysql'] as const satisfies readonly DatabaseType[];
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const satisfies readonly SslMode[];
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
+export const LOG_FORMATS = ['text', 'json'] as const;
+export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const satisfies readonly Operation[];
+
+/**
+ * Headers the delivery sets itself; `webhook.headers` may not override them.
+ * Lower case.
+ */
+export const RESERVED_HEADERS = [
+  'content-type',
+  'content-length',
+  'host',
+  'user-agent',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+] as const;
+
+/** Every default, in one place (docs/configuration.md lists the same values). */
+export const DEFAULTS = {
+  database: {
+    type: 'postgres' as DatabaseType,
+    host: 'localhost',
+    port: { postgres: 5432, mysql: 3306 } as Record<DatabaseType, number>,
+    user: { postgres: 'postgres', mysql: 'root' } as Record<DatabaseType, string>,
+    password: '',
+    sslmode: 'disable' as SslMode,
+  },
+  listener: {
+    modes: OPERATIONS,
+    poll_interval: 1,
+    schema: 'app_db_listener',
+    auto_install: true,
+    retention: 0,
+  },
+  webhook: {
+    timeout: 30,
+    retry_count: 3,
+    retry_delay: 5,
+    /** The default grows to `retry_delay` when that is larger. */
+    retry_max_delay: 300,
+  },
+  logging: {
+    level: 'info' as LogLevel,
+    format: 'text' as 'text' | 'json',
+  },
+  worker: {
+    pool_size: 10,
+    /** `shutdown_timeout` defaults to `webhook.timeout` plus this many seconds. */
+    shutdown_margin: 5,
+  },
+} as const;
+
+/** Longest `listener.schema`: our object names append suffixes to it and must stay under 64 characters. */
+export const MAX_SCHEMA_NAME_LENGTH = 40;
+
+// ---------------------------------------------------------------------------
+// Coercion: the YAML loader gives text; numbers and booleans are read from it.
+
+const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+const TRUE_WORDS = new Set(['true', 'yes', 'on', '1']);
+const FALSE_WORDS = new Set(['false', 'no', 'off', '0']);
+
+/** null, and text that is empty or only spaces, mean "not set": the default applies. */
+function isBlank(value: unknown): boolean {
+  return value === null || value === undefined || (typeof value === 'string' && value.trim() === '');
+}
+
+function blankToUndefined(value: unknown): unknown {
+  return isBlank(value) ? undefined : value;
+}
+
+function toNumber(value: unknown): unknown {
+  if (isBlank(value)) return undefined;
+  if (typeof value === 'string' && NUMBER_TEXT.test(value.trim())) return Number(value.trim());
+  return value;
+}
+
+function toBoolean(value: unknown): unknown {
+  if (isBlank(value)) return undefined;
+  if (typeof value === 'string') {
+    const word = value.trim().toLowerCase();
+    if (TRUE_WORDS.has(word)) return true;
+    if (FALSE_WORDS.has(word)) return false;
+  }
+  return value;
+}
+
+function toText(value: unknown): unknown {
+  return typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' ? String(value) : value;
+}
+
+function quoteList(values: readonly string[]): string {
+  const quoted = values.map((v) => `"${v}"`);
+  return quoted.length <= 2 ? quoted.join(' or ') : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
+}
+
+// ---------------------------------------------------------------------------
+// Field builders. Each returns a schema whose every failure has one message.
+
+interface NumberRule {
+  min: number;
+  max: number;
+  /** `min` itself is not allowed (`> 0`). */
+  minExclusive?: boolean;
+  integer?: boolean;
+  /** Noun used in the message: "number of seconds". */
+  noun?: string;
+}
+
+function describeNumberRule(rule: NumberRule): string {
+  const noun = rule.integer ? 'an integer' : `a ${rule.noun ?? 'number'}`;
+  return rule.minExclusive
+    ? `must be ${noun} greater than ${rule.min} and at most ${rule.max}`
+    : `must be ${noun} between ${rule.min} and ${rule.max}`;
+}
+
+function numberIn(rule: NumberRule) {
+  const message = describeNumberRule(rule);
+  return z
+    .number({ error: message })
+    .refine(
+      (n) =>
+        Number.isFinite(n) &&
+        (rule.minExclusive ? n > rule.min : n >= rule.min) &&
+        n <= rule.max &&
+        (!rule.integer || Number.isInteger(n)),
+      { error: message },
+    );
+}
+
+/** A number with a default. */
+function numberField(rule: NumberRule, fallback: number) {
+  return z.preprocess(toNumber, numberIn(rule).default(fallback));
+}
+
+/** A number whose default depends on other keys (resolved later). */
+function optionalNumberField(rule: NumberRule) {
+  return z.preprocess(toNumber, numberIn(rule).optional());
+}
+
+function booleanField(fallback: boolean) {
+  return z.preprocess(toBoolean, z.boolean({ error: 'must be true or false' }).default(fallback));
+}
+
+/** Optional text; blank means not set. Kept exactly as written (no trimming). */
+function optionalText() {
+  return z.preprocess((v) => blankToUndefined(toText(v)), z.string({ error: 'must be a text value' }).optional());
+}
+
+/**
+ * One of fixed words, case-insensitive, with optional aliases.
+ * Blank means not set.
+ */
+function choice<const T extends readonly [string, ...string[]]>(values: T, aliases: Record<string, T[number]> = {}) {
+  const message = `must be one of ${quoteList(values)}`;
+  return z.preprocess((v) => {
+    const value = blankToUndefined(toText(v));
+    if (typeof value !== 'string') return value;
+    const word = value.trim().toLowerCase();
+    return aliases[word] ?? word;
+  }, z.enum(values, { error: message }).optional());
+}
+
+/** Adds an issue to the current value (or to `path` below it) and returns nothing. */
+function fail(ctx: z.core.$RefinementCtx, message: string, path?: (string | number)[]): typeof z.NEVER {
+  ctx.addIssue({ code: 'custom', message, ...(path ? { path } : {}) });
+  return z.NEVER;
+}
+
+// ---------------------------------------------------------------------------
+// Structured fields
+
+/** http(s) URL of the receiver. Required. */
+const webhookUrl = z.preprocess(
+  toText,
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be an http:// or https:// URL') })
+    .transform((text, ctx) => {
+      const url = text.trim();
+      if (url === '') return fail(ctx, 'is required: the http:// or https:// URL that receives the events');
+      if (!isHttpUrl(url)) return fail(ctx, 'must be an http:// or https:// URL with a host name');
+      return url;
+    }),
+);
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** The parts of a database URL, decoded. */
+export interface DatabaseUrlParts {
+  type: DatabaseType;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  sslmode?: SslMode;
+}
+
+const URL_SCHEMES: Record<string, DatabaseType> = {
+  'postgres:': 'postgres',
+  'postgresql:': 'postgres',
+  'mysql:': 'mysql',
+};
+
+function decodePart(text: string): string | undefined {
+  if (text === '') return undefined;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Reads `postgres://user:password@host:port/database?sslmode=…` (also
+ * `postgresql://` and `mysql://`). Returns the parts, or what is wrong.
+ */
+export function parseDatabaseUrl(text: string): DatabaseUrlParts | { problem: string } {
+  const expected = 'must be a postgres://, postgresql:// or mysql:// URL';
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    return { problem: `${expected} (it cannot be parsed; percent-encode special characters in the password)` };
+  }
+  const type = URL_SCHEMES[url.protocol];
+  if (type === undefined) return { problem: expected };
+
+  const parts: DatabaseUrlParts = { type };
+  const host = url.searchParams.get('host') ?? url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host !== '') parts.host = host;
+  if (url.port !== '') {
+    const port = Number(url.port);
+    if (port < 1) return { problem: 'must have a port between 1 and 65535' };
+    parts.port = port;
+  }
+  const user = decodePart(url.username);
+  if (user !== undefined) parts.user = user;
+  const password = decodePart(url.password);
+  if (password !== undefined) parts.password = password;
+  const database = decodePart(url.pathname.replace(/^\//, ''));
+  if (database !== undefined) parts.database = database;
+  const sslmode = url.searchParams.get('sslmode');
+  if (sslmode !== null) {
+    const mode = sslmode.toLowerCase();
+    if (!(SSL_MODES as readonly string[]).includes(mode)) {
+      return { problem: `has sslmode=${JSON.stringify(sslmode)}; sslmode must be one of ${quoteList(SSL_MODES)}` };
+    }
+    parts.sslmode = mode as SslMode;
+  }
+  return parts;
+}
+
+const databaseUrl = z.preprocess(
+  (v) => blankToUndefined(toText(v)),
+  z
+    .string({ error: 'must be a postgres://, postgresql:// or mysql:// URL' })
+    .transform((text, ctx) => {
+      const parts = parseDatabaseUrl(text);
+      if ('problem' in parts) return fail(ctx, parts.problem);
+      return text.trim();
+    })
+    .optional(),
+);
+
+/**
+ * `table` and `tables`: a name, a comma-separated string of names, or a list.
+ * Output: the tables in order (duplicates are removed when both keys merge).
+ */
+const tableNames = z.preprocess(
+  blankToUndefined,
+  z
+    .unknown()
+    .transform((value, ctx): TableRef[] | undefined => {
+      if (value === undefined) return undefined;
+      const items: { text: string; path?: number[] }[] = [];
+      if (Array.isArray(value)) {
+        value.forEach((item: unknown, index) => {
+          const text = toText(item);
+          if (typeof text === 'string') items.push({ text, path: [index] });
+          else fail(ctx, 'must be a table name', [index]);
+        });
+      } else {
+        const text = toText(value);
+        if (typeof text !== 'string') return fail(ctx, 'must be a table name, a comma-separated list of names or a YAML list');
+        items.push({ text });
+      }
+      const tables: TableRef[] = [];
+      for (const item of items) {
+        for (const piece of splitTableList(item.text)) {
+          if (piece.trim() === '') continue; // "a,,b" and a trailing comma are harmless
+          const parsed = parseTableName(piece);
+          if (parsed.ok) tables.push(parsed.table);
+          else fail(ctx, `${parsed.problem} (in ${JSON.stringify(piece.trim())})`, item.path);
+        }
+      }
+      return tables;
+    }),
+);
+
+/**
+ * `modes`: "insert,update,delete" (any case), or a YAML list. Unlike other keys,
+ * empty text is an error rather than the default: capturing nothing is never
+ * what was meant, and capturing everything instead would be a surprise.
+ */
+const operations = z.preprocess(
+  (v) => (v === null ? undefined : v),
+  z.unknown().transform((value, ctx): Operation[] => {
+    const expected = 'must list one or more of insert, update, delete (comma-separated)';
+    if (value === undefined) return [...DEFAULTS.listener.modes];
+    const words: string[] = [];
+    for (const item of Array.isArray(value) ? value : [value]) {
+      const text = toText(item);
+      if (typeof text !== 'string') return fail(ctx, expected);
+      words.push(...text.split(','));
+    }
+    const chosen = new Set<Operation>();
+    for (const word of words) {
+      const op = word.trim().toUpperCase();
+      if (op === '') continue;
+      if (!(OPERATIONS as readonly string[]).includes(op)) {
+        return fail(ctx, `${expected}; ${JSON.stringify(word.trim())} is not an operation`);
+      }
+      chosen.add(op as Operation);
+    }
+    if (chosen.size === 0) return fail(ctx, expected);
+    return OPERATIONS.filter((op) => chosen.has(op));
+  }),
+);
+
+const WHSEC_PREFIX = 'whsec_';
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** Why a Standard Webhooks secret is unusable, or undefined when it is fine. Never quotes the secret. */
+export function checkWebhookSecret(secret: string): string | undefined {
+  if (!secret.startsWith(WHSEC_PREFIX)) return 'does not start with whsec_';
+  const body = secret.slice(WHSEC_PREFIX.length);
+  if (body === '') return 'has nothing after whsec_';
+  if (!BASE64.test(body) || body.replace(/=+$/, '').length % 4 === 1) {
+    return 'is not standard base64 after whsec_ (letters, digits, + and /)';
+  }
+  if (Buffer.from(body, 'base64').length < 1) return 'decodes to no bytes';
+  return undefined;
+}
+
+/** `secret`: one or more `whsec_…` separated by spaces (or a YAML list). Output: the secrets, without duplicates. */
+const webhookSecrets = z.preprocess(
+  blankToUndefined,
+  z.unknown().transform((value, ctx): string[] => {
+    const expected = 'must be one or more whsec_<base64> secrets separated by spaces';
+    if (value === undefined) return [];
+    const secrets: string[] = [];
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (typeof item !== 'string') return fail(ctx, expected);
+      secrets.push(...item.split(/\s+/).filter((s) => s !== ''));
+    }
+    let ok = true;
+    secrets.forEach((secret, index) => {
+      const problem = checkWebhookSecret(secret);
+      if (problem !== undefined) {
+        ok = false;
+        const which = secrets.length === 1 ? 'the secret' : `secret ${index + 1} of ${secrets.length}`;
+        fail(ctx, `${expected}; ${which} ${problem}`);
+      }
+    });
+    if (!ok) return z.NEVER;
+    return [...new Set(secrets)];
+  }),
+);
+
+// RFC 9110 token characters.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** `headers`: extra request headers, `Name: value`. */
+const webhookHeaders = z.preprocess(
+  blankToUndefined,
+  z.unknown().transform((value, ctx): Record<string, string> => {
+    if (value === undefined) return {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return fail(ctx, 'must be a mapping of header names to values (Name: value)');
+    }
+    const headers: Record<string, string> = {};
+    const seen = new Map<string, string>();
+    for (const [name, raw] of Object.entries(value)) {
+      const lower = name.toLowerCase();
+      const text = raw === null || raw === undefined ? '' : toText(raw);
+      if (!HEADER_NAME.test(name)) {
+        fail(ctx, 'is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only)', [name]);
+      } else if ((RESERVED_HEADERS as readonly string[]).includes(lower)) {
+        fail(ctx, 'cannot be set: app-db-listener sets this header itself', [name]);
+      } else if (seen.has(lower)) {
+        fail(ctx, `repeats the header ${JSON.stringify(seen.get(lower))} (header names ignore case)`, [name]);
+      } else if (typeof text !== 'string') {
+        fail(ctx, 'must have a text value', [name]);
+      } else if (/[\r\n\0]/.test(text)) {
+        fail(ctx, 'must have a value without line breaks or NUL characters', [name]);
+      } else {
+        headers[name] = text;
+      }
+      seen.set(lower, name);
+    }
+    return headers;
+  }),
+);
+
+const IDENTIFIER = new RegExp(`^[A-Za-z_][A-Za-z0-9_]{0,${MAX_SCHEMA_NAME_LENGTH - 1}}$`);
+
+const schemaName = z.preprocess(
+  (v) => blankToUndefined(toText(v)),
+  z
+    .string({ error: 'must be a name' })
+    .trim()
+    .regex(IDENTIFIER, {
+      error: `must start with a letter or underscore and contain only letters, digits and underscores (at most ${MAX_SCHEMA_NAME_LENGTH} characters)`,
+    })
+    .default(DEFAULTS.listener.schema),
+);
+
+// ---------------------------------------------------------------------------
+// Sections
+
+const always = () => true;
+
+function sectionError(name: string) {
+  return `must be a mapping of keys (for example "${name}:" followed by indented "key: value" lines)`;
+}
+
+export const databaseSection = z
+  .object(
+    {
+      type: choice(DATABASE_TYPES, { postgresql: 'postgres', pg: 'postgres', mariadb: 'mysql' }),
+      host: optionalText(),
+      port: optionalNumberField({ min: 1, max: 65535, integer: true }),
+      user: optionalText(),
+      // Kept as written: a password may be spaces, and "" is a valid (empty) password.
+      password: z.preprocess((v) => (v === null ? undefined : toText(v)), z.string({ error: 'must be a text value' }).optional()),
+      database: optionalText(),
+      url: databaseUrl,
+      table: tableNames,
+      tables: tableNames,
+      sslmode: choice(SSL_MODES),
+      sslrootcert: optionalText(),
+    },
+    { error: sectionError('database') },
+  )
+  .superRefine((section, ctx) => {
+    // Runs even when some keys are invalid, so a missing table is reported with
+    // the rest; every value is therefore checked for its type before use.
+    const value = section as Record<string, unknown>;
+    const hasTables = [value.table, value.tables].some((t) => Array.isArray(t) ? t.length > 0 : !isBlank(t));
+    if (!hasTables) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['table'],
+        message: 'is required: name at least one table with database.table or database.tables',
+      });
+    }
+
+    const url = typeof value.url === 'string' ? parseDatabaseUrl(value.url) : undefined;
+    const parts = url && !('problem' in url) ? url : undefined;
+    const type = typeof value.type === 'string' ? (value.type as DatabaseType) : (parts?.type ?? DEFAULTS.database.type);
+    if (parts && typeof value.type === 'string' && parts.type !== value.type) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: `is a ${parts.type} URL but database.type is "${value.type}"`,
+      });
+    }
+
+    if (value.url === undefined && isBlank(value.database)) {
+      ctx.addIssue({ code: 'custom', path: ['database'], message: 'is required (the database name), unless database.url is set' });
+    } else if (parts && parts.database === undefined && type === 'mysql' && isBlank(value.database)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: 'must name the database (mysql://host/database), or set database.database',
+      });
+    }
+
+    // PostgreSQL truncates identifiers to 63 bytes without an error; MySQL rejects names over 64 characters.
+    for (const key of ['table', 'tables'] as const) {
+      const list = value[key];
+      if (!Array.isArray(list)) continue;
+      for (const table of list as TableRef[]) {
+        for (const part of [table.schema, table.name]) {
+          if (part === undefined) continue;
+          const tooLong = type === 'postgres' ? Buffer.byteLength(part) > 63 : [...part].length > 64;
+          if (tooLong) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [key],
+              message: `has a name longer than ${type === 'postgres' ? 'PostgreSQL allows (63 bytes)' : 'MySQL allows (64 characters)'}`,
+            });
+          }
+        }
+      }
+    }
+  }, { when: always });
+
+export const listenerSection = z.object(
+  {
+    modes: operations,
+    poll_interval: numberField({ min: 0, max: 3600, minExclusive: true, noun: 'number of seconds' }, DEFAULTS.listener.poll_interval),
+    schema: schemaName,
+    auto_install: booleanField(DEFAULTS.listener.auto_install),
+    retention: numberField({ min: 0, max: 315_360_000, noun: 'number of seconds' }, DEFAULTS.listener.retention),
+  },
+  { error: sectionError('listener') },
+);
+
+export const webhookSection = z
+  .object(
+    {
+      url: webhookUrl,
+      timeout: numberField({ min: 0, max: 3600, minExclusive: true, noun: 'number of seconds' }, DEFAULTS.webhook.timeout),
+      retry_count: numberField({ min: 0, max: 10_000, integer: true }, DEFAULTS.webhook.retry_count),
+      retry_delay: numberField({ min: 0, max: 86_400, noun: 'number of seconds' }, DEFAULTS.webhook.retry_delay),
+      retry_max_delay: optionalNumberField({ min: 0, max: 86_400, noun: 'number of seconds' }),
+      secret: webhookSecrets,
+      headers: webhookHeaders,
+      ca_file: optionalText(),
+    },
+    { error: sectionError('webhook') },
+  )
+  .superRefine((section, ctx) => {
+    const { retry_delay: delay, retry_max_delay: max } = section as Record<string, unknown>;
+    if (typeof delay === 'number' && typeof max === 'number' && max < delay) {
+      ctx.addIssue({ code: 'custom', path: ['retry_max_delay'], message: `must be at least webhook.retry_delay (${delay})` });
+    }
+  }, { when: always });
+
+export const loggingSection = z.object(
+  {
+    file: optionalText(),
+    level: choice(LOG_LEVELS, { warning: 'warn' }),
+    format: choice(LOG_FORMATS),
+  },
+  { error: sectionError('logging') },
+);
+
+export const workerSection = z.object(
+  {
+    pool_size: numberField({ min: 1, max: 1000, integer: true }, DEFAULTS.worker.pool_size),
+    shutdown_timeout: optionalNumberField({ min: 0, max: 86_400, minExclusive: true, noun: 'number of seconds' }),
+  },
+  { error: sectionError('worker') },
+);
+
+/** The sections and their schemas; the loader reads the known keys from here. */
+export const SECTIONS = {
+  database: databaseSection,
+  listener: listenerSection,
+  webhook: webhookSection,
+  logging: loggingSection,
+  worker: workerSection,
+} as const;
+
+type RawConfig = {
+  [K in keyof typeof SECTIONS]: z.output<(typeof SECTIONS)[K]>;
+};
+
+// ---------------------------------------------------------------------------
+// Resolution: defaults that depend on other keys.
+
+function mergeTables(...lists: (readonly TableRef[] | undefined)[]): TableRef[] {
+  const seen = new Set<string>();
+  const tables: TableRef[] = [];
+  for (const table of lists.flatMap((list) => list ?? [])) {
+    const key = tableKey(table);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    tables.push(table);
+  }
+  return tables;
+}
+
+function resolveConfig(raw: RawConfig): Config {
+  const db = raw.database;
+  const parsed = db.url === undefined ? undefined : parseDatabaseUrl(db.url);
+  const fromUrl = parsed && !('problem' in parsed) ? parsed : undefined;
+
+  // database.url wins over the separate keys for every part it contains.
+  const type = db.type ?? fromUrl?.type ?? DEFAULTS.database.type;
+  const user = fromUrl?.user ?? db.user ?? DEFAULTS.database.user[type];
+  const webhookTimeout = raw.webhook.timeout;
+
+  return {
+    database: {
+      type,
+      host: fromUrl?.host ?? db.host?.trim() ?? DEFAULTS.database.host,
+      port: fromUrl?.port ?? db.port ?? DEFAULTS.database.port[type],
+      user,
+      password: fromUrl?.password ?? db.password ?? DEFAULTS.database.password,
+      // A PostgreSQL URL without a database means the database named after the user (as libpq does).
+      database: fromUrl?.database ?? db.database ?? user,
+      ...(db.url !== undefined ? { url: db.url } : {}),
+      tables: mergeTables(db.table, db.tables),
+      sslmode: fromUrl?.sslmode ?? db.sslmode ?? DEFAULTS.database.sslmode,
+      ...(db.sslrootcert !== undefined ? { sslrootcert: db.sslrootcert } : {}),
+    },
+    listener: {
+      modes: raw.listener.modes,
+      poll_interval: raw.listener.poll_interval,
+      schema: raw.listener.schema,
+      auto_install: raw.listener.auto_install,
+      retention: raw.listener.retention,
+    },
+    webhook: {
+      url: raw.webhook.url,
+      timeout: webhookTimeout,
+      retry_count: raw.webhook.retry_count,
+      retry_delay: raw.webhook.retry_delay,
+      retry_max_delay: raw.webhook.retry_max_delay ?? Math.max(DEFAULTS.webhook.retry_max_delay, raw.webhook.retry_delay),
+      secrets: raw.webhook.secret,
+      headers: raw.webhook.headers,
+      ...(raw.webhook.ca_file !== undefined ? { ca_file: raw.webhook.ca_file } : {}),
+    },
+    logging: {
+      ...(raw.logging.file !== undefined ? { file: raw.logging.file } : {}),
+      level: raw.logging.level ?? DEFAULTS.logging.level,
+      format: raw.logging.format ?? DEFAULTS.logging.format,
+    },
+    worker: {
+      pool_size: raw.worker.pool_size,
+      shutdown_timeout: raw.worker.shutdown_timeout ?? webhookTimeout + DEFAULTS.worker.shutdown_margin,
+    },
+  };
+}
+
+// A missing section parses as an empty mapping, so its defaults apply. (The
+// cast: the sections' input types list keys whose schemas accept undefined.)
+const emptySection = {} as never;
+
+/**
+ * The whole configuration: YAML (after substitution) in, resolved `Config` out.
+ * A missing section is the same as an empty one.
+ */
+export const configSchema = z
+  .object(
+    {
+      database: databaseSection.prefault(emptySection),
+      listener: listenerSection.prefault(emptySection),
+      webhook: webhookSection.prefault(emptySection),
+      logging: loggingSection.prefault(emptySection),
+      worker: workerSection.prefault(emptySection),
+    },
+    {
+      error: 'the configuration must be a YAML mapping with the sections database, listener, webhook, logging and worker',
+    },
+  )
+  .transform(resolveConfig);
