@@ -1,0 +1,138 @@
+-- app-db-listener: the journal, the capture function and the wake-up registry.
+--
+-- Placeholders replaced by the installer: {{schema}} (quoted identifier of our schema)
+-- and {{channel}} (the NOTIFY channel, as a string literal).
+-- Never edit a migration that has shipped: add a new numbered file instead.
+
+-- Facts about this installation. installation_id makes event ids unique across
+-- databases and reinstalls: an event id is evt_<installation_id>_<events.id>.
+CREATE TABLE {{schema}}.meta (
+  key   text PRIMARY KEY,
+  value text NOT NULL
+);
+INSERT INTO {{schema}}.meta (key, value)
+VALUES ('installation_id', substr(md5(random()::text || clock_timestamp()::text), 1, 12));
+
+-- One row per captured change, written by the capture trigger inside the writer's
+-- transaction: the change is durable the moment that transaction commits.
+-- A row stays here until its webhook succeeded (then it is deleted, or moved to
+-- delivered_events when a retention is configured) or it went to dead_letters.
+CREATE TABLE {{schema}}.events (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  op            text        NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
+  schema_name   text        NOT NULL,
+  table_name    text        NOT NULL,
+  -- Primary key of the changed row (text for one column, a JSON array for several;
+  -- NULL for a table without a primary key). Events that share it are delivered one
+  -- at a time in commit order.
+  row_key       text,
+  new_row       json,
+  old_row       json,
+  txid          bigint      NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  -- Dispatch state. run_at is when the event may next be tried (its creation time,
+  -- or the time of its next retry). A claim sets claimed_by and a lease end; the
+  -- claim columns are not indexed, so claiming is a HOT update (no index writes).
+  run_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+  claimed_by    text,
+  claimed_until timestamptz,
+  attempts      integer     NOT NULL DEFAULT 0,
+  last_status   integer,
+  last_error    text
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02);
+
+-- The claim scans this index in run_at order.
+CREATE INDEX events_run_at_idx ON {{schema}}.events (run_at, id);
+-- The ordering gate looks up earlier events of the same row here.
+CREATE INDEX events_row_key_idx ON {{schema}}.events (table_name, schema_name, row_key, id);
+
+-- Events whose delivery was refused (4xx) or whose retries ran out. Kept until
+-- replayed or purged; a replay moves the row back into events with the same id.
+CREATE TABLE {{schema}}.dead_letters (
+  id            bigint      PRIMARY KEY,
+  op            text        NOT NULL,
+  schema_name   text        NOT NULL,
+  table_name    text        NOT NULL,
+  row_key       text,
+  new_row       json,
+  old_row       json,
+  txid          bigint      NOT NULL,
+  created_at    timestamptz NOT NULL,
+  attempts      integer     NOT NULL,
+  last_status   integer,
+  last_error    text,
+  failed_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dead_letters_table_idx ON {{schema}}.dead_letters (table_name, schema_name, id);
+
+-- Delivered events, only when listener.retention > 0; removed after the retention.
+CREATE TABLE {{schema}}.delivered_events (
+  id            bigint      PRIMARY KEY,
+  op            text        NOT NULL,
+  schema_name   text        NOT NULL,
+  table_name    text        NOT NULL,
+  row_key       text,
+  new_row       json,
+  old_row       json,
+  txid          bigint      NOT NULL,
+  created_at    timestamptz NOT NULL,
+  attempts      integer     NOT NULL,
+  delivered_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX delivered_events_delivered_at_idx ON {{schema}}.delivered_events (delivered_at);
+
+-- The tables we watch, for status, doctor and uninstall.
+CREATE TABLE {{schema}}.watched_tables (
+  schema_name   text        NOT NULL,
+  table_name    text        NOT NULL,
+  operations    text[]      NOT NULL,
+  key_columns   text[]      NOT NULL,
+  installed_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (schema_name, table_name)
+);
+
+-- Wake-up registry. A NOTIFY per change costs the writers dearly: NOTIFY takes a
+-- database-wide lock at commit that serialises every notifying transaction (measured
+-- on 2 cores, 16 writers: ~25k inserts/s plain, ~19k/s with the journal insert,
+-- ~7.5k/s with a pg_notify per row). So a daemon that found the journal empty marks
+-- itself waiting here before it sleeps, and the trigger notifies only while such a
+-- mark is fresh. Under load nobody waits and the trigger pays one tiny lookup.
+-- The mark expires by itself, so a crashed daemon cannot leave writers notifying.
+CREATE TABLE {{schema}}.listeners (
+  instance_id    text        PRIMARY KEY,
+  waiting_until  timestamptz
+);
+
+-- The capture trigger. Arguments: the key column names of the table.
+-- row_to_json keeps column order and the exact text of every value (bigint,
+-- numeric 12.50), so row values never pass through a floating-point number.
+CREATE FUNCTION {{schema}}.capture_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_new json;
+  v_old json;
+  v_key text;
+  v_row json;
+  v_parts text[];
+  i integer;
+BEGIN
+  IF TG_OP <> 'DELETE' THEN v_new := row_to_json(NEW); END IF;
+  IF TG_OP <> 'INSERT' THEN v_old := row_to_json(OLD); END IF;
+  v_row := coalesce(v_new, v_old);
+  IF TG_NARGS = 1 THEN
+    v_key := v_row ->> TG_ARGV[0];
+  ELSIF TG_NARGS > 1 THEN
+    FOR i IN 0 .. TG_NARGS - 1 LOOP
+      v_parts := v_parts || (v_row ->> TG_ARGV[i]);
+    END LOOP;
+    v_key := array_to_json(v_parts)::text;
+  END IF;
+  INSERT INTO {{schema}}.events (op, schema_name, table_name, row_key, new_row, old_row, txid)
+  VALUES (TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME, v_key, v_new, v_old, txid_current());
+  PERFORM 1 FROM {{schema}}.listeners WHERE waiting_until > clock_timestamp() LIMIT 1;
+  IF FOUND THEN
+    PERFORM pg_notify({{channel}}, '');
+  END IF;
+  RETURN NULL;
+END
+$$;

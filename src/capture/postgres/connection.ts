@@ -1,0 +1,47 @@
+/** Turns the database section of the config into node-postgres client settings. */
+import { readFileSync } from 'node:fs';
+import type pg from 'pg';
+import type { DatabaseConfig } from '../../config/types.js';
+import { AppError } from '../../util/errors.js';
+
+export function pgClientConfig(db: DatabaseConfig, applicationName = 'app-db-listener'): pg.ClientConfig {
+  const base: pg.ClientConfig = db.url
+    ? { connectionString: db.url }
+    : { host: db.host, port: db.port, user: db.user, password: db.password, database: db.database };
+  return {
+    ...base,
+    application_name: applicationName,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    connectionTimeoutMillis: 10_000,
+    ssl: sslOptions(db),
+  };
+}
+
+function sslOptions(db: DatabaseConfig): pg.ClientConfig['ssl'] {
+  switch (db.sslmode) {
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      // node-postgres cannot fall back from TLS to plain text, so allow/prefer mean plain.
+      return db.url?.includes('sslmode=') ? undefined : false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+      // Chain verified against the CA, host name not checked (libpq semantics).
+      return { rejectUnauthorized: true, ca: readCa(db.sslrootcert), checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return { rejectUnauthorized: true, ca: readCa(db.sslrootcert) };
+  }
+}
+
+function readCa(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AppError('SSL_ROOTCERT', `cannot read database.sslrootcert ${JSON.stringify(file)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,145 @@
+/** The PostgreSQL journal: claims, outcomes and wake-up marks, over a small pool. */
+import type pg from 'pg';
+import type { Operation } from '../../config/types.js';
+import type { Completion, Journal, JournalEvent } from '../../journal/types.js';
+import type { Queries } from './queries.js';
+
+interface ClaimRow {
+  id: string;
+  op: Operation;
+  schema_name: string;
+  table_name: string;
+  ts: string;
+  created_ms: number;
+  new_row: string | null;
+  old_row: string | null;
+  attempts: number;
+}
+
+export interface PgJournalOptions {
+  readonly instanceId: string;
+  /** How long a claim stays valid; past it another instance may take the event over. */
+  readonly leaseMs: number;
+  /** Keep delivered events (listener.retention > 0) instead of deleting them. */
+  readonly keepDelivered: boolean;
+  /** Prefix of event ids: evt_<installation id>_. */
+  readonly eventIdPrefix: string;
+}
+
+export class PgJournal implements Journal {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly q: Queries,
+    private readonly opts: PgJournalOptions,
+  ) {}
+
+  async claim(limit: number): Promise<JournalEvent[]> {
+    if (limit <= 0) return [];
+    const r = await this.pool.query<ClaimRow>({
+      name: 'adl_claim',
+      text: this.q.claim,
+      values: [limit, this.opts.instanceId, this.opts.leaseMs],
+    });
+    return r.rows.map((row) => ({
+      id: row.id,
+      eventId: this.opts.eventIdPrefix + row.id,
+      op: row.op,
+      schema: row.schema_name,
+      table: row.table_name,
+      timestamp: row.ts,
+      createdAtMs: row.created_ms,
+      newRow: row.new_row,
+      oldRow: row.old_row,
+      attempts: row.attempts,
+    }));
+  }
+
+  async complete(batch: readonly Completion[]): Promise<void> {
+    const delivered: string[] = [];
+    const retry = { ids: [] as string[], delays: [] as number[], refunds: [] as number[], statuses: [] as (number | null)[], errors: [] as string[] };
+    const dead = { ids: [] as string[], statuses: [] as (number | null)[], errors: [] as string[] };
+    for (const c of batch) {
+      if (c.kind === 'delivered') delivered.push(c.id);
+      else if (c.kind === 'retry') {
+        retry.ids.push(c.id);
+        retry.delays.push(Math.max(0, Math.round(c.delayMs)));
+        retry.refunds.push(c.refund ? 1 : 0);
+        retry.statuses.push(c.status ?? null);
+        retry.errors.push(c.error);
+      } else {
+        dead.ids.push(c.id);
+        dead.statuses.push(c.status ?? null);
+        dead.errors.push(c.error);
+      }
+    }
+    const me = this.opts.instanceId;
+    const work: Promise<unknown>[] = [];
+    if (delivered.length > 0) {
+      work.push(
+        this.pool.query({
+          name: this.opts.keepDelivered ? 'adl_move_delivered' : 'adl_delete_delivered',
+          text: this.opts.keepDelivered ? this.q.moveDelivered : this.q.deleteDelivered,
+          values: [delivered, me],
+        }),
+      );
+    }
+    if (retry.ids.length > 0) {
+      work.push(
+        this.pool.query({
+          name: 'adl_schedule_retry',
+          text: this.q.scheduleRetry,
+          values: [retry.ids, retry.delays, retry.refunds, retry.statuses, retry.errors, me],
+        }),
+      );
+    }
+    if (dead.ids.length > 0) {
+      work.push(
+        this.pool.query({ name: 'adl_dead_letter', text: this.q.moveToDeadLetters, values: [dead.ids, dead.statuses, dead.errors, me] }),
+      );
+    }
+    // The three kinds touch disjoint events, so they may run side by side.
+    const results = await Promise.allSettled(work);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  async markWaiting(forMs: number): Promise<void> {
+    await this.pool.query({ name: 'adl_mark_waiting', text: this.q.markWaiting, values: [this.opts.instanceId, Math.round(forMs)] });
+  }
+
+  async clearWaiting(): Promise<void> {
+    await this.pool.query({ name: 'adl_clear_waiting', text: this.q.clearWaiting, values: [this.opts.instanceId] });
+  }
+
+  async releaseClaims(): Promise<number> {
+    const r = await this.pool.query(this.q.releaseClaims, [this.opts.instanceId]);
+    await this.pool.query(this.q.removeListener, [this.opts.instanceId]);
+    return r.rowCount ?? 0;
+  }
+
+  /**
+   * Releases claims held by earlier processes of this host that no longer run
+   * (a crash or kill -9 followed by a restart), so their events go out at once
+   * instead of after the lease. Instance ids are host:pid:random; a pid that is
+   * alive (even if reused by another program) is left alone, to be safe.
+   */
+  async releaseClaimsOfDeadLocalProcesses(host: string, isAlive: (pid: number) => boolean): Promise<number> {
+    const likeHost = host.replace(/[\\%_]/g, (c) => '\\' + c);
+    const r = await this.pool.query<{ claimed_by: string }>(this.q.claimHolders, [`${likeHost}:%`]);
+    const dead = r.rows
+      .map((row) => row.claimed_by)
+      .filter((id) => {
+        if (id === this.opts.instanceId) return false;
+        const pid = Number(id.slice(host.length + 1).split(':')[0]);
+        return Number.isInteger(pid) && pid > 0 && !isAlive(pid);
+      });
+    if (dead.length === 0) return 0;
+    const released = await this.pool.query(this.q.releaseClaimsOf, [dead]);
+    return released.rowCount ?? 0;
+  }
+
+  async purgeDelivered(retentionSeconds: number): Promise<number> {
+    const r = await this.pool.query(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
+    return r.rowCount ?? 0;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Every statement the daemon runs against PostgreSQL at runtime, in one place.
+ * Values are always parameters; the only pasted names are our own schema and the
+ * watched tables, quoted by `quoteIdent`.
+ */
+import { quoteIdent, quoteLiteral } from './sql.js';
+
+export type Queries = ReturnType<typeof makeQueries>;
+
+export function makeQueries(ourSchema: string) {
+  const s = quoteIdent(ourSchema);
+  const events = `${s}.events`;
+  const rowFields = `e.id::text AS id, e.op, e.schema_name, e.table_name,
+    to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts,
+    (extract(epoch FROM e.created_at) * 1000)::float8 AS created_ms,
+    e.new_row::text AS new_row, e.old_row::text AS old_row, e.attempts`;
+  return {
+    /**
+     * The claim. One statement, autocommit:
+     * - due events only (run_at <= now()) that nobody holds, or whose holder's lease ran out;
+     * - the ordering gate: an event is eligible only if no earlier event of the same row
+     *   is still in the journal (pending, retrying or in flight, by any instance). Row
+     *   locks make the trigger's ids follow commit order for one row, so "earlier id"
+     *   is "committed earlier". A failing event therefore blocks only its own row;
+     * - FOR UPDATE SKIP LOCKED so instances never wait on each other's claims;
+     * - LIMIT = the caller's free delivery slots, never more.
+     * Params: $1 limit, $2 instance id, $3 lease in ms.
+     */
+    claim: `
+      WITH next AS (
+        SELECT e.id FROM ${events} e
+        WHERE e.run_at <= now()
+          AND (e.claimed_by IS NULL OR e.claimed_until < now())
+          AND NOT EXISTS (
+            SELECT 1 FROM ${events} p
+            WHERE p.table_name = e.table_name AND p.schema_name = e.schema_name
+              AND p.row_key = e.row_key AND p.id < e.id)
+        ORDER BY e.run_at, e.id
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE ${events} e
+      SET claimed_by = $2, claimed_until = now() + $3::integer * interval '1 millisecond',
+          attempts = e.attempts + 1
+      FROM next WHERE e.id = next.id
+      RETURNING ${rowFields}`,
+
+    /** $1 ids, $2 instance id. */
+    deleteDelivered: `DELETE FROM ${events} WHERE id = ANY($1::bigint[]) AND claimed_by = $2`,
+
+    /** Same as deleteDelivered, keeping a copy for the retention period. */
+    moveDelivered: `
+      WITH d AS (
+        DELETE FROM ${events} WHERE id = ANY($1::bigint[]) AND claimed_by = $2
+        RETURNING id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at, attempts)
+      INSERT INTO ${s}.delivered_events
+        (id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at, attempts)
+      SELECT id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at, attempts FROM d
+      ON CONFLICT (id) DO NOTHING`,
+
+    /** $1 ids, $2 delays in ms, $3 refunds (0|1), $4 statuses, $5 errors, $6 instance id. */
+    scheduleRetry: `
+      UPDATE ${events} e
+      SET claimed_by = NULL, claimed_until = NULL,
+          run_at = now() + u.delay_ms * interval '1 millisecond',
+          attempts = greatest(e.attempts - u.refund, 0),
+          last_status = u.status, last_error = u.error
+      FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::integer[], $5::text[])
+        AS u(id, delay_ms, refund, status, error)
+      WHERE e.id = u.id AND e.claimed_by = $6`,
+
+    /** $1 ids, $2 statuses, $3 errors, $4 instance id. */
+    moveToDeadLetters: `
+      WITH u AS (
+        SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u(id, status, error)),
+      d AS (
+        DELETE FROM ${events} e USING u
+        WHERE e.id = u.id AND e.claimed_by = $4
+        RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_key, e.new_row, e.old_row,
+                  e.txid, e.created_at, e.attempts, u.status, u.error)
+      INSERT INTO ${s}.dead_letters
+        (id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at,
+         attempts, last_status, last_error)
+      SELECT id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at,
+             attempts, status, error FROM d
+      ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status,
+        last_error = EXCLUDED.last_error, failed_at = now()`,
+
+    /** $1 instance id. Gives back unfinished claims without counting their attempt. */
+    releaseClaims: `
+      UPDATE ${events} SET claimed_by = NULL, claimed_until = NULL,
+        attempts = greatest(attempts - 1, 0)
+      WHERE claimed_by = $1`,
+
+    /** $1 LIKE pattern of instance ids on this host. */
+    claimHolders: `SELECT DISTINCT claimed_by FROM ${events} WHERE claimed_by LIKE $1 AND claimed_until > now()`,
+    /** $1 instance ids. Ends the claims of processes known to be dead; their lease need not run out. */
+    releaseClaimsOf: `
+      UPDATE ${events} SET claimed_by = NULL, claimed_until = NULL
+      WHERE claimed_by = ANY($1::text[])`,
+
+    /** $1 instance id, $2 ms from now. */
+    markWaiting: `
+      INSERT INTO ${s}.listeners (instance_id, waiting_until)
+      VALUES ($1, now() + $2::integer * interval '1 millisecond')
+      ON CONFLICT (instance_id) DO UPDATE SET waiting_until = EXCLUDED.waiting_until`,
+
+    /** $1 instance id. */
+    clearWaiting: `UPDATE ${s}.listeners SET waiting_until = NULL WHERE instance_id = $1`,
+    /** $1 instance id. */
+    removeListener: `DELETE FROM ${s}.listeners WHERE instance_id = $1`,
+
+    /** $1 retention in seconds. */
+    purgeDelivered: `DELETE FROM ${s}.delivered_events WHERE delivered_at < now() - $1::integer * interval '1 second'`,
+
+    installationId: `SELECT value FROM ${s}.meta WHERE key = 'installation_id'`,
+
+    listenChannel: `LISTEN ${quoteIdent(ourSchema)}`,
+    /** The channel as the trigger names it in pg_notify. */
+    channelLiteral: quoteLiteral(ourSchema),
+
+    /** Latest applied migration, or an error if our schema is missing. */
+    schemaVersion: `SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`,
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * The supervised LISTEN connection. A notification is only a hint that the journal
+ * has something new; the dispatcher's poll runs underneath, so a lost connection or
+ * a missed notification costs latency, never an event. After every (re)connect the
+ * dispatcher is woken, because changes may have committed while nobody listened.
+ */
+import pg from 'pg';
+import type { DaemonEventBus } from '../../observability/events.js';
+import { describeError } from '../../util/errors.js';
+import { delay, jitter, type WakeSignal } from '../../util/wake.js';
+
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+/** A query on the LISTEN connection this often detects a half-open TCP connection. */
+const PING_INTERVAL_MS = 15_000;
+
+export class PgWaker {
+  private client: pg.Client | undefined;
+  private readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+  private connectedOnce = false;
+  /** True while LISTEN is in place. */
+  connected = false;
+
+  constructor(
+    private readonly clientConfig: pg.ClientConfig,
+    private readonly listenSql: string,
+    private readonly wake: WakeSignal,
+    private readonly bus: DaemonEventBus,
+  ) {}
+
+  start(): void {
+    this.running ??= this.supervise();
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    await this.client?.end().catch(() => undefined);
+    await this.running;
+  }
+
+  private async supervise(): Promise<void> {
+    const signal = this.stopController.signal;
+    let backoff = RECONNECT_MIN_MS;
+    while (!signal.aborted) {
+      const client = new pg.Client({ ...this.clientConfig, application_name: `${this.clientConfig.application_name ?? 'app-db-listener'}:listen` });
+      this.client = client;
+      const lost = new Promise<unknown>((resolve) => {
+        client.on('error', resolve);
+        client.on('end', () => resolve(new Error('connection ended')));
+      });
+      try {
+        await client.connect();
+        client.on('notification', () => this.wake.notify());
+        await client.query(this.listenSql);
+        this.connected = true;
+        this.bus.emit('listen:connected', { reconnect: this.connectedOnce });
+        this.connectedOnce = true;
+        backoff = RECONNECT_MIN_MS;
+        this.wake.notify();
+        const reason = await this.watch(client, lost, signal);
+        if (signal.aborted) break;
+        throw reason;
+      } catch (err) {
+        this.connected = false;
+        client.removeAllListeners('notification');
+        await client.end().catch(() => undefined);
+        if (signal.aborted) break;
+        const wait = jitter(backoff);
+        this.bus.emit('listen:lost', { error: describeError(err), retryInMs: Math.round(wait) });
+        await delay(wait, signal);
+        backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
+      }
+    }
+    this.connected = false;
+  }
+
+  /** Resolves with the reason the connection is gone; pings to find half-open sockets. */
+  private async watch(client: pg.Client, lost: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
+    for (;;) {
+      const tick = delay(PING_INTERVAL_MS, signal).then(() => 'tick' as const);
+      const first = await Promise.race([lost, tick]);
+      if (first !== 'tick') return first;
+      if (signal.aborted) return undefined;
+      const ping = client.query('SELECT 1').then(
+        () => 'ok' as const,
+        (err: unknown) => err,
+      );
+      const timeout = delay(PING_INTERVAL_MS, signal).then(() => new Error('LISTEN connection did not answer a ping'));
+      const result = await Promise.race([ping, timeout, lost]);
+      if (result !== 'ok') return result;
+    }
+  }
+}

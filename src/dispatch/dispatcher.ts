@@ -1,0 +1,255 @@
+/**
+ * The dispatcher: claims due events from the journal, never more than it has free
+ * delivery slots, delivers each one, and hands the outcome to the completer.
+ *
+ * Idle and busy:
+ * - When a claim comes back empty and nothing is in flight, the dispatcher marks
+ *   itself waiting in the journal, looks once more (a change that committed just
+ *   before the mark did not notify), then sleeps until a NOTIFY, a finished
+ *   delivery, or the jittered poll timer. The poll is the floor: a lost
+ *   notification costs at most one poll interval.
+ * - As soon as a claim returns work, the mark is cleared, so writers stop paying
+ *   for notifications while the daemon is busy.
+ *
+ * Retries: policy lives in delivery/policy.ts (classification, backoff) and
+ * delivery/health.ts (outage detection). While the endpoint is down, only one
+ * probe event is sent at a time, and failures give their attempt back.
+ */
+import type { Config } from '../config/types.js';
+import { buildBody } from '../delivery/body.js';
+import type { EndpointHealth } from '../delivery/health.js';
+import { isExhausted, retryDelayMs, type Outcome } from '../delivery/policy.js';
+import type { Completer } from '../journal/completer.js';
+import type { Journal, JournalEvent } from '../journal/types.js';
+import type { DaemonEventBus } from '../observability/events.js';
+import { describeError } from '../util/errors.js';
+import { delay, jitter, type WakeSignal } from '../util/wake.js';
+
+export interface Sender {
+  send(e: { eventId: string; body: string }, signal?: AbortSignal): Promise<Outcome & { durationMs: number }>;
+}
+
+export interface DispatcherOptions {
+  readonly poolSize: number;
+  readonly pollIntervalMs: number;
+  readonly retry: Pick<Config['webhook'], 'retry_count' | 'retry_delay' | 'retry_max_delay'>;
+}
+
+const CLAIM_RETRY_MIN_MS = 100;
+const CLAIM_RETRY_MAX_MS = 5_000;
+
+export class Dispatcher {
+  private inFlight = 0;
+  private stopping = false;
+  private waiting = false;
+  private markedAt = 0;
+  private loopDone: Promise<void> | undefined;
+  private probeInFlight = false;
+  private markChain: Promise<void> = Promise.resolve();
+  /** Aborts in-flight requests when a graceful stop runs out of time. */
+  private readonly abortDeliveries = new AbortController();
+  private readonly stopSleep = new AbortController();
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly sender: Sender,
+    private readonly health: EndpointHealth,
+    private readonly completer: Completer,
+    private readonly wake: WakeSignal,
+    private readonly bus: DaemonEventBus,
+    private readonly opts: DispatcherOptions,
+  ) {}
+
+  get deliveriesInFlight(): number {
+    return this.inFlight;
+  }
+
+  start(): void {
+    this.loopDone ??= this.loop();
+  }
+
+  /**
+   * Stops claiming, waits up to `graceMs` for in-flight deliveries, aborts the
+   * rest (their attempt is given back), and writes every outcome. Idempotent.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.stopSleep.abort();
+    this.wake.notify();
+    await this.loopDone;
+    const end = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < end) await this.wake.wait(end - Date.now());
+    if (this.inFlight > 0) {
+      this.abortDeliveries.abort();
+      while (this.inFlight > 0) await this.wake.wait(1_000);
+    }
+    await this.completer.drain(Math.max(5_000, end - Date.now()));
+    if (this.waiting) await this.journal.clearWaiting().catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    let claimBackoff = CLAIM_RETRY_MIN_MS;
+    while (!this.stopping) {
+      if (this.health.state === 'down') {
+        await this.probeStep();
+        continue;
+      }
+      // Backpressure: no free slot, or outcomes piling up unwritten (database trouble).
+      const free = this.opts.poolSize - this.inFlight;
+      if (free <= 0 || this.completer.backlog >= this.opts.poolSize * 2) {
+        await this.wake.wait(this.pollMs());
+        continue;
+      }
+      let batch: JournalEvent[];
+      try {
+        batch = await this.journal.claim(free);
+        if (claimBackoff > CLAIM_RETRY_MIN_MS) this.bus.emit('journal:recovered', { operation: 'claim' });
+        claimBackoff = CLAIM_RETRY_MIN_MS;
+      } catch (err) {
+        this.bus.emit('journal:error', { operation: 'claim', error: describeError(err), retryInMs: claimBackoff });
+        await delay(claimBackoff, this.stopSleep.signal);
+        claimBackoff = Math.min(claimBackoff * 2, CLAIM_RETRY_MAX_MS);
+        continue;
+      }
+      if (batch.length > 0) {
+        if (this.waiting) void this.setWaiting(false);
+        for (const e of batch) void this.deliver(e, false);
+        continue;
+      }
+      if (this.inFlight === 0 && (!this.waiting || Date.now() - this.markedAt > this.markMs() / 2)) {
+        // Mark, then claim once more before sleeping (see the header comment).
+        await this.setWaiting(true);
+        continue;
+      }
+      await this.wake.wait(this.pollMs());
+    }
+  }
+
+  /** While the endpoint is down: one probe event at a time, at the breaker's pace. */
+  private async probeStep(): Promise<void> {
+    if (this.probeInFlight || !this.health.beginProbe()) {
+      const untilProbe = Math.max(10, this.health.nextProbeAt() - Date.now());
+      await this.wake.wait(Math.min(untilProbe, this.pollMs()));
+      return;
+    }
+    let batch: JournalEvent[] = [];
+    try {
+      batch = this.inFlight < this.opts.poolSize ? await this.journal.claim(1) : [];
+    } catch (err) {
+      this.bus.emit('journal:error', { operation: 'claim', error: describeError(err), retryInMs: CLAIM_RETRY_MAX_MS });
+    }
+    const event = batch[0];
+    if (!event) {
+      // Nothing to probe with: give the slot back and look again later.
+      this.health.probeFailed();
+      await this.wake.wait(this.pollMs());
+      return;
+    }
+    this.probeInFlight = true;
+    void this.deliver(event, true).finally(() => {
+      this.probeInFlight = false;
+    });
+  }
+
+  private async deliver(e: JournalEvent, probe: boolean): Promise<void> {
+    this.inFlight++;
+    try {
+      const body = buildBody({
+        eventId: e.eventId,
+        op: e.op,
+        schema: e.schema,
+        table: e.table,
+        timestamp: e.timestamp,
+        newRow: e.newRow,
+        oldRow: e.oldRow,
+      });
+      const outcome = await this.sender.send({ eventId: e.eventId, body }, this.abortDeliveries.signal);
+      this.settle(e, outcome, probe);
+    } catch (err) {
+      // send() reports transport problems as outcomes; this is a bug or a bad row.
+      // Keep the event: retry it later, counting the attempt.
+      this.settle(e, { kind: 'retry', error: `internal error: ${describeError(err)}`, endpointFailure: false, durationMs: 0 }, probe);
+    } finally {
+      this.inFlight--;
+      this.wake.notify();
+    }
+  }
+
+  private settle(e: JournalEvent, outcome: Outcome & { durationMs: number }, probe: boolean): void {
+    if (outcome.kind === 'success') {
+      this.health.record(outcome, probe);
+      this.completer.push({ kind: 'delivered', id: e.id });
+      this.bus.emit('delivery:succeeded', {
+        event: e,
+        status: outcome.status,
+        durationMs: outcome.durationMs,
+        latencyMs: Date.now() - e.createdAtMs,
+      });
+      return;
+    }
+    if (outcome.kind === 'dead') {
+      this.health.record(outcome, probe);
+      this.completer.push({ kind: 'dead', id: e.id, status: outcome.status, error: outcome.error });
+      this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
+      return;
+    }
+    if (this.abortDeliveries.signal.aborted) {
+      // Cut short by shutdown: not the event's fault, try again at once after restart.
+      this.completer.push({ kind: 'retry', id: e.id, delayMs: 0, refund: true, status: outcome.status, error: 'interrupted by shutdown' });
+      return;
+    }
+    const spared = this.health.record(outcome, probe);
+    let delayMs: number;
+    if (spared) {
+      // Endpoint suspect or down: the attempt does not count. The event goes back
+      // in line behind older ones (run_at = now), and the breaker paces the probes.
+      delayMs = outcome.retryAfterMs ?? 0;
+    } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
+      this.completer.push({ kind: 'dead', id: e.id, status: outcome.status, error: outcome.error });
+      this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
+      return;
+    } else {
+      delayMs = retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs);
+    }
+    this.completer.push({ kind: 'retry', id: e.id, delayMs, refund: spared, status: outcome.status, error: outcome.error });
+    this.bus.emit('delivery:failed', {
+      event: e,
+      status: outcome.status,
+      error: outcome.error,
+      durationMs: outcome.durationMs,
+      retryInMs: delayMs,
+      counted: !spared,
+    });
+  }
+
+  /** Mark changes run one after another, so a late "clear" never undoes a newer "mark". */
+  private setWaiting(on: boolean): Promise<void> {
+    this.waiting = on;
+    if (on) this.markedAt = Date.now();
+    this.markChain = this.markChain.then(() => this.writeWaiting(on));
+    return this.markChain;
+  }
+
+  private async writeWaiting(on: boolean): Promise<void> {
+    try {
+      if (on) {
+        await this.journal.markWaiting(this.markMs());
+      } else {
+        await this.journal.clearWaiting();
+      }
+    } catch (err) {
+      // Only latency depends on the mark (the poll runs regardless).
+      this.bus.emit('journal:error', { operation: on ? 'mark waiting' : 'clear waiting', error: describeError(err), retryInMs: this.pollMs() });
+      if (on) await delay(this.pollMs(), this.stopSleep.signal);
+    }
+  }
+
+  private pollMs(): number {
+    return jitter(this.opts.pollIntervalMs);
+  }
+
+  /** How long a waiting mark lasts: long enough to be refreshed at the next poll. */
+  private markMs(): number {
+    return this.opts.pollIntervalMs * 3 + 1_000;
+  }
+}

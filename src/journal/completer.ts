@@ -1,0 +1,78 @@
+/**
+ * Records delivery outcomes in batches. While one batch is being written, new
+ * outcomes queue up and go together in the next round trip (group commit), so a
+ * quiet daemon writes each outcome at once and a busy one writes many per statement.
+ * A failed write is retried with backoff, never dropped: until it succeeds the
+ * events stay claimed, and if the process dies their lease runs out and they are
+ * delivered again (at least once).
+ */
+import type { DaemonEventBus } from '../observability/events.js';
+import { describeError } from '../util/errors.js';
+import { delay } from '../util/wake.js';
+import type { Completion, Journal } from './types.js';
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+export class Completer {
+  private queue: Completion[] = [];
+  private flushing: Promise<void> | undefined;
+  private readonly stopController = new AbortController();
+  private failing = false;
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly bus: DaemonEventBus,
+    /** Called after each successful write (a row key may now be free). */
+    private readonly onFlushed: () => void,
+  ) {}
+
+  /** Outcomes waiting to be written. */
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  push(c: Completion): void {
+    this.queue.push(c);
+    this.flushing ??= this.flush().finally(() => {
+      this.flushing = undefined;
+    });
+  }
+
+  /** Resolves when everything pushed so far is written, or `deadlineMs` passed. */
+  async drain(deadlineMs: number): Promise<boolean> {
+    const end = Date.now() + deadlineMs;
+    while (this.flushing || this.queue.length > 0) {
+      if (Date.now() >= end) {
+        this.stopController.abort();
+        return false;
+      }
+      await Promise.race([this.flushing, delay(Math.max(0, end - Date.now()))]);
+    }
+    return true;
+  }
+
+  private async flush(): Promise<void> {
+    let backoff = RETRY_MIN_MS;
+    while (this.queue.length > 0 && !this.stopController.signal.aborted) {
+      const batch = this.queue;
+      this.queue = [];
+      try {
+        await this.journal.complete(batch);
+        if (this.failing) {
+          this.failing = false;
+          this.bus.emit('journal:recovered', { operation: 'record outcomes' });
+        }
+        backoff = RETRY_MIN_MS;
+        this.onFlushed();
+      } catch (err) {
+        // Put the batch back in front, keeping order, and try again later.
+        this.queue = batch.concat(this.queue);
+        this.failing = true;
+        this.bus.emit('journal:error', { operation: 'record outcomes', error: describeError(err), retryInMs: backoff });
+        await delay(backoff, this.stopController.signal);
+        backoff = Math.min(backoff * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+}

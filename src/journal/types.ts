@@ -1,0 +1,54 @@
+import type { Operation } from '../config/types.js';
+
+/** One claimed event, as the dispatcher sees it. Row values stay raw JSON text. */
+export interface JournalEvent {
+  /** Journal row id (a bigint, kept as text). */
+  readonly id: string;
+  /** Stable event id sent as `id` and `webhook-id`: the same on every attempt and after restarts. */
+  readonly eventId: string;
+  readonly op: Operation;
+  readonly schema: string;
+  readonly table: string;
+  /** Time of the change, RFC 3339 in UTC with microseconds. */
+  readonly timestamp: string;
+  /** Milliseconds since the epoch of the change (for latency metrics). */
+  readonly createdAtMs: number;
+  readonly newRow: string | null;
+  readonly oldRow: string | null;
+  /** Attempts including the one this claim starts. */
+  readonly attempts: number;
+}
+
+/** The recorded outcome of one claimed event. */
+export type Completion =
+  | { readonly kind: 'delivered'; readonly id: string }
+  | {
+      readonly kind: 'retry';
+      readonly id: string;
+      /** Milliseconds from now (database clock) before the next attempt. */
+      readonly delayMs: number;
+      /** The attempt is given back (endpoint outage, shutdown): it does not count. */
+      readonly refund: boolean;
+      readonly status?: number;
+      readonly error: string;
+    }
+  | { readonly kind: 'dead'; readonly id: string; readonly status?: number; readonly error: string };
+
+/**
+ * The durable journal of one database. Every method that changes an event is
+ * guarded by ownership: it only touches events this instance has claimed.
+ */
+export interface Journal {
+  /** Claims at most `limit` due events, at most one per row key, oldest first. */
+  claim(limit: number): Promise<JournalEvent[]>;
+  /** Records a batch of outcomes in one round trip per kind. */
+  complete(batch: readonly Completion[]): Promise<void>;
+  /** Says this instance is idle and wants a NOTIFY for the next change, until `forMs` from now. */
+  markWaiting(forMs: number): Promise<void>;
+  /** Says this instance is busy: writers need not notify on its behalf. */
+  clearWaiting(): Promise<void>;
+  /** Gives back every claim this instance still holds (graceful stop), refunding the attempt. */
+  releaseClaims(): Promise<number>;
+  /** Removes delivered events older than the retention. */
+  purgeDelivered(retentionSeconds: number): Promise<number>;
+}

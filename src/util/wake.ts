@@ -1,0 +1,61 @@
+/**
+ * A level-triggered wake-up: `notify()` before anyone waits is remembered, so a
+ * waiter never misses a hint that arrived while it was busy. Hints carry no data.
+ */
+export class WakeSignal {
+  private pending = false;
+  private waiters: Array<() => void> = [];
+
+  notify(): void {
+    if (this.waiters.length === 0) {
+      this.pending = true;
+      return;
+    }
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves true when notified, false when `timeoutMs` passed first. */
+  wait(timeoutMs: number): Promise<boolean> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      let done = false;
+      const waiter = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, Math.max(0, timeoutMs));
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+/** A promise that settles after `ms`, or at once when `signal` aborts. */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** `ms` scaled by a random factor in [1 - spread, 1 + spread]. */
+export function jitter(ms: number, spread = 0.2, random = Math.random): number {
+  return ms * (1 - spread + 2 * spread * random());
+}
