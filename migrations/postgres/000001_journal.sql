@@ -17,34 +17,35 @@ VALUES ('installation_id', substr(md5(random()::text || clock_timestamp()::text)
 -- transaction: the change is durable the moment that transaction commits.
 -- A row stays here until its webhook succeeded (then it is deleted, or moved to
 -- delivered_events when a retention is configured) or it went to dead_letters.
+--
+-- The writer pays for every byte and index here, so the row is lean: two indexes
+-- (the key and the ordering gate), no defaults beyond the change time, and the
+-- dispatch columns are only written by the daemon, as HOT updates (none indexed).
 CREATE TABLE {{schema}}.events (
   id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  op            text        NOT NULL CHECK (op IN ('INSERT', 'UPDATE', 'DELETE')),
+  op            text        NOT NULL,
   schema_name   text        NOT NULL,
   table_name    text        NOT NULL,
-  -- Primary key of the changed row (text for one column, a JSON array for several;
-  -- NULL for a table without a primary key). Events that share it are delivered one
-  -- at a time in commit order.
-  row_key       text,
+  -- Hash of the table and the changed row's primary key (NULL for a table without
+  -- one). Events that share it are delivered one at a time in commit order; a hash
+  -- collision can only make ordering stricter, never looser.
+  row_hash      bigint,
   new_row       json,
   old_row       json,
   txid          bigint      NOT NULL,
   created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-  -- Dispatch state. run_at is when the event may next be tried (its creation time,
-  -- or the time of its next retry). A claim sets claimed_by and a lease end; the
-  -- claim columns are not indexed, so claiming is a HOT update (no index writes).
-  run_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+  -- Dispatch state. run_at: NULL = due since creation, else the next retry time.
+  -- A claim sets claimed_by and a lease end (claimed_until).
+  run_at        timestamptz,
   claimed_by    text,
   claimed_until timestamptz,
   attempts      integer     NOT NULL DEFAULT 0,
   last_status   integer,
   last_error    text
-) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02);
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02);
 
--- The claim scans this index in run_at order.
-CREATE INDEX events_run_at_idx ON {{schema}}.events (run_at, id);
 -- The ordering gate looks up earlier events of the same row here.
-CREATE INDEX events_row_key_idx ON {{schema}}.events (table_name, schema_name, row_key, id);
+CREATE INDEX events_row_hash_idx ON {{schema}}.events (row_hash, id);
 
 -- Events whose delivery was refused (4xx) or whose retries ran out. Kept until
 -- replayed or purged; a replay moves the row back into events with the same id.
@@ -53,7 +54,7 @@ CREATE TABLE {{schema}}.dead_letters (
   op            text        NOT NULL,
   schema_name   text        NOT NULL,
   table_name    text        NOT NULL,
-  row_key       text,
+  row_hash      bigint,
   new_row       json,
   old_row       json,
   txid          bigint      NOT NULL,
@@ -71,7 +72,7 @@ CREATE TABLE {{schema}}.delivered_events (
   op            text        NOT NULL,
   schema_name   text        NOT NULL,
   table_name    text        NOT NULL,
-  row_key       text,
+  row_hash      bigint,
   new_row       json,
   old_row       json,
   txid          bigint      NOT NULL,
@@ -103,36 +104,34 @@ CREATE TABLE {{schema}}.listeners (
   waiting_until  timestamptz
 );
 
--- The capture trigger. Arguments: the key column names of the table.
+-- The capture trigger. Arguments: the primary key column names of the table.
 -- row_to_json keeps column order and the exact text of every value (bigint,
 -- numeric 12.50), so row values never pass through a floating-point number.
+-- Every statement here is paid by the application's writes: keep it to one insert
+-- and one lookup of the waiting marks.
 CREATE FUNCTION {{schema}}.capture_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   v_new json;
   v_old json;
   v_key text;
-  v_row json;
-  v_parts text[];
   i integer;
 BEGIN
   IF TG_OP <> 'DELETE' THEN v_new := row_to_json(NEW); END IF;
   IF TG_OP <> 'INSERT' THEN v_old := row_to_json(OLD); END IF;
-  v_row := coalesce(v_new, v_old);
   IF TG_NARGS = 1 THEN
-    v_key := v_row ->> TG_ARGV[0];
+    v_key := coalesce(v_new, v_old) ->> TG_ARGV[0];
   ELSIF TG_NARGS > 1 THEN
+    v_key := '';
     FOR i IN 0 .. TG_NARGS - 1 LOOP
-      v_parts := v_parts || (v_row ->> TG_ARGV[i]);
+      v_key := v_key || coalesce(quote_literal(coalesce(v_new, v_old) ->> TG_ARGV[i]), 'NULL') || ',';
     END LOOP;
-    v_key := array_to_json(v_parts)::text;
   END IF;
-  INSERT INTO {{schema}}.events (op, schema_name, table_name, row_key, new_row, old_row, txid)
-  VALUES (TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME, v_key, v_new, v_old, txid_current());
-  PERFORM 1 FROM {{schema}}.listeners WHERE waiting_until > clock_timestamp() LIMIT 1;
-  IF FOUND THEN
-    PERFORM pg_notify({{channel}}, '');
-  END IF;
+  INSERT INTO {{schema}}.events (op, schema_name, table_name, row_hash, new_row, old_row, txid)
+  VALUES (TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME,
+          hashtextextended(TG_RELID::text || ':' || v_key, 0),
+          v_new, v_old, txid_current());
+  PERFORM pg_notify({{channel}}, '') FROM {{schema}}.listeners WHERE waiting_until > now() LIMIT 1;
   RETURN NULL;
 END
 $$;

@@ -130,8 +130,32 @@ export class WebhookClient {
 
   async #attempt(e: SendInput, signal: AbortSignal | undefined): Promise<Outcome> {
     if (signal?.aborted) return aborted(signal);
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const combined = signal ? AbortSignal.any([timeout, signal]) : timeout;
+    // One controller per attempt, its timer cleared and its listener on the
+    // caller's (long-lived) signal removed when the attempt ends. AbortSignal.timeout
+    // and AbortSignal.any would keep every attempt's signal alive until the timer
+    // fires or the caller's signal is collected: memory growing with throughput.
+    const controller = new AbortController();
+    const deadline = { expired: false };
+    const timer = setTimeout(() => {
+      deadline.expired = true;
+      controller.abort(new DOMException('webhook.timeout expired', 'TimeoutError'));
+    }, this.#timeoutMs);
+    const onCallerAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    try {
+      return await this.#request(e, signal, controller.signal, deadline);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerAbort);
+    }
+  }
+
+  async #request(
+    e: SendInput,
+    signal: AbortSignal | undefined,
+    combined: AbortSignal,
+    timeout: { readonly expired: boolean },
+  ): Promise<Outcome> {
 
     const timestamp = Math.floor(this.#now() / 1000);
     const headers: Record<string, string> = {
@@ -180,10 +204,10 @@ export class WebhookClient {
     }
   }
 
-  #failure(err: unknown, timeout: AbortSignal): RetryOutcome {
+  #failure(err: unknown, timeout: { readonly expired: boolean }): RetryOutcome {
     // Our deadline, whichever timer noticed it first (undici's headers/body
     // timeouts use the same value): say so plainly.
-    if (timeout.aborted) {
+    if (timeout.expired) {
       const code = errorCode(err);
       const which = code === 'TIMEOUT' ? '' : ` (${code})`;
       return {

@@ -36,6 +36,8 @@ export interface DispatcherOptions {
 }
 
 const CLAIM_RETRY_MIN_MS = 100;
+/** Longest wait for more free slots before a claim while deliveries are in flight. */
+const CLAIM_GATHER_MS = 2;
 const CLAIM_RETRY_MAX_MS = 5_000;
 
 export class Dispatcher {
@@ -46,6 +48,7 @@ export class Dispatcher {
   private loopDone: Promise<void> | undefined;
   private probeInFlight = false;
   private markChain: Promise<void> = Promise.resolve();
+  private batchDeadline = 0;
   /** Aborts in-flight requests when a graceful stop runs out of time. */
   private readonly abortDeliveries = new AbortController();
   private readonly stopSleep = new AbortController();
@@ -100,6 +103,18 @@ export class Dispatcher {
         await this.wake.wait(this.pollMs());
         continue;
       }
+      // Under load, gather a few free slots before claiming, so one round trip brings
+      // several events instead of one per finished delivery. Bounded by a short
+      // deadline so a slow delivery never holds back the others.
+      if (this.inFlight > 0 && free < this.minClaimBatch()) {
+        this.batchDeadline ||= Date.now() + CLAIM_GATHER_MS;
+        const left = this.batchDeadline - Date.now();
+        if (left > 0) {
+          await this.wake.wait(left);
+          continue;
+        }
+      }
+      this.batchDeadline = 0;
       let batch: JournalEvent[];
       try {
         batch = await this.journal.claim(free);
@@ -201,9 +216,12 @@ export class Dispatcher {
     const spared = this.health.record(outcome, probe);
     let delayMs: number;
     if (spared) {
-      // Endpoint suspect or down: the attempt does not count. The event goes back
-      // in line behind older ones (run_at = now), and the breaker paces the probes.
-      delayMs = outcome.retryAfterMs ?? 0;
+      // Endpoint suspect or down: the attempt does not count, and the breaker paces
+      // what is sent. A failed probe event sits out the next probe, so that one event
+      // the endpoint cannot take (a poison event, alone failing with a 5xx) does not
+      // hide whether the endpoint takes the others.
+      const untilNextProbe = probe ? Math.max(0, this.health.nextProbeAt() - Date.now()) * 2 : 0;
+      delayMs = Math.max(outcome.retryAfterMs ?? 0, untilNextProbe);
     } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
       this.completer.push({ kind: 'dead', id: e.id, status: outcome.status, error: outcome.error });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
@@ -242,6 +260,11 @@ export class Dispatcher {
       this.bus.emit('journal:error', { operation: on ? 'mark waiting' : 'clear waiting', error: describeError(err), retryInMs: this.pollMs() });
       if (on) await delay(this.pollMs(), this.stopSleep.signal);
     }
+  }
+
+  /** Free slots worth a claim while others are busy: a quarter of the pool. */
+  private minClaimBatch(): number {
+    return Math.max(1, Math.floor(this.opts.poolSize / 4));
   }
 
   private pollMs(): number {

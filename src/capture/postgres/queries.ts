@@ -17,11 +17,13 @@ export function makeQueries(ourSchema: string) {
   return {
     /**
      * The claim. One statement, autocommit:
-     * - due events only (run_at <= now()) that nobody holds, or whose holder's lease ran out;
+     * - due events only (run_at NULL or past) that nobody holds, or whose holder's lease ran out;
      * - the ordering gate: an event is eligible only if no earlier event of the same row
-     *   is still in the journal (pending, retrying or in flight, by any instance). Row
-     *   locks make the trigger's ids follow commit order for one row, so "earlier id"
-     *   is "committed earlier". A failing event therefore blocks only its own row;
+     *   (same row_hash) is still in the journal, pending, retrying or in flight, whoever
+     *   holds it. Row locks make the trigger's ids follow commit order for one row, so
+     *   "earlier id" is "committed earlier". A failing event blocks only its own row;
+     * - oldest first, through the primary key (the only other index is the gate's: each
+     *   index is paid by the application's writes);
      * - FOR UPDATE SKIP LOCKED so instances never wait on each other's claims;
      * - LIMIT = the caller's free delivery slots, never more.
      * Params: $1 limit, $2 instance id, $3 lease in ms.
@@ -29,13 +31,12 @@ export function makeQueries(ourSchema: string) {
     claim: `
       WITH next AS (
         SELECT e.id FROM ${events} e
-        WHERE e.run_at <= now()
+        WHERE (e.run_at IS NULL OR e.run_at <= now())
           AND (e.claimed_by IS NULL OR e.claimed_until < now())
           AND NOT EXISTS (
             SELECT 1 FROM ${events} p
-            WHERE p.table_name = e.table_name AND p.schema_name = e.schema_name
-              AND p.row_key = e.row_key AND p.id < e.id)
-        ORDER BY e.run_at, e.id
+            WHERE p.row_hash = e.row_hash AND p.id < e.id)
+        ORDER BY e.id
         LIMIT $1
         FOR UPDATE SKIP LOCKED
       )
@@ -52,10 +53,10 @@ export function makeQueries(ourSchema: string) {
     moveDelivered: `
       WITH d AS (
         DELETE FROM ${events} WHERE id = ANY($1::bigint[]) AND claimed_by = $2
-        RETURNING id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at, attempts)
+        RETURNING id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts)
       INSERT INTO ${s}.delivered_events
-        (id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at, attempts)
-      SELECT id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at, attempts FROM d
+        (id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts)
+      SELECT id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts FROM d
       ON CONFLICT (id) DO NOTHING`,
 
     /** $1 ids, $2 delays in ms, $3 refunds (0|1), $4 statuses, $5 errors, $6 instance id. */
@@ -76,12 +77,12 @@ export function makeQueries(ourSchema: string) {
       d AS (
         DELETE FROM ${events} e USING u
         WHERE e.id = u.id AND e.claimed_by = $4
-        RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_key, e.new_row, e.old_row,
+        RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row,
                   e.txid, e.created_at, e.attempts, u.status, u.error)
       INSERT INTO ${s}.dead_letters
-        (id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at,
+        (id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at,
          attempts, last_status, last_error)
-      SELECT id, op, schema_name, table_name, row_key, new_row, old_row, txid, created_at,
+      SELECT id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at,
              attempts, status, error FROM d
       ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status,
         last_error = EXCLUDED.last_error, failed_at = now()`,
