@@ -7,6 +7,8 @@
  * error, 130 a second signal during a graceful stop.
  */
 import { Command, CommanderError } from 'commander';
+import { ExitCode } from './common.js';
+import { installCommand, uninstallCommand } from './install.js';
 import { runCommand } from './run.js';
 import { printError, EXIT } from './output.js';
 import { VERSION } from '../version.js';
@@ -35,6 +37,25 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('install')
+    .description('install the journal schema and the capture triggers (what `run` does at start)')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--dry-run', 'print the SQL that would run, change nothing')
+    .action(async (opts: { config: string; dryRun?: boolean }) => {
+      process.exitCode = await installCommand({ config: opts.config, dryRun: opts.dryRun === true });
+    });
+
+  program
+    .command('uninstall')
+    .description('remove the capture triggers (and with --drop-schema the journal and dead letters)')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--dry-run', 'print the SQL that would run, change nothing')
+    .option('--drop-schema', 'also drop the schema with the journal and dead letters')
+    .action(async (opts: { config: string; dryRun?: boolean; dropSchema?: boolean }) => {
+      process.exitCode = await uninstallCommand({ config: opts.config, dryRun: opts.dryRun === true, dropSchema: opts.dropSchema === true });
+    });
+
+  program
     .command('version')
     .description('print the version')
     .action(() => {
@@ -48,6 +69,10 @@ async function main(): Promise<void> {
   try {
     await program.parseAsync(normalizeArgv(process.argv));
   } catch (err) {
+    if (err instanceof ExitCode) {
+      process.exitCode = err.code;
+      return;
+    }
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : EXIT.usage;
       return;

@@ -1,22 +1,12 @@
 /** `run`: the daemon in the foreground, with signal handling for systemd and terminals. */
 import { startDaemon } from '../app.js';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { loadConfigOrExit } from './common.js';
 import { createLogger } from '../observability/logger.js';
 import { AppError, describeError } from '../util/errors.js';
 import { EXIT, printError } from './output.js';
 
 export async function runCommand(opts: { config: string; install: boolean }): Promise<number> {
-  let loaded;
-  try {
-    loaded = loadConfig(opts.config);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`error: ${err.message}\n`);
-      return EXIT.config;
-    }
-    printError(err);
-    return EXIT.runtime;
-  }
+  const loaded = loadConfigOrExit(opts.config);
   const { config, warnings } = loaded;
   let logging;
   try {

@@ -47,7 +47,10 @@ export class Completer {
         this.stopController.abort();
         return false;
       }
-      await Promise.race([this.flushing, delay(Math.max(0, end - Date.now()))]);
+      // The timer is cancelled when the flush wins, so it never keeps the process alive.
+      const timer = new AbortController();
+      await Promise.race([this.flushing, delay(Math.max(0, end - Date.now()), timer.signal)]);
+      timer.abort();
     }
     return true;
   }

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { startDaemon, type RunningDaemon } from '../../src/app.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/types.js';
+import { spawned } from './children.js';
 import { waitUntil } from './wait.js';
 
 export interface ConfigOptions {
@@ -28,6 +29,8 @@ export interface ConfigOptions {
   readonly modes?: string;
   readonly logFile?: string;
   readonly logLevel?: string;
+  /** logging.format: 'text' (the default) or 'json'. */
+  readonly logFormat?: string;
   readonly shutdownTimeout?: number;
 }
 
@@ -51,6 +54,7 @@ export function configYaml(o: ConfigOptions): string {
     ...(o.secret ? [`  secret: ${JSON.stringify(o.secret)}`] : []),
     'logging:',
     `  level: ${JSON.stringify(o.logLevel ?? 'info')}`,
+    ...(o.logFormat ? [`  format: ${JSON.stringify(o.logFormat)}`] : []),
     ...(o.logFile ? [`  file: ${JSON.stringify(o.logFile)}`] : []),
     'worker:',
     `  pool_size: ${o.poolSize ?? 10}`,
@@ -74,33 +78,78 @@ const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..',
 export interface DaemonProcess {
   readonly child: ChildProcess;
   readonly configPath: string;
+  /** Standard output and standard error, interleaved as they arrived. */
   output(): string;
+  /** Standard output only. */
+  stdout(): string;
+  /** Standard error only. */
+  stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Like `exited`, but resolves once the child's stdout and stderr are closed too,
+   * so `output()` then holds everything it wrote ('exit' can come before the last data).
+   */
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Waits until the log shows the daemon started. */
   ready(timeoutMs?: number): Promise<void>;
 }
 
 /** The built CLI (`npm run build` first: the test command does it) as a child process. */
 export function spawnDaemon(o: ConfigOptions, extraArgs: string[] = []): DaemonProcess {
-  const dir = mkdtempSync(path.join(tmpdir(), 'adl-daemon-'));
-  const configPath = path.join(dir, 'config.yaml');
-  writeFileSync(configPath, configYaml(o));
+  const configPath = writeTempConfig(configYaml(o));
   return spawnCli(['run', '--config', configPath, ...extraArgs], configPath);
 }
 
-export function spawnCli(args: string[], configPath = ''): DaemonProcess {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Writes `text` to `config.yaml` in a new temporary directory; returns its path. */
+export function writeTempConfig(text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'adl-daemon-'));
+  const configPath = path.join(dir, 'config.yaml');
+  writeFileSync(configPath, text);
+  return configPath;
+}
+
+export interface SpawnCliOptions {
+  /** The child's whole environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** The child's working directory (default: this process's). */
+  readonly cwd?: string;
+}
+
+export function spawnCli(args: string[], configPath = '', options: SpawnCliOptions = {}): DaemonProcess {
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
+  spawned.add(child);
+  child.once('exit', () => spawned.delete(child));
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    const text = d.toString();
+    out += text;
+    stdout += text;
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    const text = d.toString();
+    out += text;
+    stderr += text;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }));
   });
   return {
     child,
     configPath,
     output: () => out,
+    stdout: () => stdout,
+    stderr: () => stderr,
     exited,
+    closed,
     ready: async (timeoutMs = 20_000) => {
       await waitUntil(() => out.includes(' started') || child.exitCode !== null, timeoutMs, () => `daemon start; output so far:\n${out}`);
       if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${out}`);

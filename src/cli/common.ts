@@ -1,0 +1,48 @@
+/** What every command does first: load the config, or say clearly why not. */
+import pg from 'pg';
+import { pgClientConfig } from '../capture/postgres/connection.js';
+import { ConfigError, loadConfig } from '../config/index.js';
+import type { Config } from '../config/types.js';
+import { connectionError } from '../app.js';
+import { EXIT, printError } from './output.js';
+
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+/** Loads and validates the config; prints the problem and throws ExitCode(2) if it is wrong. */
+export function loadConfigOrExit(path: string): { config: Config; warnings: string[] } {
+  try {
+    return loadConfig(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      throw new ExitCode(EXIT.config);
+    }
+    printError(err);
+    throw new ExitCode(EXIT.runtime);
+  }
+}
+
+/** One connection for a short command; closed by `fn`'s end. */
+export async function withDatabase<T>(config: Config, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  if (config.database.type !== 'postgres') {
+    process.stderr.write(`error: database.type "${config.database.type}" is not supported by this version\n`);
+    throw new ExitCode(EXIT.runtime);
+  }
+  const client = new pg.Client(pgClientConfig(config.database, 'app-db-listener:cli'));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    printError(connectionError(err, config));
+    throw new ExitCode(EXIT.runtime);
+  }
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
