@@ -45,7 +45,7 @@ async function until(fn: () => Promise<boolean>, timeoutMs: number, what: string
   const end = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -88,7 +88,7 @@ async function main() {
     d.kill('SIGTERM');
     await exited;
   };
-  const received = async () => (await ask(receiver, 'stats')).count ?? 0;
+  const received = async () => (await ask(receiver, 'count')).count ?? 0;
 
   const results: Record<string, unknown> = {};
   await startDaemon();

@@ -31,6 +31,7 @@ server.listen(0, '127.0.0.1', () => {
   process.send?.({ type: 'ready', port: typeof addr === 'object' && addr ? addr.port : 0 });
 });
 process.on('message', (msg: { type: string }) => {
+  if (msg.type === 'count') process.send?.({ type: 'count', count });
   if (msg.type === 'stats') process.send?.({ type: 'stats', count, received });
   if (msg.type === 'reset') {
     received = [];

@@ -98,7 +98,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
             journal.purgeDelivered(config.listener.retention).catch((err: unknown) => {
               log.warn({ error: describeError(err) }, 'Could not remove delivered events past their retention');
             });
-          }, 60_000)
+          }, retentionSweepMs(config.listener.retention))
         : undefined;
     purgeTimer?.unref();
 
@@ -188,4 +188,9 @@ function isProcessAlive(pid: number): boolean {
     // EPERM: the process exists but belongs to another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** How often delivered events past their retention are removed: half the retention, 1 s to 60 s. */
+function retentionSweepMs(retentionSeconds: number): number {
+  return Math.min(60_000, Math.max(1_000, retentionSeconds * 500));
 }

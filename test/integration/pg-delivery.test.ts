@@ -138,4 +138,16 @@ describe('PostgreSQL capture and delivery', () => {
     await waitUntil(async () => (await db.query('SELECT count(*)::int AS n FROM app_db_listener.events')).rows[0]!.n === 0, 5_000, 'empty journal');
     expect(bodies('only_ins').map((b) => b.json.operation)).toEqual(['INSERT', 'INSERT']);
   });
+
+  it('keeps delivered events for listener.retention, then removes them', async () => {
+    await db.query(`CREATE TABLE kept (id int PRIMARY KEY)`);
+    await daemon(['kept'], { schema: 'adl_kept', retention: 2 });
+    await db.query(`INSERT INTO kept VALUES (1)`);
+    await rx.waitFor((evs) => evs.some((e) => e.body.includes('"table":"kept"')), 10_000);
+    const kept = async () => Number((await db.query(`SELECT count(*) AS n FROM adl_kept.delivered_events WHERE table_name = 'kept'`)).rows[0]!.n);
+    await waitUntil(async () => (await kept()) === 1, 5_000, 'the delivered event kept');
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_kept.events`)).rows[0]!.n).toBe(0);
+    // Past the retention, the sweep removes it.
+    await waitUntil(async () => (await kept()) === 0, 15_000, 'the delivered event removed after its retention');
+  });
 });

@@ -71,6 +71,25 @@ describe('delivery faults', () => {
     expect(forTable('f410')).toHaveLength(2);
   });
 
+  it('dead-letters an event the endpoint keeps failing (5xx) while the other rows flow', async () => {
+    await db.query(`CREATE TABLE fpoison (id int PRIMARY KEY, v text)`);
+    rx.setMode((req, res) => {
+      res.writeHead(req.body.includes('"poison"') ? 500 : 200).end();
+    });
+    await daemon({ tables: ['fpoison'], retryCount: 2, retryDelay: 0.05, retryMaxDelay: 0.2 });
+    await db.query(`INSERT INTO fpoison VALUES (1, 'poison')`);
+    // Other rows keep committing while the poison event is retried: they are not held back.
+    for (let i = 2; i <= 200 && (await deadLetters('fpoison')) === 0; i++) {
+      await db.query(`INSERT INTO fpoison VALUES ($1, 'fine')`, [i]);
+      await rx.waitFor((evs) => evs.some((e) => e.body.includes(`"data":{"id":${i},`)), 10_000);
+    }
+    await waitUntil(async () => (await deadLetters('fpoison')) === 1, 10_000, 'the poison event in dead letters');
+    const poisonAttempts = forTable('fpoison').filter((e) => e.body.includes('"poison"')).length;
+    expect(poisonAttempts).toBe(3); // the first attempt and retry_count retries
+    const dl = (await db.query(`SELECT attempts, last_status FROM app_db_listener.dead_letters WHERE table_name = 'fpoison'`)).rows[0];
+    expect(dl).toEqual({ attempts: 3, last_status: 500 });
+  });
+
   it('survives an endpoint outage without burning retries or dead-lettering anything', async () => {
     await db.query(`CREATE TABLE fdown (id int PRIMARY KEY)`);
     // retry_count 1: without outage detection, most events would be dead-lettered.

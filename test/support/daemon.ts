@@ -32,6 +32,7 @@ export interface ConfigOptions {
   /** logging.format: 'text' (the default) or 'json'. */
   readonly logFormat?: string;
   readonly shutdownTimeout?: number;
+  readonly retention?: number;
 }
 
 export function configYaml(o: ConfigOptions): string {
@@ -45,6 +46,7 @@ export function configYaml(o: ConfigOptions): string {
     `  modes: ${JSON.stringify(o.modes ?? 'insert,update,delete')}`,
     `  poll_interval: ${o.pollInterval ?? 0.5}`,
     ...(o.schema ? [`  schema: ${JSON.stringify(o.schema)}`] : []),
+    ...(o.retention !== undefined ? [`  retention: ${o.retention}`] : []),
     'webhook:',
     `  url: ${JSON.stringify(o.webhookUrl)}`,
     `  timeout: ${o.timeout ?? 5}`,
