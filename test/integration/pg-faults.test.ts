@@ -93,7 +93,10 @@ describe('delivery faults', () => {
   it('survives an endpoint outage without burning retries or dead-lettering anything', async () => {
     await db.query(`CREATE TABLE fdown (id int PRIMARY KEY)`);
     // retry_count 1: without outage detection, most events would be dead-lettered.
-    await daemon({ tables: ['fdown'], retryCount: 1, retryDelay: 0.05, poolSize: 5 });
+    const d = await daemon({ tables: ['fdown'], retryCount: 1, retryDelay: 0.05, poolSize: 5 });
+    const transitions: string[] = [];
+    d.bus.on('endpoint:down', () => transitions.push('down'));
+    d.bus.on('endpoint:up', () => transitions.push('up'));
     rx.setMode(503);
     await db.query(`INSERT INTO fdown SELECT generate_series(1, 50)`);
     // Let the outage last: the first failures open the breaker, then probes come at a growing interval.
@@ -102,6 +105,8 @@ describe('delivery faults', () => {
     await waitUntil(async () => (await journalSize()) === 0, 30_000, 'journal drained after recovery');
     expect(await deadLetters('fdown')).toBe(0);
     expect(distinctIds('fdown').size).toBe(50);
+    // The outage is reported once when it starts and once when it ends.
+    expect(transitions).toEqual(['down', 'up']);
   });
 
   it('keeps everything while the receiver is gone (connection refused), then delivers it all', async () => {
