@@ -56,6 +56,20 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('demo')
+    .description('see it work: capture changes on a demo table and print the webhooks they become')
+    .option(
+      '--database-url <url>',
+      'the PostgreSQL to use (default: $DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres)',
+    )
+    .option('--once', 'exit after the sample changes are delivered')
+    .option('--clean', 'drop the demo schemas at exit')
+    .action(async (opts: { databaseUrl?: string; once?: boolean; clean?: boolean }) => {
+      const { demoCommand } = await import('./demo.js');
+      process.exitCode = await demoCommand({ databaseUrl: opts.databaseUrl, once: opts.once === true, clean: opts.clean === true });
+    });
+
+  program
     .command('version')
     .description('print the version')
     .action(() => {
