@@ -104,13 +104,19 @@ CREATE TABLE {{schema}}.listeners (
   waiting_until  timestamptz
 );
 
--- The capture trigger. Arguments: the primary key column names of the table.
+-- The capture trigger. Arguments: the watched table's schema and name, then its
+-- primary key columns. The names come from the arguments rather than TG_TABLE_*, so
+-- the rows of a partitioned table are reported (and ordered) under the table that
+-- is watched, not under the partition that holds them.
 -- row_to_json keeps column order and the exact text of every value (bigint,
 -- numeric 12.50), so row values never pass through a floating-point number.
+-- SECURITY DEFINER: the application's roles need no privilege on our schema, and
+-- cannot write events except through their own changes. The fixed search_path
+-- keeps the function from resolving anything through the writer's path.
 -- Every statement here is paid by the application's writes: keep it to one insert
 -- and one lookup of the waiting marks.
 CREATE FUNCTION {{schema}}.capture_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_new json;
   v_old json;
@@ -119,17 +125,17 @@ DECLARE
 BEGIN
   IF TG_OP <> 'DELETE' THEN v_new := row_to_json(NEW); END IF;
   IF TG_OP <> 'INSERT' THEN v_old := row_to_json(OLD); END IF;
-  IF TG_NARGS = 1 THEN
-    v_key := coalesce(v_new, v_old) ->> TG_ARGV[0];
-  ELSIF TG_NARGS > 1 THEN
+  IF TG_NARGS = 3 THEN
+    v_key := coalesce(v_new, v_old) ->> TG_ARGV[2];
+  ELSIF TG_NARGS > 3 THEN
     v_key := '';
-    FOR i IN 0 .. TG_NARGS - 1 LOOP
+    FOR i IN 2 .. TG_NARGS - 1 LOOP
       v_key := v_key || coalesce(quote_literal(coalesce(v_new, v_old) ->> TG_ARGV[i]), 'NULL') || ',';
     END LOOP;
   END IF;
   INSERT INTO {{schema}}.events (op, schema_name, table_name, row_hash, new_row, old_row, txid)
-  VALUES (TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME,
-          hashtextextended(TG_RELID::text || ':' || v_key, 0),
+  VALUES (TG_OP, TG_ARGV[0], TG_ARGV[1],
+          hashtextextended(TG_ARGV[0] || '.' || TG_ARGV[1] || ':' || v_key, 0),
           v_new, v_old, txid_current());
   PERFORM pg_notify({{channel}}, '') FROM {{schema}}.listeners WHERE waiting_until > now() LIMIT 1;
   RETURN NULL;

@@ -193,6 +193,13 @@ export class EndpointHealth {
     return this.#nextProbeAt;
   }
 
+  /** The probe was granted but nothing was sent (nothing due): free the slot, keep the interval. */
+  probeSkipped(): void {
+    if (this.#state === 'up') return;
+    this.#probeStartedAt = undefined;
+    this.#nextProbeAt = this.#now() + this.#probeIntervalMs;
+  }
+
   /** The probe failed with an endpoint failure: double the wait (up to probeMaxMs) and free the slot. */
   probeFailed(): void {
     if (this.#state === 'up') return;

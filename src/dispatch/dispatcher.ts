@@ -15,6 +15,7 @@
  * delivery/health.ts (outage detection). While the endpoint is down, only one
  * probe event is sent at a time, and failures give their attempt back.
  */
+import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/types.js';
 import { buildBody } from '../delivery/body.js';
 import type { EndpointHealth } from '../delivery/health.js';
@@ -23,7 +24,7 @@ import type { Completer } from '../journal/completer.js';
 import type { Journal, JournalEvent } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
-import { delay, jitter, type WakeSignal } from '../util/wake.js';
+import { delay, jitter, settleWithin, type WakeSignal } from '../util/wake.js';
 
 export interface Sender {
   send(e: { eventId: string; body: string }, signal?: AbortSignal): Promise<Outcome & { durationMs: number }>;
@@ -61,14 +62,20 @@ export class Dispatcher {
     private readonly wake: WakeSignal,
     private readonly bus: DaemonEventBus,
     private readonly opts: DispatcherOptions,
-  ) {}
+  ) {
+    // Every in-flight request listens on this signal: pool_size listeners is normal.
+    setMaxListeners(0, this.abortDeliveries.signal);
+  }
 
   get deliveriesInFlight(): number {
     return this.inFlight;
   }
 
   start(): void {
-    this.loopDone ??= this.loop();
+    this.loopDone ??= this.loop().catch((err: unknown) => {
+      // A bug, not a database or endpoint problem (those are handled in the loop).
+      this.bus.emit('journal:error', { operation: 'dispatch loop (stopped)', error: describeError(err), retryInMs: 0 });
+    });
   }
 
   /**
@@ -79,8 +86,9 @@ export class Dispatcher {
     this.stopping = true;
     this.stopSleep.abort();
     this.wake.notify();
-    await this.loopDone;
     const end = Date.now() + graceMs;
+    // The loop ends at its next step; a query stuck on a dead connection ends by its timeout.
+    await settleWithin(this.loopDone ?? Promise.resolve(), graceMs);
     while (this.inFlight > 0 && Date.now() < end) await this.wake.wait(end - Date.now());
     if (this.inFlight > 0) {
       this.abortDeliveries.abort();
@@ -155,8 +163,8 @@ export class Dispatcher {
     }
     const event = batch[0];
     if (!event) {
-      // Nothing to probe with: give the slot back and look again later.
-      this.health.probeFailed();
+      // Nothing to probe with: give the slot back (the interval does not grow) and look again later.
+      this.health.probeSkipped();
       await this.wake.wait(this.pollMs());
       return;
     }
@@ -193,7 +201,7 @@ export class Dispatcher {
   private settle(e: JournalEvent, outcome: Outcome & { durationMs: number }, probe: boolean): void {
     if (outcome.kind === 'success') {
       this.health.record(outcome, probe);
-      this.completer.push({ kind: 'delivered', id: e.id });
+      this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken });
       this.bus.emit('delivery:succeeded', {
         event: e,
         status: outcome.status,
@@ -204,13 +212,13 @@ export class Dispatcher {
     }
     if (outcome.kind === 'dead') {
       this.health.record(outcome, probe);
-      this.completer.push({ kind: 'dead', id: e.id, status: outcome.status, error: outcome.error });
+      this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
       return;
     }
     if (this.abortDeliveries.signal.aborted) {
       // Cut short by shutdown: not the event's fault, try again at once after restart.
-      this.completer.push({ kind: 'retry', id: e.id, delayMs: 0, refund: true, status: outcome.status, error: 'interrupted by shutdown' });
+      this.completer.push({ kind: 'retry', id: e.id, token: e.claimToken, delayMs: 0, refund: true, status: outcome.status, error: 'interrupted by shutdown' });
       return;
     }
     const spared = this.health.record(outcome, probe);
@@ -223,13 +231,13 @@ export class Dispatcher {
       const untilNextProbe = probe ? Math.max(0, this.health.nextProbeAt() - Date.now()) * 2 : 0;
       delayMs = Math.max(outcome.retryAfterMs ?? 0, untilNextProbe);
     } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
-      this.completer.push({ kind: 'dead', id: e.id, status: outcome.status, error: outcome.error });
+      this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
       return;
     } else {
       delayMs = retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs);
     }
-    this.completer.push({ kind: 'retry', id: e.id, delayMs, refund: spared, status: outcome.status, error: outcome.error });
+    this.completer.push({ kind: 'retry', id: e.id, token: e.claimToken, delayMs, refund: spared, status: outcome.status, error: outcome.error });
     this.bus.emit('delivery:failed', {
       event: e,
       status: outcome.status,

@@ -8,7 +8,7 @@
  */
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
-import { delay } from '../util/wake.js';
+import { delay, settleWithin } from '../util/wake.js';
 import type { Completion, Journal } from './types.js';
 
 const RETRY_MIN_MS = 100;
@@ -34,8 +34,14 @@ export class Completer {
 
   push(c: Completion): void {
     this.queue.push(c);
+    this.startFlush();
+  }
+
+  private startFlush(): void {
     this.flushing ??= this.flush().finally(() => {
       this.flushing = undefined;
+      // An outcome pushed after the last look at the queue still gets written.
+      if (this.queue.length > 0 && !this.stopController.signal.aborted) this.startFlush();
     });
   }
 
@@ -47,10 +53,7 @@ export class Completer {
         this.stopController.abort();
         return false;
       }
-      // The timer is cancelled when the flush wins, so it never keeps the process alive.
-      const timer = new AbortController();
-      await Promise.race([this.flushing, delay(Math.max(0, end - Date.now()), timer.signal)]);
-      timer.abort();
+      await settleWithin(this.flushing ?? Promise.resolve(), Math.max(0, end - Date.now()));
     }
     return true;
   }

@@ -17,14 +17,17 @@ export interface JournalEvent {
   readonly oldRow: string | null;
   /** Attempts including the one this claim starts. */
   readonly attempts: number;
+  /** Identifies this claim of the event; outcomes are written only while it holds. */
+  readonly claimToken: string;
 }
 
 /** The recorded outcome of one claimed event. */
 export type Completion =
-  | { readonly kind: 'delivered'; readonly id: string }
+  | { readonly kind: 'delivered'; readonly id: string; readonly token: string }
   | {
       readonly kind: 'retry';
       readonly id: string;
+      readonly token: string;
       /** Milliseconds from now (database clock) before the next attempt. */
       readonly delayMs: number;
       /** The attempt is given back (endpoint outage, shutdown): it does not count. */
@@ -32,7 +35,7 @@ export type Completion =
       readonly status?: number;
       readonly error: string;
     }
-  | { readonly kind: 'dead'; readonly id: string; readonly status?: number; readonly error: string };
+  | { readonly kind: 'dead'; readonly id: string; readonly token: string; readonly status?: number; readonly error: string };
 
 /**
  * The durable journal of one database. Every method that changes an event is

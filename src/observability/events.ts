@@ -19,4 +19,20 @@ export interface DaemonEvents {
   'install:warning': [{ message: string }];
 }
 
-export class DaemonEventBus extends EventEmitter<DaemonEvents> {}
+/**
+ * Listeners (logs, metrics, an embedding program's own) are isolated: one that
+ * throws is reported as a warning and never breaks delivery or the other listeners.
+ */
+export class DaemonEventBus extends EventEmitter<DaemonEvents> {
+  override emit<K extends keyof DaemonEvents>(event: K, ...args: DaemonEvents[K]): boolean {
+    const listeners = this.rawListeners(event) as Array<(...a: DaemonEvents[K]) => void>;
+    for (const listener of listeners) {
+      try {
+        listener(...args);
+      } catch (err) {
+        process.emitWarning(`app-db-listener: a listener of "${String(event)}" threw: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return listeners.length > 0;
+  }
+}

@@ -59,3 +59,13 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
 export function jitter(ms: number, spread = 0.2, random = Math.random): number {
   return ms * (1 - spread + 2 * spread * random());
 }
+
+/** Waits for `promise` at most `ms`; the timer never outlives the wait. True if it settled in time. */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([promise.then(() => true), delay(ms, timer.signal).then(() => false)]);
+  } finally {
+    timer.abort();
+  }
+}

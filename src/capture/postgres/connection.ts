@@ -5,11 +5,14 @@ import type { DatabaseConfig } from '../../config/types.js';
 import { AppError } from '../../util/errors.js';
 
 export function pgClientConfig(db: DatabaseConfig, applicationName = 'app-db-listener'): pg.ClientConfig {
-  const base: pg.ClientConfig = db.url
-    ? { connectionString: db.url }
-    : { host: db.host, port: db.port, user: db.user, password: db.password, database: db.database };
+  // database.url is already split into these fields by the config loader. Passing the
+  // URL itself would let node-postgres read its sslmode too, and override ours.
   return {
-    ...base,
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    password: db.password,
+    database: db.database,
     application_name: applicationName,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
@@ -24,7 +27,7 @@ function sslOptions(db: DatabaseConfig): pg.ClientConfig['ssl'] {
     case 'allow':
     case 'prefer':
       // node-postgres cannot fall back from TLS to plain text, so allow/prefer mean plain.
-      return db.url?.includes('sslmode=') ? undefined : false;
+      return false;
     case 'require':
       return { rejectUnauthorized: false };
     case 'verify-ca':

@@ -28,6 +28,9 @@ export interface InstallPlan {
   readonly warnings: readonly string[];
 }
 
+/** How long one install waits for a table lock before giving up (it is retried by the caller). */
+export const INSTALL_LOCK_TIMEOUT_MS = 3_000;
+
 /** Name of the capture trigger on watched tables (one per installation schema). */
 export function triggerName(ourSchema: string): string {
   return `${ourSchema}_capture`.slice(0, 63);
@@ -98,12 +101,13 @@ export async function resolveTables(client: pg.ClientBase, tables: readonly Tabl
 function triggerSql(ourSchema: string, table: ResolvedTable, modes: readonly Operation[]): string {
   const target = qualify(table.schema, table.name);
   const name = quoteIdent(triggerName(ourSchema));
-  const args = table.keyColumns.map(quoteLiteral).join(', ');
+  const keys = table.keyColumns.map(quoteLiteral).join(', ');
+  const args = [quoteLiteral(table.schema), quoteLiteral(table.name), ...table.keyColumns.map(quoteLiteral)].join(', ');
   return `DROP TRIGGER IF EXISTS ${name} ON ${target};
 CREATE TRIGGER ${name} AFTER ${modes.join(' OR ')} ON ${target}
   FOR EACH ROW EXECUTE FUNCTION ${quoteIdent(ourSchema)}.capture_change(${args});
 INSERT INTO ${quoteIdent(ourSchema)}.watched_tables (schema_name, table_name, operations, key_columns)
-VALUES (${quoteLiteral(table.schema)}, ${quoteLiteral(table.name)}, ARRAY[${modes.map(quoteLiteral).join(', ')}]::text[], ARRAY[${args}]::text[])
+VALUES (${quoteLiteral(table.schema)}, ${quoteLiteral(table.name)}, ARRAY[${modes.map(quoteLiteral).join(', ')}]::text[], ARRAY[${keys}]::text[])
 ON CONFLICT (schema_name, table_name) DO UPDATE
   SET operations = EXCLUDED.operations, key_columns = EXCLUDED.key_columns, installed_at = now();`;
 }
@@ -156,7 +160,9 @@ export async function planInstall(client: pg.ClientBase, config: Config, force =
         `table ${t.schema}.${t.name} has no primary key: its events carry no row identity, so they are delivered without per-row ordering`,
       );
     }
-    if (force || pending.length > 0 || !(await triggerIsCurrent(client, ourSchema, t, modes))) {
+    // A fresh installation has no watched_tables yet; otherwise only a trigger whose
+    // definition changed is re-created (DROP/CREATE TRIGGER locks the table briefly).
+    if (force || applied.size === 0 || !(await triggerIsCurrent(client, ourSchema, t, modes))) {
       steps.push({ description: `capture trigger on ${t.schema}.${t.name} (${modes.join(', ')})`, sql: triggerSql(ourSchema, t, modes) });
     }
   }
@@ -167,6 +173,9 @@ export async function planInstall(client: pg.ClientBase, config: Config, force =
 export async function applyInstall(client: pg.ClientBase, config: Config): Promise<InstallPlan> {
   await client.query('BEGIN');
   try {
+    // DDL on a watched table waits for its readers and, while waiting, holds up the
+    // application's writers behind it: give up quickly rather than stall the app.
+    await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${INSTALL_LOCK_TIMEOUT_MS}ms`)}`);
     await client.query(lockKeySql(config.listener.schema));
     // Planned after taking the lock: a concurrent installer has finished by now.
     const plan = await planInstall(client, config);
@@ -218,6 +227,12 @@ export async function applyUninstall(client: pg.ClientBase, config: Config, drop
 function translateInstallError(err: unknown, config: Config): unknown {
   if (err instanceof AppError) return err;
   const code = (err as { code?: string }).code;
+  if (code === '55P03') {
+    return new AppError('INSTALL_LOCK_TIMEOUT', `cannot install: a watched table is busy (${(err as Error).message})`, {
+      cause: err,
+      hint: 'a long transaction holds a lock on a watched table; installing is retried, or run "install" at a quieter moment',
+    });
+  }
   if (code === '42501') {
     return new AppError('INSTALL_PRIVILEGES', `cannot install: ${(err as Error).message}`, {
       cause: err,

@@ -14,6 +14,7 @@ interface ClaimRow {
   new_row: string | null;
   old_row: string | null;
   attempts: number;
+  token: string;
 }
 
 export interface PgJournalOptions {
@@ -24,21 +25,32 @@ export interface PgJournalOptions {
   readonly keepDelivered: boolean;
   /** Prefix of event ids: evt_<installation id>_. */
   readonly eventIdPrefix: string;
+  /** The watched tables (resolved schema and name): this daemon claims only their events. */
+  readonly tables: ReadonlyArray<{ readonly schema: string; readonly name: string }>;
 }
 
 export class PgJournal implements Journal {
+  /** Prepared statements are per connection and by name: one set per journal schema. */
+  private readonly statementPrefix: string;
+  private readonly schemas: string[];
+  private readonly tableNames: string[];
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly q: Queries,
     private readonly opts: PgJournalOptions,
-  ) {}
+  ) {
+    this.statementPrefix = `adl_${q.schemaKey}_`;
+    this.schemas = opts.tables.map((t) => t.schema);
+    this.tableNames = opts.tables.map((t) => t.name);
+  }
 
   async claim(limit: number): Promise<JournalEvent[]> {
     if (limit <= 0) return [];
     const r = await this.pool.query<ClaimRow>({
-      name: 'adl_claim',
+      name: this.statementPrefix + 'claim',
       text: this.q.claim,
-      values: [limit, this.opts.instanceId, this.opts.leaseMs],
+      values: [limit, this.opts.instanceId, this.opts.leaseMs, this.schemas, this.tableNames],
     });
     return r.rows.map((row) => ({
       id: row.id,
@@ -51,50 +63,59 @@ export class PgJournal implements Journal {
       newRow: row.new_row,
       oldRow: row.old_row,
       attempts: row.attempts,
+      claimToken: row.token,
     }));
   }
 
   async complete(batch: readonly Completion[]): Promise<void> {
-    const delivered: string[] = [];
-    const retry = { ids: [] as string[], delays: [] as number[], refunds: [] as number[], statuses: [] as (number | null)[], errors: [] as string[] };
-    const dead = { ids: [] as string[], statuses: [] as (number | null)[], errors: [] as string[] };
+    const delivered = { ids: [] as string[], tokens: [] as string[] };
+    const retry = { ids: [] as string[], tokens: [] as string[], delays: [] as number[], refunds: [] as number[], statuses: [] as (number | null)[], errors: [] as string[] };
+    const dead = { ids: [] as string[], tokens: [] as string[], statuses: [] as (number | null)[], errors: [] as string[] };
     for (const c of batch) {
-      if (c.kind === 'delivered') delivered.push(c.id);
-      else if (c.kind === 'retry') {
+      if (c.kind === 'delivered') {
+        delivered.ids.push(c.id);
+        delivered.tokens.push(c.token);
+      } else if (c.kind === 'retry') {
         retry.ids.push(c.id);
+        retry.tokens.push(c.token);
         retry.delays.push(Math.max(0, Math.round(c.delayMs)));
         retry.refunds.push(c.refund ? 1 : 0);
         retry.statuses.push(c.status ?? null);
         retry.errors.push(c.error);
       } else {
         dead.ids.push(c.id);
+        dead.tokens.push(c.token);
         dead.statuses.push(c.status ?? null);
         dead.errors.push(c.error);
       }
     }
     const me = this.opts.instanceId;
     const work: Promise<unknown>[] = [];
-    if (delivered.length > 0) {
+    if (delivered.ids.length > 0) {
       work.push(
         this.pool.query({
-          name: this.opts.keepDelivered ? 'adl_move_delivered' : 'adl_delete_delivered',
+          name: this.statementPrefix + (this.opts.keepDelivered ? 'move_delivered' : 'delete_delivered'),
           text: this.opts.keepDelivered ? this.q.moveDelivered : this.q.deleteDelivered,
-          values: [delivered, me],
+          values: [delivered.ids, delivered.tokens, me],
         }),
       );
     }
     if (retry.ids.length > 0) {
       work.push(
         this.pool.query({
-          name: 'adl_schedule_retry',
+          name: this.statementPrefix + 'schedule_retry',
           text: this.q.scheduleRetry,
-          values: [retry.ids, retry.delays, retry.refunds, retry.statuses, retry.errors, me],
+          values: [retry.ids, retry.tokens, retry.delays, retry.refunds, retry.statuses, retry.errors, me],
         }),
       );
     }
     if (dead.ids.length > 0) {
       work.push(
-        this.pool.query({ name: 'adl_dead_letter', text: this.q.moveToDeadLetters, values: [dead.ids, dead.statuses, dead.errors, me] }),
+        this.pool.query({
+          name: this.statementPrefix + 'dead_letter',
+          text: this.q.moveToDeadLetters,
+          values: [dead.ids, dead.tokens, dead.statuses, dead.errors, me],
+        }),
       );
     }
     // The three kinds touch disjoint events, so they may run side by side.
@@ -103,12 +124,17 @@ export class PgJournal implements Journal {
     if (failed) throw failed.reason;
   }
 
+  /** Removes the waiting marks of instances gone for an hour (crashed ones leave theirs). */
+  async removeStaleListeners(): Promise<void> {
+    await this.pool.query(this.q.removeStaleListeners);
+  }
+
   async markWaiting(forMs: number): Promise<void> {
-    await this.pool.query({ name: 'adl_mark_waiting', text: this.q.markWaiting, values: [this.opts.instanceId, Math.round(forMs)] });
+    await this.pool.query({ name: this.statementPrefix + 'mark_waiting', text: this.q.markWaiting, values: [this.opts.instanceId, Math.round(forMs)] });
   }
 
   async clearWaiting(): Promise<void> {
-    await this.pool.query({ name: 'adl_clear_waiting', text: this.q.clearWaiting, values: [this.opts.instanceId] });
+    await this.pool.query({ name: this.statementPrefix + 'clear_waiting', text: this.q.clearWaiting, values: [this.opts.instanceId] });
   }
 
   async releaseClaims(): Promise<number> {

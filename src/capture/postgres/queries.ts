@@ -3,6 +3,7 @@
  * Values are always parameters; the only pasted names are our own schema and the
  * watched tables, quoted by `quoteIdent`.
  */
+import { createHash } from 'node:crypto';
 import { quoteIdent, quoteLiteral } from './sql.js';
 
 export type Queries = ReturnType<typeof makeQueries>;
@@ -13,8 +14,11 @@ export function makeQueries(ourSchema: string) {
   const rowFields = `e.id::text AS id, e.op, e.schema_name, e.table_name,
     to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts,
     (extract(epoch FROM e.created_at) * 1000)::float8 AS created_ms,
-    e.new_row::text AS new_row, e.old_row::text AS old_row, e.attempts`;
+    e.new_row::text AS new_row, e.old_row::text AS old_row, e.attempts,
+    e.claimed_until::text AS token`;
   return {
+    /** Short, stable identifier of our schema, for naming prepared statements. */
+    schemaKey: createHash('sha1').update(ourSchema).digest('hex').slice(0, 8),
     /**
      * The claim. One statement, autocommit:
      * - due events only (run_at NULL or past) that nobody holds, or whose holder's lease ran out;
@@ -25,14 +29,20 @@ export function makeQueries(ourSchema: string) {
      * - oldest first, through the primary key (the only other index is the gate's: each
      *   index is paid by the application's writes);
      * - FOR UPDATE SKIP LOCKED so instances never wait on each other's claims;
-     * - LIMIT = the caller's free delivery slots, never more.
-     * Params: $1 limit, $2 instance id, $3 lease in ms.
+     * - LIMIT = the caller's free delivery slots, never more;
+     * - only the tables this daemon is configured for: daemons with different
+     *   configs may share one journal (one process per table, as with the original).
+     * The lease end (claimed_until) doubles as the claim's token: every outcome is
+     * written only if the event is still held by the same claim, so a late write
+     * from an earlier claim of the same event can never act on a newer one.
+     * Params: $1 limit, $2 instance id, $3 lease in ms, $4 schemas, $5 tables.
      */
     claim: `
       WITH next AS (
         SELECT e.id FROM ${events} e
         WHERE (e.run_at IS NULL OR e.run_at <= now())
           AND (e.claimed_by IS NULL OR e.claimed_until < now())
+          AND (e.schema_name, e.table_name) IN (SELECT * FROM unnest($4::text[], $5::text[]))
           AND NOT EXISTS (
             SELECT 1 FROM ${events} p
             WHERE p.row_hash = e.row_hash AND p.id < e.id)
@@ -46,37 +56,40 @@ export function makeQueries(ourSchema: string) {
       FROM next WHERE e.id = next.id
       RETURNING ${rowFields}`,
 
-    /** $1 ids, $2 instance id. */
-    deleteDelivered: `DELETE FROM ${events} WHERE id = ANY($1::bigint[]) AND claimed_by = $2`,
+    /** $1 ids, $2 claim tokens, $3 instance id. */
+    deleteDelivered: `
+      DELETE FROM ${events} e USING unnest($1::bigint[], $2::timestamptz[]) AS u(id, token)
+      WHERE e.id = u.id AND e.claimed_by = $3 AND e.claimed_until = u.token`,
 
     /** Same as deleteDelivered, keeping a copy for the retention period. */
     moveDelivered: `
       WITH d AS (
-        DELETE FROM ${events} WHERE id = ANY($1::bigint[]) AND claimed_by = $2
-        RETURNING id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts)
+        DELETE FROM ${events} e USING unnest($1::bigint[], $2::timestamptz[]) AS u(id, token)
+        WHERE e.id = u.id AND e.claimed_by = $3 AND e.claimed_until = u.token
+        RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at, e.attempts)
       INSERT INTO ${s}.delivered_events
         (id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts)
       SELECT id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts FROM d
       ON CONFLICT (id) DO NOTHING`,
 
-    /** $1 ids, $2 delays in ms, $3 refunds (0|1), $4 statuses, $5 errors, $6 instance id. */
+    /** $1 ids, $2 claim tokens, $3 delays in ms, $4 refunds (0|1), $5 statuses, $6 errors, $7 instance id. */
     scheduleRetry: `
       UPDATE ${events} e
       SET claimed_by = NULL, claimed_until = NULL,
           run_at = now() + u.delay_ms * interval '1 millisecond',
           attempts = greatest(e.attempts - u.refund, 0),
           last_status = u.status, last_error = u.error
-      FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::integer[], $5::text[])
-        AS u(id, delay_ms, refund, status, error)
-      WHERE e.id = u.id AND e.claimed_by = $6`,
+      FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::integer[], $5::integer[], $6::text[])
+        AS u(id, token, delay_ms, refund, status, error)
+      WHERE e.id = u.id AND e.claimed_by = $7 AND e.claimed_until = u.token`,
 
-    /** $1 ids, $2 statuses, $3 errors, $4 instance id. */
+    /** $1 ids, $2 claim tokens, $3 statuses, $4 errors, $5 instance id. */
     moveToDeadLetters: `
       WITH u AS (
-        SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u(id, status, error)),
+        SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::text[]) AS u(id, token, status, error)),
       d AS (
         DELETE FROM ${events} e USING u
-        WHERE e.id = u.id AND e.claimed_by = $4
+        WHERE e.id = u.id AND e.claimed_by = $5 AND e.claimed_until = u.token
         RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row,
                   e.txid, e.created_at, e.attempts, u.status, u.error)
       INSERT INTO ${s}.dead_letters
@@ -106,8 +119,10 @@ export function makeQueries(ourSchema: string) {
       VALUES ($1, now() + $2::integer * interval '1 millisecond')
       ON CONFLICT (instance_id) DO UPDATE SET waiting_until = EXCLUDED.waiting_until`,
 
-    /** $1 instance id. */
-    clearWaiting: `UPDATE ${s}.listeners SET waiting_until = NULL WHERE instance_id = $1`,
+    /** $1 instance id. A past time, not NULL: rows of vanished instances can then age out. */
+    clearWaiting: `UPDATE ${s}.listeners SET waiting_until = now() WHERE instance_id = $1`,
+    /** Rows of instances that have neither waited nor worked for an hour (crashed ones). */
+    removeStaleListeners: `DELETE FROM ${s}.listeners WHERE waiting_until < now() - interval '1 hour'`,
     /** $1 instance id. */
     removeListener: `DELETE FROM ${s}.listeners WHERE instance_id = $1`,
 

@@ -1,0 +1,121 @@
+/** The PostgreSQL journal at its own level: claims, tokens, table scoping, and what we install. */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyInstall } from '../../src/capture/postgres/install.js';
+import { PgJournal } from '../../src/capture/postgres/journal.js';
+import { makeQueries } from '../../src/capture/postgres/queries.js';
+import { testConfig } from '../support/daemon.js';
+import { createTestDatabase, type TestDatabase } from '../support/pg.js';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase('journal');
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function install(tables: string[], schema: string) {
+  const config = testConfig({ dbUrl: db.url, webhookUrl: 'http://127.0.0.1:9/h', tables, schema });
+  const c = await db.pool.connect();
+  try {
+    return await applyInstall(c, config);
+  } finally {
+    c.release();
+  }
+}
+
+function journal(schema: string, tables: Array<{ schema: string; name: string }>, instanceId = 'test:1:a') {
+  return new PgJournal(db.pool as unknown as pg.Pool, makeQueries(schema), {
+    instanceId,
+    leaseMs: 60_000,
+    keepDelivered: false,
+    eventIdPrefix: 'evt_t_',
+    tables,
+  });
+}
+
+describe('journal', () => {
+  it('an outcome from an earlier claim of an event never acts on a newer claim of it', async () => {
+    await db.query(`CREATE TABLE tok (id int PRIMARY KEY)`);
+    await install(['tok'], 'adl_tok');
+    await db.query(`INSERT INTO tok VALUES (1)`);
+    const j = journal('adl_tok', [{ schema: 'public', name: 'tok' }]);
+    const [first] = await j.claim(10);
+    expect(first).toBeDefined();
+    // The lease runs out (a stuck outcome write), and the same instance claims the event again.
+    await db.query(`UPDATE adl_tok.events SET claimed_until = now() - interval '1 second'`);
+    const [second] = await j.claim(10);
+    expect(second!.id).toBe(first!.id);
+    expect(second!.claimToken).not.toBe(first!.claimToken);
+    // The late "delivered" of the first claim lands: it must not delete the event in flight again.
+    await j.complete([{ kind: 'delivered', id: first!.id, token: first!.claimToken }]);
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.events`)).rows[0]!.n).toBe(1);
+    await j.complete([{ kind: 'delivered', id: second!.id, token: second!.claimToken }]);
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.events`)).rows[0]!.n).toBe(0);
+  });
+
+  it('claims only the tables it is configured for, when configs share one journal', async () => {
+    await db.query(`CREATE TABLE share_a (id int PRIMARY KEY)`);
+    await db.query(`CREATE TABLE share_b (id int PRIMARY KEY)`);
+    await install(['share_a'], 'adl_share');
+    await install(['share_b'], 'adl_share');
+    await db.query(`INSERT INTO share_a VALUES (1), (2)`);
+    await db.query(`INSERT INTO share_b VALUES (1)`);
+    const a = await journal('adl_share', [{ schema: 'public', name: 'share_a' }], 'a:1:a').claim(10);
+    const b = await journal('adl_share', [{ schema: 'public', name: 'share_b' }], 'b:1:b').claim(10);
+    expect(a.map((e) => e.table)).toEqual(['share_a', 'share_a']);
+    expect(b.map((e) => e.table)).toEqual(['share_b']);
+  });
+
+  it('reports a partitioned table under its own name, not the partition', async () => {
+    await db.query(`CREATE TABLE parted (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`);
+    await db.query(`CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu')`);
+    await db.query(`CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')`);
+    await install(['parted'], 'adl_parted');
+    await db.query(`INSERT INTO parted VALUES (1, 'eu'), (2, 'us')`);
+    const events = await journal('adl_parted', [{ schema: 'public', name: 'parted' }]).claim(10);
+    expect(events.map((e) => e.table)).toEqual(['parted', 'parted']);
+  });
+
+  it("lets an application role without any privilege on our schema write to a watched table", async () => {
+    const role = `adl_app_${Math.random().toString(36).slice(2, 8)}`;
+    await db.query(`CREATE TABLE app_owned (id int PRIMARY KEY, v text)`);
+    await install(['app_owned'], 'adl_roles');
+    await db.query(`CREATE ROLE ${role}`);
+    try {
+      await db.query(`GRANT INSERT, UPDATE, DELETE, SELECT ON app_owned TO ${role}`);
+      const c = await db.pool.connect();
+      try {
+        await c.query(`SET ROLE ${role}`);
+        await c.query(`INSERT INTO app_owned VALUES (1, 'by the app')`);
+        await c.query(`UPDATE app_owned SET v = 'again'`);
+        // The journal itself stays out of the application's reach.
+        await expect(c.query(`SELECT * FROM adl_roles.events`)).rejects.toThrow(/permission denied/);
+        await c.query('RESET ROLE');
+      } finally {
+        c.release();
+      }
+      expect((await db.query(`SELECT count(*)::int AS n FROM adl_roles.events`)).rows[0]!.n).toBe(2);
+    } finally {
+      await db.query(`DROP OWNED BY ${role}`);
+      await db.query(`DROP ROLE ${role}`);
+    }
+  });
+
+  it('gives up installing quickly when a long transaction holds a watched table, without holding writers', async () => {
+    await db.query(`CREATE TABLE busy (id int PRIMARY KEY)`);
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('INSERT INTO busy VALUES (0)'); // ROW EXCLUSIVE until commit: CREATE TRIGGER must wait
+      await expect(install(['busy'], 'adl_busy')).rejects.toMatchObject({ code: 'INSTALL_LOCK_TIMEOUT' });
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    await db.query(`INSERT INTO busy VALUES (1)`);
+    await install(['busy'], 'adl_busy');
+  });
+});
