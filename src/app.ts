@@ -81,7 +81,6 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       eventIdPrefix: `evt_${installId}_`,
       tables,
     });
-    await journal.removeStaleListeners();
     const released = await journal.releaseClaimsOfDeadLocalProcesses(localScope(), isProcessAlive);
     if (released > 0) log.info({ events: released }, 'Released the claims of a previous process of this host that is gone');
     const wake = new WakeSignal();
@@ -94,12 +93,17 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     });
     const sender = new WebhookClient(config.webhook, config.worker.pool_size, VERSION);
     const completer = new Completer(journal, bus, () => wake.notify());
-    const dispatcher = new Dispatcher(journal, sender, health, completer, wake, bus, {
+    const waker = new PgWaker(
+      clientConfig,
+      { listen: q.listenChannel, tryWaitLock: q.tryWaitLock, releaseWaitLock: q.releaseWaitLock, waitLockKey: q.waitLockKey },
+      wake,
+      bus,
+    );
+    const dispatcher = new Dispatcher(journal, waker, sender, health, completer, wake, bus, {
       poolSize: config.worker.pool_size,
       pollIntervalMs: config.listener.poll_interval * 1000,
       retry: config.webhook,
     });
-    const waker = new PgWaker(clientConfig, q.listenChannel, wake, bus);
     waker.start();
     dispatcher.start();
 

@@ -4,10 +4,11 @@
  *
  * Idle and busy:
  * - When a claim comes back empty and nothing is in flight, the dispatcher marks
- *   itself waiting in the journal, looks once more (a change that committed just
- *   before the mark did not notify), then sleeps until a NOTIFY, a finished
- *   delivery, or the jittered poll timer. The poll is the floor: a lost
- *   notification costs at most one poll interval.
+ *   itself waiting (it takes the wait lock, see the migration), looks once more,
+ *   then sleeps until a NOTIFY, a finished delivery, or the jittered poll timer.
+ *   The lock cannot be taken while a writer that did not notify is still in its
+ *   transaction, so the second look sees every change that will not notify. The
+ *   poll is the floor: a lost notification costs at most one poll interval.
  * - As soon as a claim returns work, the mark is cleared, so writers stop paying
  *   for notifications while the daemon is busy.
  *
@@ -21,7 +22,7 @@ import { buildBody } from '../delivery/body.js';
 import type { EndpointHealth } from '../delivery/health.js';
 import { isExhausted, retryDelayMs, type Outcome } from '../delivery/policy.js';
 import type { Completer } from '../journal/completer.js';
-import type { Journal, JournalEvent } from '../journal/types.js';
+import type { Journal, JournalEvent, Waiter } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
 import { delay, jitter, settleWithin, type WakeSignal } from '../util/wake.js';
@@ -37,6 +38,14 @@ export interface DispatcherOptions {
 }
 
 const CLAIM_RETRY_MIN_MS = 100;
+/**
+ * Waits between tries of the waiting mark when it could not be taken. Writers are
+ * usually mid-commit for about a millisecond, so the change shows up at the next
+ * look; the cap bounds the latency while writers are continuously active (a long
+ * open writer transaction then costs a cheap empty claim every few ms).
+ */
+const MARK_RETRY_MIN_MS = 1;
+const MARK_RETRY_MAX_MS = 8;
 /** Longest wait for more free slots before a claim while deliveries are in flight. */
 const CLAIM_GATHER_MS = 2;
 const CLAIM_RETRY_MAX_MS = 5_000;
@@ -44,8 +53,6 @@ const CLAIM_RETRY_MAX_MS = 5_000;
 export class Dispatcher {
   private inFlight = 0;
   private stopping = false;
-  private waiting = false;
-  private markedAt = 0;
   private loopDone: Promise<void> | undefined;
   private probeInFlight = false;
   private markChain: Promise<void> = Promise.resolve();
@@ -56,6 +63,7 @@ export class Dispatcher {
 
   constructor(
     private readonly journal: Journal,
+    private readonly waiter: Waiter,
     private readonly sender: Sender,
     private readonly health: EndpointHealth,
     private readonly completer: Completer,
@@ -95,11 +103,13 @@ export class Dispatcher {
       while (this.inFlight > 0) await this.wake.wait(1_000);
     }
     await this.completer.drain(Math.max(5_000, end - Date.now()));
-    if (this.waiting) await this.journal.clearWaiting().catch(() => undefined);
+    await this.markChain;
+    await this.waiter.clearWaiting().catch(() => undefined);
   }
 
   private async loop(): Promise<void> {
     let claimBackoff = CLAIM_RETRY_MIN_MS;
+    let markRetryMs = MARK_RETRY_MIN_MS;
     while (!this.stopping) {
       if (this.health.state === 'down') {
         await this.probeStep();
@@ -135,13 +145,20 @@ export class Dispatcher {
         continue;
       }
       if (batch.length > 0) {
-        if (this.waiting) void this.setWaiting(false);
+        if (this.waiter.marked) this.clearWaiting();
         for (const e of batch) void this.deliver(e, false);
         continue;
       }
-      if (this.inFlight === 0 && (!this.waiting || Date.now() - this.markedAt > this.markMs() / 2)) {
-        // Mark, then claim once more before sleeping (see the header comment).
-        await this.setWaiting(true);
+      if (this.inFlight === 0 && !this.waiter.marked) {
+        // Mark, then claim once more before sleeping (see the header comment). The
+        // mark fails while a writer is mid-transaction: its change is about to be
+        // visible, so look again soon rather than sleep a whole poll interval.
+        if (await this.markWaiting()) {
+          markRetryMs = MARK_RETRY_MIN_MS;
+          continue;
+        }
+        await this.wake.wait(markRetryMs);
+        markRetryMs = Math.min(markRetryMs * 2, MARK_RETRY_MAX_MS, this.opts.pollIntervalMs);
         continue;
       }
       await this.wake.wait(this.pollMs());
@@ -249,25 +266,13 @@ export class Dispatcher {
   }
 
   /** Mark changes run one after another, so a late "clear" never undoes a newer "mark". */
-  private setWaiting(on: boolean): Promise<void> {
-    this.waiting = on;
-    if (on) this.markedAt = Date.now();
-    this.markChain = this.markChain.then(() => this.writeWaiting(on));
-    return this.markChain;
+  private async markWaiting(): Promise<boolean> {
+    await this.markChain;
+    return this.waiter.markWaiting();
   }
 
-  private async writeWaiting(on: boolean): Promise<void> {
-    try {
-      if (on) {
-        await this.journal.markWaiting(this.markMs());
-      } else {
-        await this.journal.clearWaiting();
-      }
-    } catch (err) {
-      // Only latency depends on the mark (the poll runs regardless).
-      this.bus.emit('journal:error', { operation: on ? 'mark waiting' : 'clear waiting', error: describeError(err), retryInMs: this.pollMs() });
-      if (on) await delay(this.pollMs(), this.stopSleep.signal);
-    }
+  private clearWaiting(): void {
+    this.markChain = this.markChain.then(() => this.waiter.clearWaiting()).catch(() => undefined);
   }
 
   /** Free slots worth a claim while others are busy: a quarter of the pool. */
@@ -277,10 +282,5 @@ export class Dispatcher {
 
   private pollMs(): number {
     return jitter(this.opts.pollIntervalMs);
-  }
-
-  /** How long a waiting mark lasts: long enough to be refreshed at the next poll. */
-  private markMs(): number {
-    return this.opts.pollIntervalMs * 3 + 1_000;
   }
 }

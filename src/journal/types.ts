@@ -46,12 +46,25 @@ export interface Journal {
   claim(limit: number): Promise<JournalEvent[]>;
   /** Records a batch of outcomes in one round trip per kind. */
   complete(batch: readonly Completion[]): Promise<void>;
-  /** Says this instance is idle and wants a NOTIFY for the next change, until `forMs` from now. */
-  markWaiting(forMs: number): Promise<void>;
-  /** Says this instance is busy: writers need not notify on its behalf. */
-  clearWaiting(): Promise<void>;
   /** Gives back every claim this instance still holds (graceful stop), refunding the attempt. */
   releaseClaims(): Promise<number>;
   /** Removes delivered events older than the retention. */
   purgeDelivered(retentionSeconds: number): Promise<number>;
+}
+
+/**
+ * The wake-up side: while marked waiting, writers send a NOTIFY for each change;
+ * otherwise they do not (the daemon is busy and will look anyway).
+ */
+export interface Waiter {
+  /** True while the mark holds (it is lost with the connection that holds it). */
+  readonly marked: boolean;
+  /**
+   * Marks this daemon waiting. False when it cannot be marked now (a writer is
+   * mid-transaction, another daemon already waits, or the connection is down):
+   * the caller looks again soon instead of sleeping long.
+   */
+  markWaiting(): Promise<boolean>;
+  /** Ends the waiting mark. */
+  clearWaiting(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { Config, Operation, TableRef } from '../../config/types.js';
 import { loadMigrations, render } from '../../schema/migrations.js';
 import { AppError } from '../../util/errors.js';
+import { waitLockKey } from './queries.js';
 import { qualify, quoteIdent, quoteLiteral } from './sql.js';
 
 export interface ResolvedTable {
@@ -146,7 +147,7 @@ export async function planInstall(client: pg.ClientBase, config: Config, force =
   if (pending.length > 0 && applied.size === 0) {
     steps.push({ description: `create schema ${ourSchema}`, sql: bootstrapSql(ourSchema) });
   }
-  const values = { schema: quoteIdent(ourSchema), channel: quoteLiteral(ourSchema) };
+  const values = { schema: quoteIdent(ourSchema), channel: quoteLiteral(ourSchema), wait_lock: waitLockKey(ourSchema) };
   for (const m of pending) {
     steps.push({
       description: `migration ${String(m.version).padStart(6, '0')}_${m.name}`,

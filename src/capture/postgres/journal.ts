@@ -124,22 +124,8 @@ export class PgJournal implements Journal {
     if (failed) throw failed.reason;
   }
 
-  /** Removes the waiting marks of instances gone for an hour (crashed ones leave theirs). */
-  async removeStaleListeners(): Promise<void> {
-    await this.pool.query(this.q.removeStaleListeners);
-  }
-
-  async markWaiting(forMs: number): Promise<void> {
-    await this.pool.query({ name: this.statementPrefix + 'mark_waiting', text: this.q.markWaiting, values: [this.opts.instanceId, Math.round(forMs)] });
-  }
-
-  async clearWaiting(): Promise<void> {
-    await this.pool.query({ name: this.statementPrefix + 'clear_waiting', text: this.q.clearWaiting, values: [this.opts.instanceId] });
-  }
-
   async releaseClaims(): Promise<number> {
     const r = await this.pool.query(this.q.releaseClaims, [this.opts.instanceId]);
-    await this.pool.query(this.q.removeListener, [this.opts.instanceId]);
     return r.rowCount ?? 0;
   }
 

@@ -19,6 +19,8 @@ export function makeQueries(ourSchema: string) {
   return {
     /** Short, stable identifier of our schema, for naming prepared statements. */
     schemaKey: createHash('sha1').update(ourSchema).digest('hex').slice(0, 8),
+    /** Key of the advisory lock a waiting daemon holds (see the migration), as text. */
+    waitLockKey: waitLockKey(ourSchema),
     /**
      * The claim. One statement, autocommit:
      * - due events only (run_at NULL or past) that nobody holds, or whose holder's lease ran out;
@@ -113,18 +115,10 @@ export function makeQueries(ourSchema: string) {
       UPDATE ${events} SET claimed_by = NULL, claimed_until = NULL
       WHERE claimed_by = ANY($1::text[])`,
 
-    /** $1 instance id, $2 ms from now. */
-    markWaiting: `
-      INSERT INTO ${s}.listeners (instance_id, waiting_until)
-      VALUES ($1, now() + $2::integer * interval '1 millisecond')
-      ON CONFLICT (instance_id) DO UPDATE SET waiting_until = EXCLUDED.waiting_until`,
-
-    /** $1 instance id. A past time, not NULL: rows of vanished instances can then age out. */
-    clearWaiting: `UPDATE ${s}.listeners SET waiting_until = now() WHERE instance_id = $1`,
-    /** Rows of instances that have neither waited nor worked for an hour (crashed ones). */
-    removeStaleListeners: `DELETE FROM ${s}.listeners WHERE waiting_until < now() - interval '1 hour'`,
-    /** $1 instance id. */
-    removeListener: `DELETE FROM ${s}.listeners WHERE instance_id = $1`,
+    /** $1 wait lock key. Held (on the LISTEN connection) while the daemon sleeps. */
+    tryWaitLock: `SELECT pg_try_advisory_lock($1::bigint) AS ok`,
+    /** $1 wait lock key. */
+    releaseWaitLock: `SELECT pg_advisory_unlock($1::bigint) AS ok`,
 
     /** $1 retention in seconds. */
     purgeDelivered: `DELETE FROM ${s}.delivered_events WHERE delivered_at < now() - $1::integer * interval '1 second'`,
@@ -138,4 +132,9 @@ export function makeQueries(ourSchema: string) {
     /** Latest applied migration, or an error if our schema is missing. */
     schemaVersion: `SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`,
   };
+}
+
+/** A signed 64-bit advisory lock key derived from our schema name, stable across versions. */
+export function waitLockKey(ourSchema: string): string {
+  return createHash('sha1').update(`app-db-listener:wait:${ourSchema}`).digest().readBigInt64BE(0).toString();
 }

@@ -5,6 +5,7 @@
  * dispatcher is woken, because changes may have committed while nobody listened.
  */
 import pg from 'pg';
+import type { Waiter } from '../../journal/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
 import { describeError } from '../../util/errors.js';
 import { delay, jitter, type WakeSignal } from '../../util/wake.js';
@@ -14,20 +15,42 @@ const RECONNECT_MAX_MS = 10_000;
 /** A query on the LISTEN connection this often detects a half-open TCP connection. */
 const PING_INTERVAL_MS = 15_000;
 
-export class PgWaker {
+export class PgWaker implements Waiter {
   private client: pg.Client | undefined;
   private readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
   private connectedOnce = false;
   /** True while LISTEN is in place. */
   connected = false;
+  /** True while this connection holds the wait lock (writers then notify). */
+  marked = false;
 
   constructor(
     private readonly clientConfig: pg.ClientConfig,
-    private readonly listenSql: string,
+    private readonly sql: { readonly listen: string; readonly tryWaitLock: string; readonly releaseWaitLock: string; readonly waitLockKey: string },
     private readonly wake: WakeSignal,
     private readonly bus: DaemonEventBus,
   ) {}
+
+  async markWaiting(): Promise<boolean> {
+    if (this.marked) return true;
+    const client = this.client;
+    if (!this.connected || !client) return false;
+    try {
+      const r = await client.query<{ ok: boolean }>(this.sql.tryWaitLock, [this.sql.waitLockKey]);
+      // The connection may have been replaced meanwhile; a lock on a dead one is gone.
+      this.marked = r.rows[0]?.ok === true && client === this.client && this.connected;
+    } catch {
+      this.marked = false;
+    }
+    return this.marked;
+  }
+
+  async clearWaiting(): Promise<void> {
+    if (!this.marked) return;
+    this.marked = false;
+    await this.client?.query(this.sql.releaseWaitLock, [this.sql.waitLockKey]).catch(() => undefined);
+  }
 
   start(): void {
     this.running ??= this.supervise();
@@ -52,7 +75,7 @@ export class PgWaker {
       try {
         await client.connect();
         client.on('notification', () => this.wake.notify());
-        await client.query(this.listenSql);
+        await client.query(this.sql.listen);
         this.connected = true;
         this.bus.emit('listen:connected', { reconnect: this.connectedOnce });
         this.connectedOnce = true;
@@ -63,6 +86,7 @@ export class PgWaker {
         throw reason;
       } catch (err) {
         this.connected = false;
+        this.marked = false;
         client.removeAllListeners('notification');
         await client.end().catch(() => undefined);
         if (signal.aborted) break;
