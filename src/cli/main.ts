@@ -8,6 +8,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from './common.js';
+import {
+  deadLettersListCommand,
+  deadLettersPurgeCommand,
+  deadLettersReplayCommand,
+  deadLettersShowCommand,
+  statusCommand,
+  type FilterOptions,
+} from './admin.js';
 import { installCommand, uninstallCommand } from './install.js';
 import { runCommand } from './run.js';
 import { printError, EXIT } from './output.js';
@@ -53,6 +61,52 @@ export function buildProgram(): Command {
     .option('--drop-schema', 'also drop the schema with the journal and dead letters')
     .action(async (opts: { config: string; dryRun?: boolean; dropSchema?: boolean }) => {
       process.exitCode = await uninstallCommand({ config: opts.config, dryRun: opts.dryRun === true, dropSchema: opts.dropSchema === true });
+    });
+
+  program
+    .command('status')
+    .description('per watched table: pending, retrying, in flight, dead letters, oldest pending age')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: FilterOptions) => {
+      process.exitCode = await statusCommand(opts);
+    });
+
+  const dl = program.command('dead-letters').description('inspect, replay or purge events that could not be delivered');
+  dl.command('list')
+    .description('list dead letters, oldest first')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--table <name>', 'only this table ([schema.]name)')
+    .option('--since <time>', 'only those that failed at or after this time')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: FilterOptions) => {
+      process.exitCode = await deadLettersListCommand(opts);
+    });
+  dl.command('show <event-id>')
+    .description('one dead letter, with its rows and last error')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: FilterOptions) => {
+      process.exitCode = await deadLettersShowCommand(id, opts);
+    });
+  dl.command('replay [event-ids...]')
+    .description('put dead letters back in the journal (same event ids) to be delivered again')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--table <name>', 'all of this table ([schema.]name)')
+    .option('--since <time>', 'all that failed at or after this time')
+    .option('--all', 'every dead letter')
+    .action(async (ids: string[], opts: FilterOptions) => {
+      process.exitCode = await deadLettersReplayCommand(ids, opts);
+    });
+  dl.command('purge [event-ids...]')
+    .description('delete dead letters for good')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--table <name>', 'all of this table ([schema.]name)')
+    .option('--before <time>', 'all that failed before this time')
+    .option('--all', 'every dead letter')
+    .action(async (ids: string[], opts: FilterOptions) => {
+      process.exitCode = await deadLettersPurgeCommand(ids, opts);
     });
 
   program

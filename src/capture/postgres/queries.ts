@@ -129,6 +129,70 @@ export function makeQueries(ourSchema: string) {
     /** The channel as the trigger names it in pg_notify. */
     channelLiteral: quoteLiteral(ourSchema),
 
+    // ---- Operator commands (dead letters, status). Filters: $1 ids (bigint[] or NULL),
+    // $2 schema (or NULL), $3 table (or NULL), $4 time bound (or NULL).
+
+    /** $1..$4 filters (time: failed at or after), $5 limit. */
+    listDeadLetters: `
+      SELECT id::text AS id, op, schema_name, table_name, attempts, last_status, last_error,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+             to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS failed_at,
+             new_row::text AS new_row, old_row::text AS old_row
+      FROM ${s}.dead_letters
+      WHERE ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))
+        AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
+        AND ($4::timestamptz IS NULL OR failed_at >= $4)
+      ORDER BY id
+      LIMIT $5`,
+
+    /**
+     * Moves dead letters back into the journal with their original id (so the event id
+     * is unchanged) and a fresh attempt count. $1..$4 filters (time: failed at or after).
+     */
+    replayDeadLetters: `
+      WITH d AS (
+        DELETE FROM ${s}.dead_letters
+        WHERE ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))
+          AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
+          AND ($4::timestamptz IS NULL OR failed_at >= $4)
+        RETURNING id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+      INSERT INTO ${events} (id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+      OVERRIDING SYSTEM VALUE
+      SELECT id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at FROM d
+      RETURNING id::text AS id`,
+
+    /** $1..$4 filters (time: failed before). */
+    purgeDeadLetters: `
+      DELETE FROM ${s}.dead_letters
+      WHERE ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))
+        AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
+        AND ($4::timestamptz IS NULL OR failed_at < $4)
+      RETURNING id::text AS id`,
+
+    /** Per watched table: what waits, what retries, what is in flight, what is dead. */
+    status: `
+      WITH j AS (
+        SELECT schema_name, table_name,
+               count(*) FILTER (WHERE (claimed_by IS NULL OR claimed_until < now())
+                                  AND (run_at IS NULL OR run_at <= now())) AS pending,
+               count(*) FILTER (WHERE (claimed_by IS NULL OR claimed_until < now()) AND run_at > now()) AS retrying,
+               count(*) FILTER (WHERE claimed_by IS NOT NULL AND claimed_until >= now()) AS in_flight,
+               extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+        FROM ${events} GROUP BY 1, 2),
+      dl AS (
+        SELECT schema_name, table_name, count(*) AS dead FROM ${s}.dead_letters GROUP BY 1, 2)
+      SELECT w.schema_name, w.table_name, w.operations,
+             coalesce(j.pending, 0)::int AS pending, coalesce(j.retrying, 0)::int AS retrying,
+             coalesce(j.in_flight, 0)::int AS in_flight, coalesce(dl.dead, 0)::int AS dead_letters,
+             j.oldest_age_s
+      FROM ${s}.watched_tables w
+      LEFT JOIN j USING (schema_name, table_name)
+      LEFT JOIN dl USING (schema_name, table_name)
+      ORDER BY 1, 2`,
+
+    /** Wakes every daemon (after a replay). */
+    notify: `SELECT pg_notify($1, '')`,
+
     /** Latest applied migration, or an error if our schema is missing. */
     schemaVersion: `SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`,
   };

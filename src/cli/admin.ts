@@ -1,0 +1,174 @@
+/** `status` and `dead-letters`: what an operator asks of the journal, without writing SQL. */
+import {
+  journalStatus,
+  listDeadLetters,
+  parseEventRef,
+  purgeDeadLetters,
+  replayDeadLetters,
+  type DeadLetter,
+  type DeadLetterFilter,
+} from '../capture/postgres/admin.js';
+import { parseTableName } from '../config/index.js';
+import { AppError } from '../util/errors.js';
+import { ExitCode, loadConfigOrExit, withDatabase } from './common.js';
+import { EXIT, printError } from './output.js';
+
+export interface FilterOptions {
+  readonly config: string;
+  readonly table?: string;
+  readonly since?: string;
+  readonly before?: string;
+  readonly all?: boolean;
+  readonly json?: boolean;
+  readonly limit?: string;
+}
+
+/** Prints rows as aligned columns. */
+function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  process.stdout.write(`${line(headers)}\n`);
+  for (const r of rows) process.stdout.write(`${line(r)}\n`);
+}
+
+function parseTime(flag: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) {
+    throw new AppError('BAD_TIME', `${flag} ${JSON.stringify(value)} is not a time (expected e.g. 2026-11-26T18:00:00Z)`);
+  }
+  return d;
+}
+
+function buildFilter(ids: readonly string[], opts: FilterOptions, timeFlag: 'since' | 'before', requireScope: boolean): DeadLetterFilter {
+  let table;
+  if (opts.table !== undefined) {
+    const parsed = parseTableName(opts.table);
+    if (!parsed.ok) throw new AppError('BAD_TABLE', `--table ${JSON.stringify(opts.table)} ${parsed.problem}`);
+    table = { schema: parsed.table.schema ?? 'public', name: parsed.table.name };
+  }
+  const time = parseTime(`--${timeFlag}`, timeFlag === 'since' ? opts.since : opts.before);
+  const scoped = ids.length > 0 || table !== undefined || time !== undefined;
+  if (requireScope && !scoped && !opts.all) {
+    throw new AppError('NO_SELECTION', 'say which dead letters: event ids, --table, --' + timeFlag + ', or --all');
+  }
+  return { ids: ids.map(parseEventRef), table, time };
+}
+
+/** Runs an admin action with its errors printed as usage (2) or runtime (1) problems. */
+async function act(config: string, fn: (ctx: { schema: string; client: Parameters<Parameters<typeof withDatabase>[1]>[0] }) => Promise<number>) {
+  const { config: cfg } = loadConfigOrExit(config);
+  return withDatabase(cfg, async (client) => {
+    try {
+      return await fn({ schema: cfg.listener.schema, client });
+    } catch (err) {
+      if (err instanceof ExitCode) throw err;
+      printError(err);
+      const usage = err instanceof AppError && ['BAD_EVENT_ID', 'BAD_TIME', 'BAD_TABLE', 'BAD_LIMIT', 'NO_SELECTION'].includes(err.code);
+      if (!usage && (err as { code?: string }).code === '42P01') {
+        process.stderr.write('hint: nothing is installed in this database yet: run "app-db-listener install" or start the daemon\n');
+      }
+      return usage ? EXIT.usage : EXIT.runtime;
+    }
+  });
+}
+
+function shortError(d: DeadLetter): string {
+  const e = d.lastError ?? '';
+  return e.length > 60 ? `${e.slice(0, 57)}...` : e;
+}
+
+export function statusCommand(opts: FilterOptions): Promise<number> {
+  return act(opts.config, async ({ client, schema }) => {
+    const rows = await journalStatus(client, schema);
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ tables: rows }, null, 2)}\n`);
+      return EXIT.ok;
+    }
+    if (rows.length === 0) {
+      process.stdout.write('No watched tables are installed in this database.\n');
+      return EXIT.ok;
+    }
+    printTable(
+      ['TABLE', 'OPERATIONS', 'PENDING', 'RETRYING', 'IN FLIGHT', 'DEAD LETTERS', 'OLDEST'],
+      rows.map((r) => [
+        `${r.schema}.${r.table}`,
+        r.operations.join(','),
+        String(r.pending),
+        String(r.retrying),
+        String(r.inFlight),
+        String(r.deadLetters),
+        r.oldestPendingSeconds === null ? '-' : `${r.oldestPendingSeconds}s`,
+      ]),
+    );
+    return EXIT.ok;
+  });
+}
+
+export function deadLettersListCommand(opts: FilterOptions): Promise<number> {
+  return act(opts.config, async ({ client, schema }) => {
+    const limit = opts.limit === undefined ? 100 : Number(opts.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new AppError('BAD_LIMIT', `--limit must be a positive integer, got ${JSON.stringify(opts.limit)}`);
+    const rows = await listDeadLetters(client, schema, buildFilter([], opts, 'since', false), limit);
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ dead_letters: rows.map(({ newRow: _n, oldRow: _o, ...rest }) => rest) }, null, 2)}\n`);
+      return EXIT.ok;
+    }
+    if (rows.length === 0) {
+      process.stdout.write('No dead letters.\n');
+      return EXIT.ok;
+    }
+    printTable(
+      ['EVENT ID', 'OPERATION', 'TABLE', 'ATTEMPTS', 'STATUS', 'FAILED AT', 'ERROR'],
+      rows.map((d) => [d.eventId, d.op, `${d.schema}.${d.table}`, String(d.attempts), d.lastStatus === null ? '-' : String(d.lastStatus), d.failedAt, shortError(d)]),
+    );
+    return EXIT.ok;
+  });
+}
+
+export function deadLettersShowCommand(ref: string, opts: FilterOptions): Promise<number> {
+  return act(opts.config, async ({ client, schema }) => {
+    const [d] = await listDeadLetters(client, schema, { ids: [parseEventRef(ref)] }, 1);
+    if (!d) {
+      process.stderr.write(`error: no dead letter ${ref}\n`);
+      return EXIT.runtime;
+    }
+    if (opts.json) {
+      // Row values stay exactly as captured: spliced in as raw JSON, never re-parsed.
+      const { newRow, oldRow, ...rest } = d;
+      const head = JSON.stringify(rest, null, 2).replace(/\n}$/, '');
+      process.stdout.write(`${head},\n  "newRow": ${newRow ?? 'null'},\n  "oldRow": ${oldRow ?? 'null'}\n}\n`);
+      return EXIT.ok;
+    }
+    const lines = [
+      ['event id', d.eventId],
+      ['operation', d.op],
+      ['table', `${d.schema}.${d.table}`],
+      ['changed at', d.createdAt],
+      ['failed at', d.failedAt],
+      ['attempts', String(d.attempts)],
+      ['last status', d.lastStatus === null ? '-' : String(d.lastStatus)],
+      ['last error', d.lastError ?? '-'],
+      ['new row', d.newRow ?? 'null'],
+      ['old row', d.oldRow ?? 'null'],
+    ];
+    for (const [k, v] of lines) process.stdout.write(`${k!.padEnd(12)} ${v}\n`);
+    return EXIT.ok;
+  });
+}
+
+export function deadLettersReplayCommand(refs: readonly string[], opts: FilterOptions): Promise<number> {
+  return act(opts.config, async ({ client, schema }) => {
+    const ids = await replayDeadLetters(client, schema, buildFilter(refs, opts, 'since', true));
+    process.stdout.write(`Replayed ${ids.length} dead letter${ids.length === 1 ? '' : 's'}: back in the journal with the same event ids.\n`);
+    return EXIT.ok;
+  });
+}
+
+export function deadLettersPurgeCommand(refs: readonly string[], opts: FilterOptions): Promise<number> {
+  return act(opts.config, async ({ client, schema }) => {
+    const ids = await purgeDeadLetters(client, schema, buildFilter(refs, opts, 'before', true));
+    process.stdout.write(`Purged ${ids.length} dead letter${ids.length === 1 ? '' : 's'}.\n`);
+    return EXIT.ok;
+  });
+}
