@@ -6,14 +6,10 @@
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
-import { pgClientConfig } from './capture/postgres/connection.js';
-import { applyInstall, planInstall, type ResolvedTable } from './capture/postgres/install.js';
-import { PgJournal } from './capture/postgres/journal.js';
-import { makeQueries } from './capture/postgres/queries.js';
-import { PgWaker } from './capture/postgres/waker.js';
+import { PostgresSource } from './capture/postgres/source.js';
+import type { CaptureSource } from './capture/source.js';
 import { EndpointHealth } from './delivery/health.js';
 import { WebhookClient } from './delivery/webhook.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
@@ -21,7 +17,7 @@ import { Completer } from './journal/completer.js';
 import { DaemonEventBus } from './observability/events.js';
 import { logDaemonEvents } from './observability/log-events.js';
 import { AppError, describeError } from './util/errors.js';
-import { delay, WakeSignal } from './util/wake.js';
+import { WakeSignal } from './util/wake.js';
 import { VERSION } from './version.js';
 
 export interface DaemonOptions {
@@ -41,44 +37,22 @@ export interface RunningDaemon {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Longest a runtime query may take before its connection is considered gone. */
-const QUERY_TIMEOUT_MS = 30_000;
-/** Installs tried at start when a watched table is busy. */
-const INSTALL_ATTEMPTS = 5;
-
-/** Oldest PostgreSQL we support: EXECUTE FUNCTION in triggers and generated identity columns. */
-const MIN_PG_VERSION = 120000;
-
 export async function startDaemon(config: Config, options: DaemonOptions): Promise<RunningDaemon> {
-  if (config.database.type !== 'postgres') {
-    throw new AppError('UNSUPPORTED_DATABASE', `database.type "${config.database.type}" is not supported by this version`, {
-      hint: 'use database.type: postgres',
-    });
-  }
   const log = options.logger;
   const bus = options.bus ?? new DaemonEventBus();
   logDaemonEvents(bus, log);
-  // host:pid:random. The pid lets a restarted daemon release a crashed predecessor's claims.
+  // scope:pid:random. The pid lets a restarted daemon release a crashed predecessor's claims.
   const instanceId = `${localScope()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const clientConfig = pgClientConfig(config.database);
-  // query_timeout: a connection that went half-open (a failover behind a virtual IP)
-  // would otherwise hold a claim or an outcome write, and with it the whole loop,
-  // until TCP gives up many minutes later.
-  const pool = new pg.Pool({ ...clientConfig, max: 4, idleTimeoutMillis: 30_000, query_timeout: QUERY_TIMEOUT_MS });
-  // A connection killed while idle surfaces here; the pool replaces it on next use.
-  pool.on('error', (err) => log.warn({ error: describeError(err) }, 'Database connection lost (idle); it will be replaced'));
+  const source = createSource(config, log);
 
   try {
-    const tables = await prepareDatabase(pool, config, options.install ?? config.listener.auto_install, bus, log);
-    const q = makeQueries(config.listener.schema);
-    const installId = (await pool.query<{ value: string }>(q.installationId)).rows[0]?.value ?? 'unknown';
+    const tables = await source.prepare(options.install ?? config.listener.auto_install, bus, log);
     const webhookTimeoutMs = config.webhook.timeout * 1000;
-    const journal = new PgJournal(pool, q, {
+    const journal = await source.openJournal({
       instanceId,
       // The lease outlives the longest delivery (the per-attempt timeout) with a margin.
       leaseMs: Math.round(webhookTimeoutMs + 15_000),
       keepDelivered: config.listener.retention > 0,
-      eventIdPrefix: `evt_${installId}_`,
       tables,
     });
     const released = await journal.releaseClaimsOfDeadLocalProcesses(localScope(), isProcessAlive);
@@ -93,12 +67,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     });
     const sender = new WebhookClient(config.webhook, config.worker.pool_size, VERSION);
     const completer = new Completer(journal, bus, () => wake.notify());
-    const waker = new PgWaker(
-      clientConfig,
-      { listen: q.listenChannel, tryWaitLock: q.tryWaitLock, releaseWaitLock: q.releaseWaitLock, waitLockKey: q.waitLockKey },
-      wake,
-      bus,
-    );
+    const waker = source.waiter(wake, bus);
     const dispatcher = new Dispatcher(journal, waker, sender, health, completer, wake, bus, {
       poolSize: config.worker.pool_size,
       pollIntervalMs: config.listener.poll_interval * 1000,
@@ -148,79 +117,28 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
           });
           await waker.stop();
           await sender.close().catch(() => undefined);
-          await pool.end().catch(() => undefined);
+          await source.close();
           log.info('app-db-listener stopped');
         })();
         return stopped;
       },
     };
   } catch (err) {
-    await pool.end().catch(() => undefined);
+    await source.close();
     throw err;
   }
 }
 
-/**
- * Checks the server, then installs what is missing (or verifies nothing is, with
- * install off). Returns the watched tables as the database names them. An install
- * that meets a busy table gives up quickly (so the application is not held up) and
- * is tried again a few times.
- */
-async function prepareDatabase(
-  pool: pg.Pool,
-  config: Config,
-  install: boolean,
-  bus: DaemonEventBus,
-  log: Logger,
-): Promise<ResolvedTable[]> {
-  const client = await pool.connect().catch((err: unknown) => {
-    throw connectionError(err, config);
-  });
-  try {
-    const v = await client.query<{ server_version_num: string }>('SHOW server_version_num');
-    if (Number(v.rows[0]?.server_version_num) < MIN_PG_VERSION) {
-      throw new AppError('DATABASE_TOO_OLD', `PostgreSQL ${v.rows[0]?.server_version_num} is too old; version 12 or newer is required`);
-    }
-    if (!install) {
-      const plan = await planInstall(client, config);
-      for (const w of plan.warnings) bus.emit('install:warning', { message: w });
-      if (plan.steps.length > 0) {
-        throw new AppError('NOT_INSTALLED', `the database is missing: ${plan.steps.map((s) => s.description).join('; ')}`, {
-          hint: 'run "app-db-listener install --config <file>" (or allow listener.auto_install)',
-        });
-      }
-      return [...plan.tables];
-    }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const plan = await applyInstall(client, config);
-        for (const w of plan.warnings) bus.emit('install:warning', { message: w });
-        for (const s of plan.steps) bus.emit('install:step', { description: s.description });
-        return [...plan.tables];
-      } catch (err) {
-        if (!(err instanceof AppError && err.code === 'INSTALL_LOCK_TIMEOUT') || attempt >= INSTALL_ATTEMPTS) throw err;
-        log.warn({ attempt, error: err.message }, 'A watched table is busy; installing again shortly');
-        await delay(attempt * 2_000);
-      }
-    }
-  } finally {
-    client.release();
+/** The capture source for the configured database family. */
+function createSource(config: Config, log: Logger): CaptureSource {
+  switch (config.database.type) {
+    case 'postgres':
+      return new PostgresSource(config, log);
+    default:
+      throw new AppError('UNSUPPORTED_DATABASE', `database.type "${config.database.type}" is not supported by this version`, {
+        hint: 'use database.type: postgres',
+      });
   }
-}
-
-export function connectionError(err: unknown, config: Config): AppError {
-  const db = config.database;
-  const where = db.url ? 'the database at database.url' : `PostgreSQL at ${db.host}:${db.port} (database "${db.database}", user "${db.user}")`;
-  const code = (err as { code?: string }).code;
-  const hint =
-    code === '28P01' || code === '28000'
-      ? 'check database.user and database.password'
-      : code === '3D000'
-        ? 'check database.database'
-        : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
-          ? 'check database.host and database.port, and that the server is running'
-          : undefined;
-  return new AppError('DATABASE_CONNECT', `cannot connect to ${where}: ${describeError(err)}`, { cause: err, hint });
 }
 
 /**

@@ -1,9 +1,8 @@
 /** What every command does first: load the config, or say clearly why not. */
 import pg from 'pg';
-import { pgClientConfig } from '../capture/postgres/connection.js';
+import { connectionError, pgClientConfig } from '../capture/postgres/connection.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
-import { connectionError } from '../app.js';
 import { EXIT, printError } from './output.js';
 
 export class ExitCode extends Error {

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { DatabaseConfig } from '../../config/types.js';
-import { AppError } from '../../util/errors.js';
+import type { Config } from '../../config/types.js';
+import { AppError, describeError } from '../../util/errors.js';
 
 export function pgClientConfig(db: DatabaseConfig, applicationName = 'app-db-listener'): pg.ClientConfig {
   // database.url is already split into these fields by the config loader. Passing the
@@ -48,3 +49,20 @@ function readCa(file: string | undefined): string | undefined {
     });
   }
 }
+
+/** A connection failure as a person should read it: where, and what to check. */
+export function connectionError(err: unknown, config: Config): AppError {
+  const db = config.database;
+  const where = db.url ? 'the database at database.url' : `PostgreSQL at ${db.host}:${db.port} (database "${db.database}", user "${db.user}")`;
+  const code = (err as { code?: string }).code;
+  const hint =
+    code === '28P01' || code === '28000'
+      ? 'check database.user and database.password'
+      : code === '3D000'
+        ? 'check database.database'
+        : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
+          ? 'check database.host and database.port, and that the server is running'
+          : undefined;
+  return new AppError('DATABASE_CONNECT', `cannot connect to ${where}: ${describeError(err)}`, { cause: err, hint });
+}
+

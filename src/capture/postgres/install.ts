@@ -6,17 +6,13 @@
  */
 import type pg from 'pg';
 import type { Config, Operation, TableRef } from '../../config/types.js';
+import type { ResolvedTable } from '../source.js';
 import { loadMigrations, render } from '../../schema/migrations.js';
 import { AppError } from '../../util/errors.js';
 import { waitLockKey } from './queries.js';
 import { qualify, quoteIdent, quoteLiteral } from './sql.js';
 
-export interface ResolvedTable {
-  readonly schema: string;
-  readonly name: string;
-  /** Primary key columns in key order; empty when the table has none. */
-  readonly keyColumns: readonly string[];
-}
+export type { ResolvedTable };
 
 export interface InstallStep {
   readonly description: string;

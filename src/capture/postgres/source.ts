@@ -1,0 +1,112 @@
+/** PostgreSQL as a capture source: a small pool, the installer, the journal and LISTEN. */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/types.js';
+import type { DaemonEventBus } from '../../observability/events.js';
+import { AppError, describeError } from '../../util/errors.js';
+import { delay, type WakeSignal } from '../../util/wake.js';
+import type { CaptureSource, JournalOptions, ResolvedTable, SourceJournal, SourceWaiter } from '../source.js';
+import { connectionError, pgClientConfig } from './connection.js';
+import { applyInstall, planInstall } from './install.js';
+import { PgJournal } from './journal.js';
+import { makeQueries, type Queries } from './queries.js';
+import { PgWaker } from './waker.js';
+
+/** Longest a runtime query may take before its connection is considered gone. */
+const QUERY_TIMEOUT_MS = 30_000;
+/** Installs tried at start when a watched table is busy. */
+const INSTALL_ATTEMPTS = 5;
+/** Oldest PostgreSQL we support: EXECUTE FUNCTION in triggers and generated identity columns. */
+const MIN_PG_VERSION = 120000;
+
+export class PostgresSource implements CaptureSource {
+  private readonly clientConfig: pg.ClientConfig;
+  private readonly pool: pg.Pool;
+  private readonly q: Queries;
+
+  constructor(
+    private readonly config: Config,
+    log: Logger,
+  ) {
+    this.clientConfig = pgClientConfig(config.database);
+    this.q = makeQueries(config.listener.schema);
+    // query_timeout: a connection that went half-open (a failover behind a virtual IP)
+    // would otherwise hold a claim or an outcome write, and with it the whole loop,
+    // until TCP gives up many minutes later.
+    this.pool = new pg.Pool({ ...this.clientConfig, max: 4, idleTimeoutMillis: 30_000, query_timeout: QUERY_TIMEOUT_MS });
+    // A connection killed while idle surfaces here; the pool replaces it on next use.
+    this.pool.on('error', (err) => log.warn({ error: describeError(err) }, 'Database connection lost (idle); it will be replaced'));
+  }
+
+  prepare(install: boolean, bus: DaemonEventBus, log: Logger): Promise<ResolvedTable[]> {
+    return prepareDatabase(this.pool, this.config, install, bus, log);
+  }
+
+  async openJournal(opts: JournalOptions): Promise<SourceJournal> {
+    const installId = (await this.pool.query<{ value: string }>(this.q.installationId)).rows[0]?.value ?? 'unknown';
+    return new PgJournal(this.pool, this.q, { ...opts, eventIdPrefix: `evt_${installId}_` });
+  }
+
+  waiter(wake: WakeSignal, bus: DaemonEventBus): SourceWaiter {
+    const q = this.q;
+    return new PgWaker(
+      this.clientConfig,
+      { listen: q.listenChannel, tryWaitLock: q.tryWaitLock, releaseWaitLock: q.releaseWaitLock, waitLockKey: q.waitLockKey },
+      wake,
+      bus,
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Checks the server, then installs what is missing (or verifies nothing is, with
+ * install off). Returns the watched tables as the database names them. An install
+ * that meets a busy table gives up quickly (so the application is not held up) and
+ * is tried again a few times.
+ */
+async function prepareDatabase(
+  pool: pg.Pool,
+  config: Config,
+  install: boolean,
+  bus: DaemonEventBus,
+  log: Logger,
+): Promise<ResolvedTable[]> {
+  const client = await pool.connect().catch((err: unknown) => {
+    throw connectionError(err, config);
+  });
+  try {
+    const v = await client.query<{ server_version_num: string }>('SHOW server_version_num');
+    if (Number(v.rows[0]?.server_version_num) < MIN_PG_VERSION) {
+      throw new AppError('DATABASE_TOO_OLD', `PostgreSQL ${v.rows[0]?.server_version_num} is too old; version 12 or newer is required`);
+    }
+    if (!install) {
+      const plan = await planInstall(client, config);
+      for (const w of plan.warnings) bus.emit('install:warning', { message: w });
+      if (plan.steps.length > 0) {
+        throw new AppError('NOT_INSTALLED', `the database is missing: ${plan.steps.map((s) => s.description).join('; ')}`, {
+          hint: 'run "app-db-listener install --config <file>" (or allow listener.auto_install)',
+        });
+      }
+      return [...plan.tables];
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const plan = await applyInstall(client, config);
+        for (const w of plan.warnings) bus.emit('install:warning', { message: w });
+        for (const s of plan.steps) bus.emit('install:step', { description: s.description });
+        return [...plan.tables];
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'INSTALL_LOCK_TIMEOUT') || attempt >= INSTALL_ATTEMPTS) throw err;
+        log.warn({ attempt, error: err.message }, 'A watched table is busy; installing again shortly');
+        await delay(attempt * 2_000);
+      }
+    }
+  } finally {
+    client.release();
+  }
+}
+
