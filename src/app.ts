@@ -62,7 +62,14 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       probeInitialMs: Math.max(1_000, Math.min(config.webhook.retry_delay * 1000, 10_000)),
       onTransition: (t) => {
         if (t.type === 'down') bus.emit('endpoint:down', { consecutiveFailures: t.consecutiveFailures, lastError: t.lastError ?? '' });
-        else bus.emit('endpoint:up', { downForMs: t.downForMs });
+        else {
+          bus.emit('endpoint:up', { downForMs: t.downForMs });
+          // Resume at full speed: what backed off during the outage goes out now.
+          journal
+            .retryNow()
+            .then(() => wake.notify())
+            .catch((err: unknown) => log.warn({ error: describeError(err) }, 'Could not make waiting retries due'));
+        }
       },
     });
     const sender = new WebhookClient(config.webhook, config.worker.pool_size, VERSION);
@@ -97,7 +104,9 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     log.info(
       {
         instance: instanceId,
-        tables: config.database.tables.map((t) => (t.schema ? `${t.schema}.${t.name}` : t.name)),
+        database: `${config.database.type}://${config.database.host}:${config.database.port}/${config.database.database}`,
+        tables: tables.map((t) => `${t.schema}.${t.name}`),
+        webhook: sender.url,
         pool_size: config.worker.pool_size,
       },
       `app-db-listener ${VERSION} started`,

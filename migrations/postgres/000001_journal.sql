@@ -83,7 +83,7 @@ CREATE TABLE {{schema}}.delivered_events (
 );
 CREATE INDEX delivered_events_delivered_at_idx ON {{schema}}.delivered_events (delivered_at);
 
--- The tables we watch, for status, doctor and uninstall.
+-- The tables we watch (for status and for re-installing only what changed).
 CREATE TABLE {{schema}}.watched_tables (
   schema_name   text        NOT NULL,
   table_name    text        NOT NULL,

@@ -134,6 +134,15 @@ export function buildProgram(): Command {
 
 async function main(): Promise<void> {
   const program = buildProgram();
+  // `run` is the default command, so a mistyped command would otherwise reach it as
+  // an argument ("too many arguments for 'run'"): name the mistake instead.
+  const first = process.argv[2];
+  const known = program.commands.flatMap((c) => [c.name(), ...c.aliases()]).concat('help');
+  if (first !== undefined && !first.startsWith('-') && !known.includes(first)) {
+    process.stderr.write(`error: unknown command '${first}'; commands: ${known.filter((k) => k !== 'help').join(', ')} (see --help)\n`);
+    process.exitCode = EXIT.usage;
+    return;
+  }
   try {
     await program.parseAsync(normalizeArgv(process.argv));
   } catch (err) {

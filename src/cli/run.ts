@@ -30,7 +30,8 @@ export async function runCommand(opts: { config: string; install: boolean }): Pr
     // The log may be a file: say it on stderr too.
     if (config.logging.file) printError(err);
     process.off('SIGHUP', onHup);
-    return EXIT.runtime;
+    // A database type this version cannot serve is a config problem, not a runtime one.
+    return err instanceof AppError && err.code === 'UNSUPPORTED_DATABASE' ? EXIT.config : EXIT.runtime;
   }
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

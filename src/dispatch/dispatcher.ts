@@ -241,12 +241,14 @@ export class Dispatcher {
     const spared = this.health.record(outcome, probe);
     let delayMs: number;
     if (spared) {
-      // Endpoint suspect or down: the attempt does not count, and the breaker paces
-      // what is sent. A failed probe event sits out the next probe, so that one event
-      // the endpoint cannot take (a poison event, alone failing with a 5xx) does not
-      // hide whether the endpoint takes the others.
+      // Endpoint suspect or down: the attempt does not count, but the event still
+      // backs off (no burst of re-sends before the breaker opens), and once the
+      // breaker is open it paces what is sent. A failed probe event sits out the next
+      // probe, so that one event the endpoint cannot take (a poison event, alone
+      // failing with a 5xx) does not hide whether the endpoint takes the others.
+      // When the endpoint answers again, every waiting retry is made due at once.
       const untilNextProbe = probe ? Math.max(0, this.health.nextProbeAt() - Date.now()) * 2 : 0;
-      delayMs = Math.max(outcome.retryAfterMs ?? 0, untilNextProbe);
+      delayMs = Math.max(retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs), untilNextProbe);
     } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
       this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });

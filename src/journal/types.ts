@@ -46,6 +46,8 @@ export interface Journal {
   claim(limit: number): Promise<JournalEvent[]>;
   /** Records a batch of outcomes in one round trip per kind. */
   complete(batch: readonly Completion[]): Promise<void>;
+  /** Makes every retry waiting for a later time due now (the endpoint is back). */
+  retryNow(): Promise<number>;
   /** Gives back every claim this instance still holds (graceful stop), refunding the attempt. */
   releaseClaims(): Promise<number>;
   /** Removes delivered events older than the retention. */

@@ -124,6 +124,11 @@ export class PgJournal implements Journal {
     if (failed) throw failed.reason;
   }
 
+  async retryNow(): Promise<number> {
+    const r = await this.pool.query(this.q.retryNow, [this.schemas, this.tableNames]);
+    return r.rowCount ?? 0;
+  }
+
   async releaseClaims(): Promise<number> {
     const r = await this.pool.query(this.q.releaseClaims, [this.opts.instanceId]);
     return r.rowCount ?? 0;

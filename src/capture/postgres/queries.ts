@@ -102,6 +102,15 @@ export function makeQueries(ourSchema: string) {
       ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status,
         last_error = EXCLUDED.last_error, failed_at = now()`,
 
+    /**
+     * The endpoint answers again: retries waiting for a later time become due now.
+     * $1 schemas, $2 tables (this daemon's).
+     */
+    retryNow: `
+      UPDATE ${events} SET run_at = now()
+      WHERE run_at > now() AND (claimed_by IS NULL OR claimed_until < now())
+        AND (schema_name, table_name) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+
     /** $1 instance id. Gives back unfinished claims without counting their attempt. */
     releaseClaims: `
       UPDATE ${events} SET claimed_by = NULL, claimed_until = NULL,
