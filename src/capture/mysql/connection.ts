@@ -1,0 +1,89 @@
+/** Turns the database section of the config into mysql2 pool settings. */
+import { readFileSync } from 'node:fs';
+import mysql from 'mysql2/promise';
+import type { DatabaseConfig } from '../../config/types.js';
+import { AppError } from '../../util/errors.js';
+
+export interface MySqlPoolSettings {
+  /** Connections in the pool. Default 10. */
+  readonly connectionLimit?: number;
+  /** Shown in the server's process list (performance_schema.session_connect_attrs). */
+  readonly applicationName?: string;
+}
+
+/**
+ * Pool options. Values come back as text wherever a JavaScript number or Date
+ * would change them: BIGINT and DECIMAL as strings (supportBigNumbers +
+ * bigNumberStrings), DATETIME/TIMESTAMP as the server's text (dateStrings).
+ * `timezone: 'Z'` only matters for values we send as Date objects (we send none);
+ * every time we store or compare is computed in SQL with UTC_TIMESTAMP(6), so the
+ * session time zone never enters the journal.
+ */
+export function mysqlPoolOptions(db: DatabaseConfig, settings: MySqlPoolSettings = {}): mysql.PoolOptions {
+  // database.url is already split into these fields by the config loader.
+  return {
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    password: db.password,
+    database: db.database,
+    charset: 'utf8mb4',
+    timezone: 'Z',
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: true,
+    connectTimeout: 10_000,
+    enableKeepAlive: true,
+    keepAliveInitialDelay: 10_000,
+    connectionLimit: settings.connectionLimit ?? 10,
+    // Idle connections are closed after a minute rather than kept for ever.
+    maxIdle: settings.connectionLimit ?? 10,
+    idleTimeout: 60_000,
+    connectAttributes: { program_name: settings.applicationName ?? 'app-db-listener' },
+    ssl: sslOptions(db),
+  };
+}
+
+/** A pool for `db`; the caller ends it. Pool errors surface on the queries that hit them. */
+export function createMySqlPool(db: DatabaseConfig, settings: MySqlPoolSettings = {}): mysql.Pool {
+  const pool = mysql.createPool(mysqlPoolOptions(db, settings));
+  // A broken idle connection is dropped by the pool; its error must not crash the process.
+  pool.on('connection', (conn) => {
+    conn.on('error', () => undefined);
+  });
+  return pool;
+}
+
+/**
+ * The same modes as for PostgreSQL (libpq names):
+ * - disable, allow, prefer: plain TCP (mysql2 cannot fall back from TLS to plain text);
+ * - require: TLS without verifying the server's certificate;
+ * - verify-ca: TLS, the chain verified against database.sslrootcert (or the system CAs), host name not checked;
+ * - verify-full: as verify-ca, and the host name must match the certificate.
+ */
+export function sslOptions(db: DatabaseConfig): mysql.SslOptions | undefined {
+  switch (db.sslmode) {
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return undefined;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+      return { rejectUnauthorized: true, verifyIdentity: false, ...caOption(db.sslrootcert) };
+    case 'verify-full':
+      return { rejectUnauthorized: true, verifyIdentity: true, ...caOption(db.sslrootcert) };
+  }
+}
+
+function caOption(file: string | undefined): { ca?: string } {
+  if (!file) return {};
+  try {
+    return { ca: readFileSync(file, 'utf8') };
+  } catch (err) {
+    throw new AppError('SSL_ROOTCERT', `cannot read database.sslrootcert ${JSON.stringify(file)}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'database.sslrootcert must name a readable PEM file holding the CA that signed the server certificate',
+    });
+  }
+}

@@ -1,0 +1,229 @@
+/** The MySQL/MariaDB journal: claims and outcomes, over a mysql2 pool. */
+import type mysql from 'mysql2/promise';
+import type { Operation } from '../../config/types.js';
+import type { Completion, JournalEvent } from '../../journal/types.js';
+import type { SourceJournal } from '../source.js';
+import { AppError } from '../../util/errors.js';
+import { CLAIM_ISOLATION, makeQueries, type Queries } from './queries.js';
+
+interface ClaimRow {
+  id: string;
+  op: Operation;
+  schema_name: string;
+  table_name: string;
+  ts: string;
+  new_row: string | null;
+  old_row: string | null;
+  attempts: string | number;
+  token: string;
+}
+
+export interface MySqlJournalOptions {
+  readonly instanceId: string;
+  /** How long a claim stays valid; past it another instance may take the event over. */
+  readonly leaseMs: number;
+  /** Keep delivered events (listener.retention > 0) instead of deleting them. */
+  readonly keepDelivered: boolean;
+  /** Prefix of event ids: evt_<installation id>_. */
+  readonly eventIdPrefix: string;
+  /** The watched tables (database and name): this daemon claims only their events. */
+  readonly tables: ReadonlyArray<{ readonly schema: string; readonly name: string }>;
+}
+
+/** last_error is TEXT (64 KB); an error message is cut well below that, whatever its characters. */
+const MAX_ERROR_CHARS = 8_000;
+
+export class MySqlJournal implements SourceJournal {
+  private readonly claimSql: string;
+  private readonly retryNowSql: string;
+  private readonly tableParams: string[];
+
+  constructor(
+    private readonly pool: mysql.Pool,
+    private readonly q: Queries,
+    private readonly opts: MySqlJournalOptions,
+  ) {
+    this.claimSql = q.claimCandidates(opts.tables.length);
+    this.retryNowSql = q.retryNow(opts.tables.length);
+    this.tableParams = opts.tables.flatMap((t) => [t.schema, t.name]);
+  }
+
+  /**
+   * Claims at most `limit` due events, at most one per row, oldest first. MySQL
+   * has no UPDATE … FROM (SELECT … SKIP LOCKED), so a claim is a short transaction:
+   * lock the candidates with FOR UPDATE SKIP LOCKED, mark them claimed, commit.
+   * READ COMMITTED keeps it free of gap locks: under REPEATABLE READ the scan would
+   * lock the end of the events index and hold up every trigger insert until commit.
+   */
+  async claim(limit: number): Promise<JournalEvent[]> {
+    if (limit <= 0 || this.opts.tables.length === 0) return [];
+    const rows = await this.transaction(async (conn) => {
+      const [found] = await conn.execute<mysql.RowDataPacket[]>(this.claimSql, [
+        Math.round(this.opts.leaseMs * 1000),
+        ...this.tableParams,
+        // A string: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
+        String(Math.floor(limit)),
+      ]);
+      const claimed = found as ClaimRow[];
+      if (claimed.length > 0) {
+        await conn.execute(this.q.markClaimed, [JSON.stringify(claimed.map((r) => r.id)), this.opts.instanceId, claimed[0]!.token]);
+      }
+      return claimed;
+    });
+    return rows.map((row) => ({
+      id: String(row.id),
+      eventId: this.opts.eventIdPrefix + String(row.id),
+      op: row.op,
+      schema: row.schema_name,
+      table: row.table_name,
+      timestamp: row.ts,
+      createdAtMs: Date.parse(row.ts),
+      newRow: row.new_row,
+      oldRow: row.old_row,
+      attempts: Number(row.attempts),
+      claimToken: row.token,
+    }));
+  }
+
+  /**
+   * Records outcomes, one statement (or one short transaction) per kind. Every
+   * write is guarded by the claim: the event must still be held by this instance
+   * with the same lease end (the token), so a late outcome of an earlier claim
+   * never acts on a newer one. Writing the same batch twice changes nothing.
+   */
+  async complete(batch: readonly Completion[]): Promise<void> {
+    const delivered: unknown[] = [];
+    const retry: unknown[] = [];
+    const dead: unknown[] = [];
+    for (const c of batch) {
+      if (c.kind === 'delivered') {
+        delivered.push([c.id, c.token]);
+      } else if (c.kind === 'retry') {
+        retry.push([c.id, c.token, Math.max(0, Math.round(c.delayMs)), c.refund ? 1 : 0, c.status ?? null, cut(c.error)]);
+      } else {
+        dead.push([c.id, c.token, c.status ?? null, cut(c.error)]);
+      }
+    }
+    const me = this.opts.instanceId;
+    const work: Promise<unknown>[] = [];
+    if (delivered.length > 0) {
+      const json = JSON.stringify(delivered);
+      work.push(this.opts.keepDelivered ? this.move(this.q.copyDelivered, json) : this.pool.execute(this.q.deleteHeld, [json, me]));
+    }
+    if (retry.length > 0) work.push(this.pool.execute(this.q.scheduleRetry, [JSON.stringify(retry), me]));
+    if (dead.length > 0) work.push(this.move(this.q.copyDead, JSON.stringify(dead)));
+    // The three kinds touch disjoint events, so they may run side by side.
+    const results = await Promise.allSettled(work);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Copies the held events of `json` with `copySql`, then deletes them, in one transaction. */
+  private async move(copySql: string, json: string): Promise<void> {
+    const me = this.opts.instanceId;
+    await this.transaction(async (conn) => {
+      const [held] = await conn.execute<mysql.RowDataPacket[]>(this.q.lockHeld, [json, me]);
+      if (held.length === 0) return;
+      await conn.execute(copySql, [json, me]);
+      await conn.execute(this.q.deleteHeld, [json, me]);
+    });
+  }
+
+  /** Makes every retry of this daemon's tables that waits for a later time due now (the endpoint is back). */
+  async retryNow(): Promise<number> {
+    if (this.opts.tables.length === 0) return 0;
+    return this.transaction(async (conn) => {
+      const [r] = await conn.execute<mysql.ResultSetHeader>(this.retryNowSql, this.tableParams);
+      return r.affectedRows;
+    });
+  }
+
+  /** Scans the journal (claimed_by is not indexed), so it runs in READ COMMITTED: no gap locks on the triggers' way. */
+  async releaseClaims(): Promise<number> {
+    return this.transaction(async (conn) => {
+      const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.releaseClaims, [this.opts.instanceId]);
+      return r.affectedRows;
+    });
+  }
+
+  /**
+   * Releases claims held by earlier processes of this host that no longer run
+   * (a crash or kill -9 followed by a restart), so their events go out at once
+   * instead of after the lease. Instance ids are scope:pid:random; a pid that is
+   * alive (even if reused by another program) is left alone, to be safe.
+   */
+  async releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number> {
+    const likeScope = scope.replace(/[!%_]/g, (c) => '!' + c);
+    const [r] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.claimHolders, [`${likeScope}:%`]);
+    const dead = r
+      .map((row) => String(row.claimed_by))
+      .filter((id) => {
+        if (id === this.opts.instanceId) return false;
+        const pid = Number(id.slice(scope.length + 1).split(':')[0]);
+        return Number.isInteger(pid) && pid > 0 && !isAlive(pid);
+      });
+    if (dead.length === 0) return 0;
+    return this.transaction(async (conn) => {
+      const [released] = await conn.execute<mysql.ResultSetHeader>(this.q.releaseClaimsOf, [JSON.stringify(dead)]);
+      return released.affectedRows;
+    });
+  }
+
+  /** In READ COMMITTED too: a range delete under REPEATABLE READ would lock the gap where delivered events are being added. */
+  async purgeDelivered(retentionSeconds: number): Promise<number> {
+    return this.transaction(async (conn) => {
+      const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
+      return r.affectedRows;
+    });
+  }
+
+  /**
+   * Runs `fn` in a READ COMMITTED transaction on one pooled connection
+   * (SET TRANSACTION applies to the next transaction only, so the session is left
+   * as it was). A
+   * connection whose rollback failed is destroyed rather than reused: its
+   * transaction state is unknown.
+   */
+  private async transaction<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    let open = false;
+    try {
+      await conn.query(CLAIM_ISOLATION);
+      await conn.query('START TRANSACTION');
+      open = true;
+      const result = await fn(conn);
+      await conn.query('COMMIT');
+      open = false;
+      conn.release();
+      return result;
+    } catch (err) {
+      if (open) {
+        try {
+          await conn.query('ROLLBACK');
+          conn.release();
+        } catch {
+          conn.destroy();
+        }
+      } else {
+        conn.release();
+      }
+      throw err;
+    }
+  }
+}
+
+function cut(text: string): string {
+  return text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS) + '…' : text;
+}
+
+/** `evt_<installation id>_`: the prefix of this installation's event ids. */
+export async function readEventIdPrefix(pool: mysql.Pool | mysql.Connection, prefix: string): Promise<string> {
+  const [r] = await pool.query<mysql.RowDataPacket[]>(makeQueries(prefix).installationId);
+  const id = r[0]?.value;
+  if (typeof id !== 'string') {
+    throw new AppError('NOT_INSTALLED', `the installation id is missing from ${prefix}_meta`, {
+      hint: 'run "app-db-listener install" (or start with listener.auto_install: true)',
+    });
+  }
+  return `evt_${id}_`;
+}
