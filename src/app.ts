@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
+import { MySqlSource } from './capture/mysql/source.js';
 import { PostgresSource } from './capture/postgres/source.js';
 import type { CaptureSource } from './capture/source.js';
 import { EndpointHealth } from './delivery/health.js';
@@ -16,7 +17,7 @@ import { Dispatcher } from './dispatch/dispatcher.js';
 import { Completer } from './journal/completer.js';
 import { DaemonEventBus } from './observability/events.js';
 import { logDaemonEvents } from './observability/log-events.js';
-import { AppError, describeError } from './util/errors.js';
+import { describeError } from './util/errors.js';
 import { WakeSignal } from './util/wake.js';
 import { VERSION } from './version.js';
 
@@ -143,10 +144,8 @@ function createSource(config: Config, log: Logger): CaptureSource {
   switch (config.database.type) {
     case 'postgres':
       return new PostgresSource(config, log);
-    default:
-      throw new AppError('UNSUPPORTED_DATABASE', `database.type "${config.database.type}" is not supported by this version`, {
-        hint: 'use database.type: postgres',
-      });
+    case 'mysql':
+      return new MySqlSource(config);
   }
 }
 

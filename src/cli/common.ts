@@ -28,7 +28,7 @@ export function loadConfigOrExit(path: string): { config: Config; warnings: stri
 /** One connection for a short command; closed by `fn`'s end. */
 export async function withDatabase<T>(config: Config, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   if (config.database.type !== 'postgres') {
-    process.stderr.write(`error: database.type "${config.database.type}" is not supported by this version\n`);
+    process.stderr.write(`error: this command works with PostgreSQL only in this version (database.type is "${config.database.type}"); \`run\` installs and captures with MySQL\n`);
     throw new ExitCode(EXIT.runtime);
   }
   const client = new pg.Client(pgClientConfig(config.database, 'app-db-listener:cli'));

@@ -493,10 +493,4 @@ describe('version and help', () => {
     expect(d.stderr()).toContain("unknown command 'start'");
     expect(d.stderr()).toContain('dead-letters');
   });
-
-  it('database.type mysql is refused as a config problem by this version: exit 2', async () => {
-    const d = cli(['--config', writeTempConfig('database:\n  type: "mysql"\n  database: "test"\n  table: "t"\nwebhook:\n  url: "http://127.0.0.1:9/h"\n')]);
-    expect(await exitOf(d)).toEqual({ code: 2, signal: null });
-    expect(d.output()).toContain('not supported by this version');
-  });
 });

@@ -21,6 +21,8 @@ export interface MySqlConfigOptions {
   readonly user?: string;
   readonly password?: string;
   readonly retention?: number;
+  readonly webhookUrl?: string;
+  readonly poolSize?: number;
 }
 
 export interface MySqlTestDatabase {
@@ -61,7 +63,12 @@ export function mysqlConfig(database: string, o: MySqlConfigOptions): Config {
     ...(o.schema ? [`  schema: ${JSON.stringify(o.schema)}`] : []),
     ...(o.retention !== undefined ? [`  retention: ${o.retention}`] : []),
     'webhook:',
-    '  url: "http://127.0.0.1:9/hook"',
+    `  url: ${JSON.stringify(o.webhookUrl ?? 'http://127.0.0.1:9/hook')}`,
+    '  timeout: 5',
+    '  retry_delay: 0.05',
+    '  retry_max_delay: 1',
+    'worker:',
+    `  pool_size: ${o.poolSize ?? 10}`,
   ];
   return parseConfig(lines.join('\n') + '\n', {}, 'mysql test config').config;
 }

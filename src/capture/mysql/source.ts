@@ -1,0 +1,126 @@
+/**
+ * MySQL and MariaDB as a capture source: a small pool, the installer (re-run when a
+ * watched table's columns change), the journal, and polling (no LISTEN/NOTIFY).
+ */
+import type mysql from 'mysql2/promise';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/types.js';
+import type { DaemonEventBus } from '../../observability/events.js';
+import { AppError, describeError } from '../../util/errors.js';
+import { delay } from '../../util/wake.js';
+import type { CaptureSource, JournalOptions, ResolvedTable, SourceJournal, SourceWaiter } from '../source.js';
+import { createMySqlPool } from './connection.js';
+import { applyInstall, planInstall, triggerColumnsCurrent } from './install.js';
+import { MySqlJournal, readEventIdPrefix } from './journal.js';
+import { makeQueries } from './queries.js';
+import { checkServerVersion, readServerInfo } from './server.js';
+import { PollingWaiter } from './waiter.js';
+
+/** Installs tried at start when a watched table is busy. */
+const INSTALL_ATTEMPTS = 5;
+/**
+ * How often the watched tables' columns are compared with what the triggers were
+ * generated from. Until the next check, an added column is missing from events;
+ * a dropped or renamed one makes the application's writes fail (the trigger still
+ * names it), so run `install` right after such a migration (see docs/mysql.md).
+ */
+const DRIFT_CHECK_MS = 10_000;
+
+export class MySqlSource implements CaptureSource {
+  private readonly pool: mysql.Pool;
+  private driftTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly config: Config) {
+    this.pool = createMySqlPool(config.database, { connectionLimit: 4 });
+  }
+
+  async prepare(install: boolean, bus: DaemonEventBus, log: Logger): Promise<ResolvedTable[]> {
+    const conn = await this.pool.getConnection().catch((err: unknown) => {
+      throw mysqlConnectionError(err, this.config);
+    });
+    try {
+      checkServerVersion(await readServerInfo(conn));
+      if (!install) {
+        const plan = await planInstall(conn, this.config);
+        for (const w of plan.warnings) bus.emit('install:warning', { message: w });
+        if (plan.steps.length > 0) {
+          throw new AppError('NOT_INSTALLED', `the database is missing: ${plan.steps.map((s) => s.description).join('; ')}`, {
+            hint: 'run "app-db-listener install --config <file>" (or allow listener.auto_install)',
+          });
+        }
+        return [...plan.tables];
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const plan = await applyInstall(conn, this.config);
+          for (const w of plan.warnings) bus.emit('install:warning', { message: w });
+          for (const s of plan.steps) bus.emit('install:step', { description: s.description });
+          this.watchDrift(bus, log);
+          return [...plan.tables];
+        } catch (err) {
+          if (!(err instanceof AppError && err.code === 'INSTALL_LOCK_TIMEOUT') || attempt >= INSTALL_ATTEMPTS) throw err;
+          log.warn({ attempt, error: err.message }, 'A watched table is busy; installing again shortly');
+          await delay(attempt * 2_000);
+        }
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  async openJournal(opts: JournalOptions): Promise<SourceJournal> {
+    const prefix = await readEventIdPrefix(this.pool, this.config.listener.schema);
+    return new MySqlJournal(this.pool, makeQueries(this.config.listener.schema), { ...opts, eventIdPrefix: prefix });
+  }
+
+  waiter(): SourceWaiter {
+    return new PollingWaiter();
+  }
+
+  async close(): Promise<void> {
+    if (this.driftTimer) clearInterval(this.driftTimer);
+    await this.pool.end().catch(() => undefined);
+  }
+
+  /** Regenerates the triggers when a watched table's columns change (no restart needed). */
+  private watchDrift(bus: DaemonEventBus, log: Logger): void {
+    let checking = false;
+    this.driftTimer = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void (async () => {
+        const conn = await this.pool.getConnection();
+        try {
+          if (await triggerColumnsCurrent(conn, this.config)) return;
+          const plan = await applyInstall(conn, this.config);
+          for (const s of plan.steps) bus.emit('install:step', { description: `${s.description} (a watched table changed)` });
+        } finally {
+          conn.release();
+        }
+      })()
+        .catch((err: unknown) => log.warn({ error: describeError(err) }, 'Could not check the watched tables for column changes'))
+        .finally(() => {
+          checking = false;
+        });
+    }, DRIFT_CHECK_MS);
+    this.driftTimer.unref();
+  }
+}
+
+function mysqlConnectionError(err: unknown, config: Config): AppError {
+  const db = config.database;
+  const code = (err as { code?: string }).code;
+  const hint =
+    code === 'ER_ACCESS_DENIED_ERROR'
+      ? 'check database.user and database.password'
+      : code === 'ER_BAD_DB_ERROR'
+        ? 'check database.database'
+        : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
+          ? 'check database.host and database.port, and that the server is running'
+          : undefined;
+  return new AppError(
+    'DATABASE_CONNECT',
+    `cannot connect to MySQL at ${db.host}:${db.port} (database "${db.database}", user "${db.user}"): ${describeError(err)}`,
+    { cause: err, hint },
+  );
+}
