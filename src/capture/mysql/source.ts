@@ -107,7 +107,7 @@ export class MySqlSource implements CaptureSource {
   }
 }
 
-function mysqlConnectionError(err: unknown, config: Config): AppError {
+export function mysqlConnectionError(err: unknown, config: Config): AppError {
   const db = config.database;
   const code = (err as { code?: string }).code;
   const hint =
