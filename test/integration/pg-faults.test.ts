@@ -174,9 +174,11 @@ describe('process faults (built CLI)', () => {
       await second.ready();
       await waitUntil(() => distinctIds('fkill').size === 10_000, 60_000, () => `10000 events (got ${distinctIds('fkill').size})`);
       await waitUntil(async () => (await journalSize()) === 0, 10_000, 'empty journal');
-      // Duplicates only for what was in flight when the process died (at most pool_size).
+      // Duplicates only for what the process still held claimed when it died: requests in
+      // flight (at most pool_size) and delivered events whose outcome was not yet written
+      // (at most pool_size more).
       const duplicates = forTable('fkill').length - 10_000;
-      expect(duplicates).toBeLessThanOrEqual(20);
+      expect(duplicates).toBeLessThanOrEqual(2 * 20);
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;
