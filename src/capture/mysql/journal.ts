@@ -30,6 +30,9 @@ export interface MySqlJournalOptions {
   readonly tables: ReadonlyArray<{ readonly schema: string; readonly name: string }>;
 }
 
+/** Times a claim transaction chosen as a deadlock victim is run again before the error surfaces. */
+const DEADLOCK_RETRIES = 5;
+
 /** last_error is TEXT (64 KB); an error message is cut well below that, whatever its characters. */
 const MAX_ERROR_CHARS = 8_000;
 
@@ -184,7 +187,25 @@ export class MySqlJournal implements SourceJournal {
    * connection whose rollback failed is destroyed rather than reused: its
    * transaction state is unknown.
    */
+  /**
+   * Runs `fn` in a short transaction. InnoDB may pick it as a deadlock victim when
+   * instances claim at the same moment (their row locks meet in the gate's index):
+   * nothing was done, so it is simply run again, a few times, before giving up.
+   */
   private async transaction<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transactionOnce(fn);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        const retryable = code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+        if (!retryable || attempt >= DEADLOCK_RETRIES) throw err;
+        await new Promise((resolve) => setTimeout(resolve, attempt * 5 * Math.random()));
+      }
+    }
+  }
+
+  private async transactionOnce<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
     const conn = await this.pool.getConnection();
     let open = false;
     try {
