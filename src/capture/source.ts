@@ -4,6 +4,8 @@
  * this interface only; PostgreSQL and the MySQL family each implement it.
  */
 import type { Logger } from 'pino';
+import { AppError } from '../util/errors.js';
+import { delay } from '../util/wake.js';
 import type { Journal, Waiter } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import type { WakeSignal } from '../util/wake.js';
@@ -45,4 +47,49 @@ export interface CaptureSource {
   openJournal(opts: JournalOptions): Promise<SourceJournal>;
   waiter(wake: WakeSignal, bus: DaemonEventBus): SourceWaiter;
   close(): Promise<void>;
+}
+
+/** What an installer plans or did: the steps, the tables found, and warnings. */
+export interface PlanLike {
+  readonly steps: ReadonlyArray<{ readonly description: string }>;
+  readonly tables: readonly ResolvedTable[];
+  readonly warnings: readonly string[];
+}
+
+/** Installs tried at start when a watched table is busy. */
+const INSTALL_ATTEMPTS = 5;
+
+/**
+ * The start-up install shared by every source. With `install` off, it only checks
+ * that nothing is missing. An install that meets a busy table gives up quickly (so
+ * the application is not held up) and is tried again a few times.
+ */
+export async function installAtStart(
+  install: boolean,
+  ops: { readonly plan: () => Promise<PlanLike>; readonly apply: () => Promise<PlanLike> },
+  bus: DaemonEventBus,
+  log: Logger,
+): Promise<ResolvedTable[]> {
+  if (!install) {
+    const plan = await ops.plan();
+    for (const w of plan.warnings) bus.emit('install:warning', { message: w });
+    if (plan.steps.length > 0) {
+      throw new AppError('NOT_INSTALLED', `the database is missing: ${plan.steps.map((s) => s.description).join('; ')}`, {
+        hint: 'run "app-db-listener install --config <file>" (or allow listener.auto_install)',
+      });
+    }
+    return [...plan.tables];
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const plan = await ops.apply();
+      for (const w of plan.warnings) bus.emit('install:warning', { message: w });
+      for (const s of plan.steps) bus.emit('install:step', { description: s.description });
+      return [...plan.tables];
+    } catch (err) {
+      if (!(err instanceof AppError && err.code === 'INSTALL_LOCK_TIMEOUT') || attempt >= INSTALL_ATTEMPTS) throw err;
+      log.warn({ attempt, error: err.message }, 'A watched table is busy; installing again shortly');
+      await delay(attempt * 2_000);
+    }
+  }
 }

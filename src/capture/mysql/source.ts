@@ -7,8 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
 import { AppError, describeError } from '../../util/errors.js';
-import { delay } from '../../util/wake.js';
-import type { CaptureSource, JournalOptions, ResolvedTable, SourceJournal, SourceWaiter } from '../source.js';
+import { installAtStart, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
 import { createMySqlPool } from './connection.js';
 import { applyInstall, planInstall, triggerColumnsCurrent } from './install.js';
 import { MySqlJournal, readEventIdPrefix } from './journal.js';
@@ -16,8 +15,6 @@ import { makeQueries } from './queries.js';
 import { checkServerVersion, readServerInfo } from './server.js';
 import { PollingWaiter } from './waiter.js';
 
-/** Installs tried at start when a watched table is busy. */
-const INSTALL_ATTEMPTS = 5;
 /**
  * How often the watched tables' columns are compared with what the triggers were
  * generated from. Until the next check, an added column is missing from events;
@@ -40,29 +37,14 @@ export class MySqlSource implements CaptureSource {
     });
     try {
       checkServerVersion(await readServerInfo(conn));
-      if (!install) {
-        const plan = await planInstall(conn, this.config);
-        for (const w of plan.warnings) bus.emit('install:warning', { message: w });
-        if (plan.steps.length > 0) {
-          throw new AppError('NOT_INSTALLED', `the database is missing: ${plan.steps.map((s) => s.description).join('; ')}`, {
-            hint: 'run "app-db-listener install --config <file>" (or allow listener.auto_install)',
-          });
-        }
-        return [...plan.tables];
-      }
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const plan = await applyInstall(conn, this.config);
-          for (const w of plan.warnings) bus.emit('install:warning', { message: w });
-          for (const s of plan.steps) bus.emit('install:step', { description: s.description });
-          this.watchDrift(bus, log);
-          return [...plan.tables];
-        } catch (err) {
-          if (!(err instanceof AppError && err.code === 'INSTALL_LOCK_TIMEOUT') || attempt >= INSTALL_ATTEMPTS) throw err;
-          log.warn({ attempt, error: err.message }, 'A watched table is busy; installing again shortly');
-          await delay(attempt * 2_000);
-        }
-      }
+      const tables = await installAtStart(
+        install,
+        { plan: () => planInstall(conn, this.config), apply: () => applyInstall(conn, this.config) },
+        bus,
+        log,
+      );
+      if (install) this.watchDrift(bus, log);
+      return tables;
     } finally {
       conn.release();
     }

@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
 import { AppError, describeError } from '../../util/errors.js';
-import { delay, type WakeSignal } from '../../util/wake.js';
-import type { CaptureSource, JournalOptions, ResolvedTable, SourceJournal, SourceWaiter } from '../source.js';
+import type { WakeSignal } from '../../util/wake.js';
+import { installAtStart, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
 import { connectionError, pgClientConfig } from './connection.js';
 import { applyInstall, planInstall } from './install.js';
 import { PgJournal } from './journal.js';
@@ -14,8 +14,6 @@ import { PgWaker } from './waker.js';
 
 /** Longest a runtime query may take before its connection is considered gone. */
 const QUERY_TIMEOUT_MS = 30_000;
-/** Installs tried at start when a watched table is busy. */
-const INSTALL_ATTEMPTS = 5;
 /** Oldest PostgreSQL we support: EXECUTE FUNCTION in triggers and generated identity columns. */
 const MIN_PG_VERSION = 120000;
 
@@ -83,28 +81,12 @@ async function prepareDatabase(
     if (Number(v.rows[0]?.server_version_num) < MIN_PG_VERSION) {
       throw new AppError('DATABASE_TOO_OLD', `PostgreSQL ${v.rows[0]?.server_version_num} is too old; version 12 or newer is required`);
     }
-    if (!install) {
-      const plan = await planInstall(client, config);
-      for (const w of plan.warnings) bus.emit('install:warning', { message: w });
-      if (plan.steps.length > 0) {
-        throw new AppError('NOT_INSTALLED', `the database is missing: ${plan.steps.map((s) => s.description).join('; ')}`, {
-          hint: 'run "app-db-listener install --config <file>" (or allow listener.auto_install)',
-        });
-      }
-      return [...plan.tables];
-    }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const plan = await applyInstall(client, config);
-        for (const w of plan.warnings) bus.emit('install:warning', { message: w });
-        for (const s of plan.steps) bus.emit('install:step', { description: s.description });
-        return [...plan.tables];
-      } catch (err) {
-        if (!(err instanceof AppError && err.code === 'INSTALL_LOCK_TIMEOUT') || attempt >= INSTALL_ATTEMPTS) throw err;
-        log.warn({ attempt, error: err.message }, 'A watched table is busy; installing again shortly');
-        await delay(attempt * 2_000);
-      }
-    }
+    return await installAtStart(
+      install,
+      { plan: () => planInstall(client, config), apply: () => applyInstall(client, config) },
+      bus,
+      log,
+    );
   } finally {
     client.release();
   }
