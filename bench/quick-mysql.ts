@@ -4,42 +4,19 @@
  *   npx tsx bench/quick-mysql.ts [--drain N] [--pool 10]
  * Needs `npm run build` (it runs the built CLI).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { fork, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
+import { ask, flag, peakRssMb, type ReceiverMessage } from './lib.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-};
-const DRAIN = Number(arg('drain', '30000'));
-const POOL = Number(arg('pool', '10'));
+const DRAIN = Number(flag('drain', '30000'));
+const POOL = Number(flag('pool', '10'));
 const DB = 'adl_bench_quick_mysql';
-
-type Msg = { type: string; port?: number; count?: number };
-function ask(child: ChildProcess, type: string): Promise<Msg> {
-  return new Promise((resolve) => {
-    const on = (m: Msg) => {
-      if (m.type === type) {
-        child.off('message', on);
-        resolve(m);
-      }
-    };
-    child.on('message', on);
-    child.send({ type });
-  });
-}
-
-function peakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 async function main() {
   const admin = await mysql.createConnection({ host: '127.0.0.1', user: 'root', password: '' });
@@ -47,7 +24,7 @@ async function main() {
   await admin.query(`CREATE DATABASE ${DB}`);
   await admin.query(`CREATE TABLE ${DB}.items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), amount DECIMAL(12,2))`);
   const receiver = fork(path.join(root, 'bench', 'receiver.ts'), { execArgv: ['--import', 'tsx'] });
-  const ready = await new Promise<Msg>((resolve) => receiver.once('message', resolve));
+  const ready = await new Promise<ReceiverMessage>((resolve) => receiver.once('message', resolve));
   const dir = mkdtempSync(path.join(tmpdir(), 'adl-bench-mysql-'));
   const configPath = path.join(dir, 'config.yaml');
   writeFileSync(

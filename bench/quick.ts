@@ -5,41 +5,22 @@
  * Needs `npm run build` (it runs the built CLI).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { ask, flag, peakRssMb, type ReceiverMessage } from './lib.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-};
-const DRAIN = Number(arg('drain', '50000'));
-const RATES = arg('rates', '200,1000').split(',').filter(Boolean).map(Number);
-const SECONDS = Number(arg('seconds', '10'));
-const POOL = Number(arg('pool', '10'));
+const DRAIN = Number(flag('drain', '50000'));
+const RATES = flag('rates', '200,1000').split(',').filter(Boolean).map(Number);
+const SECONDS = Number(flag('seconds', '10'));
+const POOL = Number(flag('pool', '10'));
 const DB = 'adl_bench_quick';
-const PROFILE_DIR = arg('cpu-prof', '');
+const PROFILE_DIR = flag('cpu-prof', '');
 const now = () => performance.timeOrigin + performance.now();
-
-type Msg = { type: string; port?: number; count?: number; received?: Array<[number, number]> };
-
-function ask(child: ChildProcess, type: string): Promise<Msg> {
-  return new Promise((resolve) => {
-    const on = (m: Msg) => {
-      if (m.type === type) {
-        child.off('message', on);
-        resolve(m);
-      }
-    };
-    child.on('message', on);
-    child.send({ type });
-  });
-}
 
 async function until(fn: () => Promise<boolean>, timeoutMs: number, what: string) {
   const end = Date.now() + timeoutMs;
@@ -53,11 +34,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function peakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
 async function main() {
   const admin = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
   await admin.connect();
@@ -68,7 +44,7 @@ async function main() {
   await pool.query(`CREATE TABLE items (id bigserial PRIMARY KEY, name text, amount numeric(12,2))`);
 
   const receiver = fork(path.join(root, 'bench', 'receiver.ts'), { execArgv: ['--import', 'tsx'] });
-  const ready = await new Promise<Msg>((resolve) => receiver.once('message', resolve));
+  const ready = await new Promise<ReceiverMessage>((resolve) => receiver.once('message', resolve));
   const dir = mkdtempSync(path.join(tmpdir(), 'adl-bench-'));
   const configPath = path.join(dir, 'config.yaml');
   writeFileSync(

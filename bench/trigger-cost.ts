@@ -12,18 +12,13 @@ import path from 'node:path';
 import pg from 'pg';
 import { applyInstall } from '../src/capture/postgres/install.js';
 import { parseConfig } from '../src/config/index.js';
+import { flag, median } from './lib.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
+const arg = (name: string, dflt: number) => Number(flag(name, String(dflt)));
 const CLIENTS = arg('clients', 16);
 const SECONDS = arg('seconds', 8);
 const ROUNDS = arg('rounds', 3);
 const DB = 'adl_bench_trigger';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
   const admin = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
