@@ -43,7 +43,7 @@ CREATE TABLE {{schema}}.events (
   attempts      integer     NOT NULL DEFAULT 0,
   last_status   integer,
   last_error    text
-) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02);
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
 -- The ordering gate looks up earlier events of the same row here.
 CREATE INDEX events_row_hash_idx ON {{schema}}.events (row_hash, id);

@@ -32,6 +32,8 @@ export interface PgJournalOptions {
 export class PgJournal implements Journal {
   /** Prepared statements are per connection and by name: one set per journal schema. */
   private readonly statementPrefix: string;
+  private readonly claimSql: string;
+  private readonly tablePairs: string[];
   private readonly schemas: string[];
   private readonly tableNames: string[];
 
@@ -41,6 +43,8 @@ export class PgJournal implements Journal {
     private readonly opts: PgJournalOptions,
   ) {
     this.statementPrefix = `adl_${q.schemaKey}_`;
+    this.claimSql = q.claim(opts.tables.length);
+    this.tablePairs = opts.tables.flatMap((t) => [t.schema, t.name]);
     this.schemas = opts.tables.map((t) => t.schema);
     this.tableNames = opts.tables.map((t) => t.name);
   }
@@ -48,9 +52,9 @@ export class PgJournal implements Journal {
   async claim(limit: number): Promise<JournalEvent[]> {
     if (limit <= 0) return [];
     const r = await this.pool.query<ClaimRow>({
-      name: this.statementPrefix + 'claim',
-      text: this.q.claim,
-      values: [limit, this.opts.instanceId, this.opts.leaseMs, this.schemas, this.tableNames],
+      name: `${this.statementPrefix}claim_${this.opts.tables.length}`,
+      text: this.claimSql,
+      values: [limit, this.opts.instanceId, this.opts.leaseMs, ...this.tablePairs],
     });
     return r.rows.map((row) => ({
       id: row.id,

@@ -37,14 +37,19 @@ export function makeQueries(ourSchema: string) {
      * The lease end (claimed_until) doubles as the claim's token: every outcome is
      * written only if the event is still held by the same claim, so a late write
      * from an earlier claim of the same event can never act on a newer one.
-     * Params: $1 limit, $2 instance id, $3 lease in ms, $4 schemas, $5 tables.
+     * The table filter is spelled out as (schema, table) pairs: a filter the scan
+     * applies row by row, so the plan stays an index walk in id order that stops
+     * after LIMIT rows (a join against the table list let the planner scan and sort
+     * the whole journal when its statistics were fresh: 15 ms per claim at 10k rows).
+     * Params: $1 limit, $2 instance id, $3 lease in ms, then a schema and a table
+     * per watched table.
      */
-    claim: `
+    claim: (tableCount: number) => `
       WITH next AS (
         SELECT e.id FROM ${events} e
         WHERE (e.run_at IS NULL OR e.run_at <= now())
           AND (e.claimed_by IS NULL OR e.claimed_until < now())
-          AND (e.schema_name, e.table_name) IN (SELECT * FROM unnest($4::text[], $5::text[]))
+          AND (${tablePredicate(tableCount, 4)})
           AND NOT EXISTS (
             SELECT 1 FROM ${events} p
             WHERE p.row_hash = e.row_hash AND p.id < e.id)
@@ -133,6 +138,12 @@ export function makeQueries(ourSchema: string) {
     purgeDelivered: `DELETE FROM ${s}.delivered_events WHERE delivered_at < now() - $1::integer * interval '1 second'`,
 
     installationId: `SELECT value FROM ${s}.meta WHERE key = 'installation_id'`,
+    /**
+     * Fresh statistics for the claim's plan: without them (a new journal that filled
+     * up before autovacuum looked at it) the planner expects one row and sorts the
+     * whole journal on every claim instead of walking the primary key.
+     */
+    analyzeJournal: `ANALYZE ${events}`,
 
     listenChannel: `LISTEN ${quoteIdent(ourSchema)}`,
     /** The channel as the trigger names it in pg_notify. */
@@ -210,4 +221,10 @@ export function makeQueries(ourSchema: string) {
 /** A signed 64-bit advisory lock key derived from our schema name, stable across versions. */
 export function waitLockKey(ourSchema: string): string {
   return createHash('sha1').update(`app-db-listener:wait:${ourSchema}`).digest().readBigInt64BE(0).toString();
+}
+
+/** `(e.schema_name = $k AND e.table_name = $k+1) OR …` for `count` tables, from parameter `first`. */
+function tablePredicate(count: number, first: number): string {
+  if (count === 0) return 'false';
+  return Array.from({ length: count }, (_, i) => `(e.schema_name = $${first + 2 * i} AND e.table_name = $${first + 2 * i + 1})`).join(' OR ');
 }

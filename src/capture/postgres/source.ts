@@ -42,6 +42,8 @@ export class PostgresSource implements CaptureSource {
 
   async openJournal(opts: JournalOptions): Promise<SourceJournal> {
     const installId = (await this.pool.query<{ value: string }>(this.q.installationId)).rows[0]?.value ?? 'unknown';
+    // Only the table's owner may analyze it; autovacuum does it later otherwise.
+    await this.pool.query(this.q.analyzeJournal).catch(() => undefined);
     return new PgJournal(this.pool, this.q, { ...opts, eventIdPrefix: `evt_${installId}_` });
   }
 
