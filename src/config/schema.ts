@@ -17,6 +17,7 @@ import { parseTableName, splitTableList, tableKey } from './tables.js';
 import type {
   Config,
   DatabaseType,
+  HttpListen,
   LogLevel,
   Operation,
   SslMode,
@@ -73,6 +74,9 @@ export const DEFAULTS = {
   logging: {
     level: 'info' as LogLevel,
     format: 'text' as 'text' | 'json',
+  },
+  http: {
+    listen: '127.0.0.1:9464',
   },
   worker: {
     pool_size: 10,
@@ -584,6 +588,42 @@ export const workerSection = z.object(
   { error: sectionError('worker') },
 );
 
+/**
+ * `http.listen`: `host:port` (`[::1]:9464` for IPv6, port 0 for any free port),
+ * or `off` / `false` / empty-string `""` to run without the admin server.
+ */
+const listenAddress = z.preprocess(
+  (value) => (value === false ? 'off' : value === null ? undefined : toText(value)),
+  z
+    .string({ error: 'must be "host:port" (for example "127.0.0.1:9464") or "off"' })
+    .optional()
+    .transform((text, ctx): HttpListen | null | undefined => {
+      if (text === undefined || text === null) return undefined;
+      const trimmed = text.trim();
+      if (trimmed === '' || FALSE_WORDS.has(trimmed.toLowerCase())) return null;
+      const parsed = parseListenAddress(trimmed);
+      if (parsed === undefined) return fail(ctx, 'must be "host:port" (for example "127.0.0.1:9464", "[::1]:9464" or ":9464" for every interface) or "off"');
+      return parsed;
+    }),
+);
+
+/** `host:port`, `[v6]:port` or `:port` (every interface); undefined when malformed. */
+export function parseListenAddress(text: string): HttpListen | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (!Number.isInteger(port) || port > 65_535) return undefined;
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+export const httpSection = z.object(
+  {
+    listen: listenAddress,
+  },
+  { error: sectionError('http') },
+);
+
 /** The sections and their schemas; the loader reads the known keys from here. */
 export const SECTIONS = {
   database: databaseSection,
@@ -591,6 +631,7 @@ export const SECTIONS = {
   webhook: webhookSection,
   logging: loggingSection,
   worker: workerSection,
+  http: httpSection,
 } as const;
 
 type RawConfig = {
@@ -662,6 +703,9 @@ function resolveConfig(raw: RawConfig): Config {
       pool_size: raw.worker.pool_size,
       shutdown_timeout: raw.worker.shutdown_timeout ?? webhookTimeout + DEFAULTS.worker.shutdown_margin,
     },
+    http: {
+      listen: raw.http.listen === undefined ? parseListenAddress(DEFAULTS.http.listen)! : raw.http.listen,
+    },
   };
 }
 
@@ -681,9 +725,10 @@ export const configSchema = z
       webhook: webhookSection.prefault(emptySection),
       logging: loggingSection.prefault(emptySection),
       worker: workerSection.prefault(emptySection),
+      http: httpSection.prefault(emptySection),
     },
     {
-      error: 'the configuration must be a YAML mapping with the sections database, listener, webhook, logging and worker',
+      error: 'the configuration must be a YAML mapping with the sections database, listener, webhook, logging, worker and http',
     },
   )
   .transform(resolveConfig);

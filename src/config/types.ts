@@ -78,10 +78,22 @@ export interface WorkerConfig {
   readonly shutdown_timeout: number;
 }
 
+export interface HttpListen {
+  readonly host: string;
+  /** 0 picks a free port (the address actually bound is logged). */
+  readonly port: number;
+}
+
+export interface HttpConfig {
+  /** Where the admin server (/metrics, /healthz, /readyz) listens; null when disabled. Default 127.0.0.1:9464. */
+  readonly listen: HttpListen | null;
+}
+
 export interface Config {
   readonly database: DatabaseConfig;
   readonly listener: ListenerConfig;
   readonly webhook: WebhookConfig;
   readonly logging: LoggingConfig;
   readonly worker: WorkerConfig;
+  readonly http: HttpConfig;
 }

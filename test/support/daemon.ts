@@ -33,6 +33,8 @@ export interface ConfigOptions {
   readonly logFormat?: string;
   readonly shutdownTimeout?: number;
   readonly retention?: number;
+  /** http.listen; default "off" so that tests running side by side never contend for a port. */
+  readonly httpListen?: string;
 }
 
 export function configYaml(o: ConfigOptions): string {
@@ -61,6 +63,8 @@ export function configYaml(o: ConfigOptions): string {
     'worker:',
     `  pool_size: ${o.poolSize ?? 10}`,
     ...(o.shutdownTimeout !== undefined ? [`  shutdown_timeout: ${o.shutdownTimeout}`] : []),
+    'http:',
+    `  listen: ${JSON.stringify(o.httpListen ?? 'off')}`,
   ];
   return lines.join('\n') + '\n';
 }

@@ -105,6 +105,8 @@ describe('the original program\'s sample config', () => {
       },
       logging: { file: '/var/log/app-db-listener/app.log', level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
+      http: { listen: { host: '127.0.0.1', port: 9464 } },
+      http: { listen: { host: '127.0.0.1', port: 9464 } },
     });
   });
 
@@ -190,6 +192,7 @@ describe('defaults', () => {
       },
       logging: { level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
+      http: { listen: { host: '127.0.0.1', port: 9464 } },
     });
     expect('file' in config.logging).toBe(false);
     expect('url' in config.database).toBe(false);
@@ -427,6 +430,26 @@ describe('webhook extensions', () => {
 
   it('reads logging.level case-insensitively, with warning as warn', () => {
     expect(load({ logging: { level: 'WARNING', format: 'JSON' } }).config.logging).toEqual({ level: 'warn', format: 'json' });
+  });
+});
+
+describe('http.listen', () => {
+  it.each([
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::1]:9464', { host: '::1', port: 9464 }],
+    [':9000', { host: '0.0.0.0', port: 9000 }],
+    ['off', null],
+    ['false', null],
+    [false, null],
+    [null, { host: '127.0.0.1', port: 9464 }],
+  ])('reads %j', (listen, expected) => {
+    const { config } = load({ http: { listen } });
+    expect(config.http.listen).toEqual(expected);
+  });
+
+  it.each(['9464', 'localhost', 'host:99999', 'host:port', 'a b:1'])('rejects %j and names the key', (listen) => {
+    const err = configError(() => load({ http: { listen } }));
+    expect(err.message).toContain('http.listen must be "host:port"');
   });
 });
 
