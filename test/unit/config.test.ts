@@ -106,7 +106,6 @@ describe('the original program\'s sample config', () => {
       logging: { file: '/var/log/app-db-listener/app.log', level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
       http: { listen: { host: '127.0.0.1', port: 9464 } },
-      http: { listen: { host: '127.0.0.1', port: 9464 } },
     });
   });
 
