@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Config } from './config/types.js';
+import type { Config, HttpListen } from './config/types.js';
 import { MySqlSource } from './capture/mysql/source.js';
 import { PostgresSource } from './capture/postgres/source.js';
 import type { CaptureSource } from './capture/source.js';
@@ -15,8 +15,11 @@ import { EndpointHealth } from './delivery/health.js';
 import { WebhookClient } from './delivery/webhook.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { Completer } from './journal/completer.js';
+import { DatabaseStatus } from './observability/database-status.js';
 import { DaemonEventBus } from './observability/events.js';
 import { logDaemonEvents } from './observability/log-events.js';
+import { DaemonMetrics } from './observability/metrics.js';
+import { AdminServer, formatAddress } from './server/admin-server.js';
 import { describeError } from './util/errors.js';
 import { WakeSignal } from './util/wake.js';
 import { VERSION } from './version.js';
@@ -32,7 +35,11 @@ export interface DaemonOptions {
 export interface RunningDaemon {
   readonly instanceId: string;
   readonly bus: DaemonEventBus;
-  /** True while the database answers and the LISTEN connection is in place. */
+  /** The daemon's Prometheus metrics (also served on /metrics when http.listen is set). */
+  readonly metrics: DaemonMetrics;
+  /** Where the admin server listens (the port actually bound); undefined when http.listen is off. */
+  readonly httpAddress: HttpListen | undefined;
+  /** True while the database answers (as of its last use) and the LISTEN connection is in place. */
   isConnected(): boolean;
   /** Graceful stop: stop claiming, finish in-flight deliveries within `graceMs`, record outcomes. */
   stop(graceMs?: number): Promise<void>;
@@ -44,6 +51,21 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   logDaemonEvents(bus, log);
   // scope:pid:random. The pid lets a restarted daemon release a crashed predecessor's claims.
   const instanceId = `${localScope()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const status = new DatabaseStatus(bus);
+  const metrics = new DaemonMetrics(bus, status, VERSION);
+  // Bound first: a busy port fails the start before the database is touched, and
+  // /healthz answers (and /readyz says "starting") while installing.
+  const admin = config.http.listen
+    ? new AdminServer(config.http.listen, {
+        metrics: () => metrics.render(),
+        readinessProblem: async () => {
+          await metrics.backlog();
+          return status.readinessProblem();
+        },
+      })
+    : undefined;
+  const httpAddress = await admin?.start();
+  if (httpAddress) log.info({ address: formatAddress(httpAddress) }, `Admin server listening on http://${formatAddress(httpAddress)} (/metrics, /healthz, /readyz)`);
   const source = createSource(config, log);
 
   try {
@@ -81,8 +103,11 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       pollIntervalMs: config.listener.poll_interval * 1000,
       retry: config.webhook,
     });
+    metrics.attach({ backlog: () => journal.backlog(), deliveriesInFlight: () => dispatcher.deliveriesInFlight });
+    status.watchChannel(() => waker.connected);
     waker.start();
     dispatcher.start();
+    status.phase = 'running';
 
     let sweeping = false;
     const purgeTimer =
@@ -117,9 +142,12 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     return {
       instanceId,
       bus,
-      isConnected: () => waker.connected,
+      metrics,
+      httpAddress,
+      isConnected: () => status.connected(),
       stop(graceMs = config.worker.shutdown_timeout * 1000) {
         stopped ??= (async () => {
+          status.phase = 'stopping';
           if (purgeTimer) clearInterval(purgeTimer);
           await dispatcher.stop(graceMs);
           await journal.releaseClaims().catch((err: unknown) => {
@@ -128,6 +156,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
           await waker.stop();
           await sender.close().catch(() => undefined);
           await source.close();
+          await admin?.stop();
           log.info('app-db-listener stopped');
         })();
         return stopped;
@@ -135,6 +164,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     };
   } catch (err) {
     await source.close();
+    await admin?.stop();
     throw err;
   }
 }

@@ -28,9 +28,29 @@ export interface JournalOptions {
   readonly tables: readonly ResolvedTable[];
 }
 
+/** One watched table's backlog, for the metrics. */
+export interface TableBacklog {
+  readonly schema: string;
+  readonly table: string;
+  /** Events still in the journal: waiting, retrying or in flight (counted up to BACKLOG_SCAN_LIMIT). */
+  readonly pending: number;
+  /** Age of the oldest of them; 0 when there is none. */
+  readonly oldestPendingSeconds: number;
+  /** Events in dead letters (counted up to BACKLOG_SCAN_LIMIT). */
+  readonly deadLetters: number;
+}
+
+/**
+ * Rows of the journal (and of dead letters) a backlog query reads at most, oldest
+ * first: the cost of a scrape stays bounded however large the journal grows.
+ */
+export const BACKLOG_SCAN_LIMIT = 100_000;
+
 export interface SourceJournal extends Journal {
   /** Releases claims of earlier processes in this pid scope that no longer run. */
   releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number>;
+  /** The backlog of each watched table, in one cheap query (see BACKLOG_SCAN_LIMIT). */
+  backlog(): Promise<TableBacklog[]>;
 }
 
 export interface SourceWaiter extends Waiter {

@@ -55,6 +55,7 @@ export class Dispatcher {
   private stopping = false;
   private loopDone: Promise<void> | undefined;
   private probeInFlight = false;
+  private claimFailing = false;
   private markChain: Promise<void> = Promise.resolve();
   private batchDeadline = 0;
   /** Aborts in-flight requests when a graceful stop runs out of time. */
@@ -140,8 +141,7 @@ export class Dispatcher {
       this.batchDeadline = 0;
       let batch: JournalEvent[];
       try {
-        batch = await this.journal.claim(free);
-        if (claimBackoff > CLAIM_RETRY_MIN_MS) this.bus.emit('journal:recovered', { operation: 'claim' });
+        batch = await this.claim(free);
         claimBackoff = CLAIM_RETRY_MIN_MS;
       } catch (err) {
         this.bus.emit('journal:error', { operation: 'claim', error: describeError(err), retryInMs: claimBackoff });
@@ -179,7 +179,7 @@ export class Dispatcher {
     }
     let batch: JournalEvent[] = [];
     try {
-      batch = this.inFlight < this.opts.poolSize ? await this.journal.claim(1) : [];
+      batch = this.inFlight < this.opts.poolSize ? await this.claim(1) : [];
     } catch (err) {
       this.bus.emit('journal:error', { operation: 'claim', error: describeError(err), retryInMs: CLAIM_RETRY_MAX_MS });
     }
@@ -194,6 +194,22 @@ export class Dispatcher {
     void this.deliver(event, true).finally(() => {
       this.probeInFlight = false;
     });
+  }
+
+  /** A claim, reported on the bus: what was claimed, and the end of a run of failed claims. */
+  private async claim(limit: number): Promise<JournalEvent[]> {
+    try {
+      const batch = await this.journal.claim(limit);
+      if (this.claimFailing) {
+        this.claimFailing = false;
+        this.bus.emit('journal:recovered', { operation: 'claim' });
+      }
+      if (batch.length > 0) this.bus.emit('events:claimed', { events: batch });
+      return batch;
+    } catch (err) {
+      this.claimFailing = true;
+      throw err;
+    }
   }
 
   private async deliver(e: JournalEvent, probe: boolean): Promise<void> {
@@ -235,7 +251,7 @@ export class Dispatcher {
     if (outcome.kind === 'dead') {
       this.health.record(outcome, probe);
       this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
-      this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
+      this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
       return;
     }
     if (this.abortDeliveries.signal.aborted) {
@@ -256,7 +272,7 @@ export class Dispatcher {
       delayMs = Math.max(retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs), untilNextProbe);
     } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
       this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
-      this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error });
+      this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
       return;
     } else {
       delayMs = retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs);

@@ -1,14 +1,16 @@
 /**
- * The daemon's typed event stream. Logs (and later metrics) subscribe here, so the
- * hot path only emits facts and never formats a log line or touches a counter itself.
+ * The daemon's typed event stream. Logs and metrics subscribe here, so the hot path
+ * only emits facts and never formats a log line or touches a counter itself.
  */
 import { EventEmitter } from 'node:events';
 import type { JournalEvent } from '../journal/types.js';
 
 export interface DaemonEvents {
+  /** Events this instance just claimed; `attempts` is 1 for a first attempt. */
+  'events:claimed': [{ events: readonly JournalEvent[] }];
   'delivery:succeeded': [{ event: JournalEvent; status: number; durationMs: number; latencyMs: number }];
   'delivery:failed': [{ event: JournalEvent; status?: number; error: string; durationMs: number; retryInMs: number; counted: boolean }];
-  'delivery:dead': [{ event: JournalEvent; status?: number; error: string }];
+  'delivery:dead': [{ event: JournalEvent; status?: number; error: string; durationMs: number }];
   'endpoint:down': [{ consecutiveFailures: number; lastError: string }];
   'endpoint:up': [{ downForMs: number }];
   'listen:connected': [{ reconnect: boolean }];

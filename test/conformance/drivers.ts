@@ -125,6 +125,9 @@ function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInte
     'worker:',
     `  pool_size: ${o.poolSize ?? 10}`,
     ...(o.shutdownTimeout !== undefined ? [`  shutdown_timeout: ${o.shutdownTimeout}`] : []),
+    // No admin server: tests side by side must not contend for its port.
+    'http:',
+    '  listen: "off"',
   ];
   return lines.join('\n') + '\n';
 }

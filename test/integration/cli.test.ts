@@ -130,6 +130,9 @@ function databaseKeys(database = db.name): string[] {
   return [`  host: ${PG_HOST}`, `  port: ${PG_PORT}`, `  user: ${PG_USER}`, `  database: ${JSON.stringify(database)}`];
 }
 
+/** Daemons started here never take the default admin port. */
+const HTTP_OFF = ['http:', '  listen: "off"'];
+
 describe('command line of the original', () => {
   const variants: { name: string; table: string; args: (config: string) => string[]; cwd?: boolean }[] = [
     { name: '-config PATH', table: 'flag_space', args: (c) => ['-config', c] },
@@ -230,7 +233,7 @@ describe('runtime errors: exit 1, a clear message, no stack trace', () => {
 
   it.each(cases)('$name', async ({ database, table, expected }) => {
     const port = await closedPort();
-    const yaml = ['database:', ...database(port), `  table: ${table}`, 'webhook:', `  url: ${JSON.stringify(rx.url)}`].join('\n');
+    const yaml = ['database:', ...database(port), `  table: ${table}`, 'webhook:', `  url: ${JSON.stringify(rx.url)}`, ...HTTP_OFF].join('\n');
     const d = cli(['--config', writeTempConfig(yaml + '\n')]);
     const exit = await exitOf(d, 30_000);
     expect(exit, d.output()).toEqual({ code: 1, signal: null });
@@ -244,7 +247,7 @@ describe('runtime errors: exit 1, a clear message, no stack trace', () => {
 
   it('--no-install with nothing installed: exit 1, says what is missing, creates nothing', async () => {
     await db.query(`CREATE TABLE rt_noinstall (id int PRIMARY KEY)`);
-    const yaml = ['database:', ...databaseKeys(), '  table: rt_noinstall', 'listener:', '  schema: adl_cli_noinstall', 'webhook:', `  url: ${JSON.stringify(rx.url)}`];
+    const yaml = ['database:', ...databaseKeys(), '  table: rt_noinstall', 'listener:', '  schema: adl_cli_noinstall', 'webhook:', `  url: ${JSON.stringify(rx.url)}`, ...HTTP_OFF];
     const d = cli(['--no-install', '--config', writeTempConfig(yaml.join('\n') + '\n')]);
     expect(await exitOf(d), d.output()).toEqual({ code: 1, signal: null });
     expect(d.output()).toContain('adl_cli_noinstall');
@@ -264,6 +267,7 @@ describe('runtime errors: exit 1, a clear message, no stack trace', () => {
       `  url: ${JSON.stringify(rx.url)}`,
       'logging:',
       `  file: ${JSON.stringify(file)}`,
+      ...HTTP_OFF,
     ].join('\n');
     const d = cli(['--config', writeTempConfig(yaml + '\n')]);
     expect(await exitOf(d), d.output()).toEqual({ code: 1, signal: null });
@@ -378,6 +382,7 @@ describe('secrets', () => {
       '  level: debug',
       `  format: ${format}`,
       ...(file ? [`  file: ${JSON.stringify(file)}`] : []),
+      ...HTTP_OFF,
     ].join('\n');
     const config = writeTempConfig(yaml + '\n');
     rx.queue(500);

@@ -69,6 +69,9 @@ export function mysqlConfig(database: string, o: MySqlConfigOptions): Config {
     '  retry_max_delay: 1',
     'worker:',
     `  pool_size: ${o.poolSize ?? 10}`,
+    // No admin server: tests side by side must not contend for its port.
+    'http:',
+    '  listen: "off"',
   ];
   return parseConfig(lines.join('\n') + '\n', {}, 'mysql test config').config;
 }

@@ -2,7 +2,7 @@
 import type mysql from 'mysql2/promise';
 import type { Operation } from '../../config/types.js';
 import type { Completion, JournalEvent } from '../../journal/types.js';
-import type { SourceJournal } from '../source.js';
+import { BACKLOG_SCAN_LIMIT, type SourceJournal, type TableBacklog } from '../source.js';
 import { AppError } from '../../util/errors.js';
 import { CLAIM_ISOLATION, makeQueries, type Queries } from './queries.js';
 
@@ -177,6 +177,32 @@ export class MySqlJournal implements SourceJournal {
     return this.transaction(async (conn) => {
       const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
       return r.affectedRows;
+    });
+  }
+
+  async backlog(): Promise<TableBacklog[]> {
+    // Strings: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
+    const [rows] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.backlog, [String(BACKLOG_SCAN_LIMIT), String(BACKLOG_SCAN_LIMIT)]);
+    const found = new Map<string, { pending: number; oldestUs: number; dead: number }>();
+    for (const row of rows) {
+      const key = JSON.stringify([row.schema_name, row.table_name]);
+      const entry = found.get(key) ?? { pending: 0, oldestUs: 0, dead: 0 };
+      if (row.kind === 'dead') entry.dead = Number(row.n);
+      else {
+        entry.pending = Number(row.n);
+        entry.oldestUs = Number(row.oldest_us ?? 0);
+      }
+      found.set(key, entry);
+    }
+    return this.opts.tables.map((t) => {
+      const entry = found.get(JSON.stringify([t.schema, t.name]));
+      return {
+        schema: t.schema,
+        table: t.name,
+        pending: entry?.pending ?? 0,
+        oldestPendingSeconds: Math.max(0, (entry?.oldestUs ?? 0) / 1e6),
+        deadLetters: entry?.dead ?? 0,
+      };
     });
   }
 

@@ -170,11 +170,116 @@ export function makeQueries(prefix: string) {
     /** Params: retention in seconds. */
     purgeDelivered: `DELETE FROM ${delivered} WHERE delivered_at < UTC_TIMESTAMP(6) - INTERVAL ? SECOND`,
 
+    /**
+     * The backlog per table, for the metrics: events still in the journal (waiting,
+     * retrying or in flight) with the age of the oldest, then dead letters (kind
+     * 'dead'). Cost is bounded on a journal of any size: only the oldest N rows of
+     * the journal (and of dead letters) are read, walking the primary key, so counts
+     * stop at N; a table's oldest age is exact whenever it has an event among them.
+     * Params: N, N.
+     */
+    backlog: `
+      SELECT 'events' AS kind, schema_name, table_name, COUNT(*) AS n,
+             TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)) AS oldest_us
+      FROM (SELECT schema_name, table_name, created_at FROM ${events} ORDER BY id LIMIT ?) h
+      GROUP BY schema_name, table_name
+      UNION ALL
+      SELECT 'dead', schema_name, table_name, COUNT(*), NULL
+      FROM (SELECT schema_name, table_name FROM ${deadLetters} ORDER BY id LIMIT ?) h
+      GROUP BY schema_name, table_name`,
+
     installationId: `SELECT \`value\` FROM ${quoteIdent(n.meta)} WHERE \`key\` = 'installation_id'`,
 
     /** Latest applied migration (fails if our tables are missing). */
     schemaVersion: `SELECT COALESCE(MAX(version), 0) AS version FROM ${quoteIdent(n.migrations)}`,
+
+    // ---- Operator commands (dead letters, status). Every filter is `deadLetterFilter`'s
+    // eight parameters (see deadLetterFilterParams in admin.ts).
+
+    /** Filters (time: failed at or after), then the limit. Times as RFC 3339 UTC text. */
+    listDeadLetters: `
+      SELECT id, op, schema_name, table_name, attempts, last_status, last_error,
+             DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
+             DATE_FORMAT(failed_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS failed_at,
+             new_row, old_row
+      FROM ${deadLetters}
+      WHERE ${deadLetterFilter('>=')}
+      ORDER BY id
+      LIMIT ?`,
+
+    /**
+     * Replay and purge lock the selected dead letters first (MySQL has no DELETE … RETURNING),
+     * then act on exactly those ids, in one transaction. Filters (time: failed at or after
+     * for replay, before for purge).
+     */
+    lockDeadLetters: (time: '>=' | '<') => `
+      SELECT id FROM ${deadLetters} WHERE ${deadLetterFilter(time)} ORDER BY id FOR UPDATE`,
+
+    /**
+     * Params: ids (JSON array). Puts dead letters back in the journal with their own id (so
+     * the event id is unchanged), due now, attempts from zero.
+     */
+    restoreDeadLetters: `
+      INSERT INTO ${events} (${EVENT_COLUMNS})
+      SELECT d.id, d.op, d.schema_name, d.table_name, d.row_hash, d.new_row, d.old_row, d.txid, d.created_at
+      FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
+      JOIN ${deadLetters} d ON d.id = u.id`,
+
+    /** Params: ids (JSON array). */
+    deleteDeadLetters: `
+      DELETE d FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
+      JOIN ${deadLetters} d ON d.id = u.id`,
+
+    /** Per watched table: what waits, what retries, what is in flight, what is dead. */
+    status: `
+      SELECT w.schema_name, w.table_name, w.operations,
+             COALESCE(j.pending, 0) AS pending, COALESCE(j.retrying, 0) AS retrying,
+             COALESCE(j.in_flight, 0) AS in_flight, COALESCE(dl.dead, 0) AS dead_letters,
+             j.oldest_age_us
+      FROM ${quoteIdent(n.watchedTables)} w
+      LEFT JOIN (
+        SELECT schema_name, table_name,
+               SUM((claimed_by IS NULL OR claimed_until < UTC_TIMESTAMP(6))
+                   AND (run_at IS NULL OR run_at <= UTC_TIMESTAMP(6))) AS pending,
+               SUM((claimed_by IS NULL OR claimed_until < UTC_TIMESTAMP(6)) AND run_at > UTC_TIMESTAMP(6)) AS retrying,
+               SUM(claimed_by IS NOT NULL AND claimed_until >= UTC_TIMESTAMP(6)) AS in_flight,
+               TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)) AS oldest_age_us
+        FROM ${events} GROUP BY schema_name, table_name
+      ) j ON j.schema_name = w.schema_name AND j.table_name = w.table_name
+      LEFT JOIN (
+        SELECT schema_name, table_name, COUNT(*) AS dead FROM ${deadLetters} GROUP BY schema_name, table_name
+      ) dl ON dl.schema_name = w.schema_name AND dl.table_name = w.table_name
+      ORDER BY w.schema_name, w.table_name`,
+
+    // ---- doctor: read-only checks of the privileges and what is installed.
+
+    /** Params: database, table. */
+    tableExists: `SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+    /** The account the server matched us to (`user@host`), and the roles now in effect. */
+    currentAccount: `SELECT CURRENT_USER() AS account`,
+    enabledRoles: `SELECT ROLE_NAME AS role FROM information_schema.ENABLED_ROLES`,
+    /** Params: grantee (`'user'@'host'`), three times. Global, database and table privileges. */
+    grants: `
+      SELECT NULL AS db, NULL AS tbl, PRIVILEGE_TYPE AS privilege FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?
+      UNION ALL
+      SELECT TABLE_SCHEMA, NULL, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ?
+      UNION ALL
+      SELECT TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ?`,
+    /** Params: database, table, then the three trigger names. Our triggers present on the table. */
+    captureTriggers: `
+      SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS
+      WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?, ?)`,
   };
+}
+
+/**
+ * Which dead letters: params ids (JSON array or NULL) twice, schema twice, table
+ * twice, time bound (UTC `YYYY-MM-DD HH:MM:SS.ffffff` or NULL) twice.
+ */
+function deadLetterFilter(time: '>=' | '<'): string {
+  return `(? IS NULL OR id IN (SELECT f.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) f))
+        AND (? IS NULL OR schema_name = ?) AND (? IS NULL OR table_name = ?)
+        AND (? IS NULL OR failed_at ${time} ?)`;
 }
 
 /** Claims run in READ COMMITTED: no gap locks, so a claim never holds up the triggers' inserts. */

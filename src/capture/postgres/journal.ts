@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import type { Operation } from '../../config/types.js';
 import type { Completion, Journal, JournalEvent } from '../../journal/types.js';
+import { BACKLOG_SCAN_LIMIT, type TableBacklog } from '../source.js';
 import type { Queries } from './queries.js';
 
 interface ClaimRow {
@@ -162,5 +163,20 @@ export class PgJournal implements Journal {
   async purgeDelivered(retentionSeconds: number): Promise<number> {
     const r = await this.pool.query(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
     return r.rowCount ?? 0;
+  }
+
+  async backlog(): Promise<TableBacklog[]> {
+    const r = await this.pool.query<{ schema_name: string; table_name: string; pending: number; oldest_s: number; dead_letters: number }>({
+      name: this.statementPrefix + 'backlog',
+      text: this.q.backlog,
+      values: [this.schemas, this.tableNames, BACKLOG_SCAN_LIMIT],
+    });
+    return r.rows.map((row) => ({
+      schema: row.schema_name,
+      table: row.table_name,
+      pending: row.pending,
+      oldestPendingSeconds: Math.max(0, row.oldest_s),
+      deadLetters: row.dead_letters,
+    }));
   }
 }

@@ -1,0 +1,186 @@
+/**
+ * Prometheus metrics. Counters and histograms are fed by the event bus only, so the
+ * hot path never touches a metric; gauges of the journal are read when scraped,
+ * from one cheap backlog query cached for a second. docs/metrics.md says which
+ * question each metric answers.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TableBacklog } from '../capture/source.js';
+import { describeError } from '../util/errors.js';
+import { settleWithin } from '../util/wake.js';
+import type { DatabaseStatus } from './database-status.js';
+import type { DaemonEventBus } from './events.js';
+import type { JournalEvent } from '../journal/types.js';
+
+/** What the scrape-time gauges read, once the daemon has it. */
+export interface MetricsSources {
+  backlog(): Promise<TableBacklog[]>;
+  deliveriesInFlight(): number;
+}
+
+/** A scrape reuses a backlog younger than this, so frequent scrapes do not load the database. */
+const BACKLOG_MAX_AGE_MS = 1_000;
+/** A backlog query slower than this counts as failed for the scrape (it may still finish later). */
+const BACKLOG_TIMEOUT_MS = 2_000;
+
+/** One webhook request: milliseconds to the webhook timeout (30 s by default, at most minutes). */
+const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Commit to delivery: milliseconds when all is well, minutes to hours through retries and outages. */
+const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+const PREFIX = 'app_db_listener_';
+
+/** The `table` label: `schema.table`. */
+export function tableLabel(e: { readonly schema: string; readonly table: string }): string {
+  return `${e.schema}.${e.table}`;
+}
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private sources: MetricsSources | undefined;
+  private last: TableBacklog[] = [];
+  private fetchedAt = 0;
+  private fetching: Promise<void> | undefined;
+
+  constructor(
+    bus: DaemonEventBus,
+    private readonly status: DatabaseStatus,
+    version: string,
+  ) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters (promtool rejects them); nodejs_active_handles and
+    // nodejs_active_resources give the same by type.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
+    const byOp = ['table', 'operation'] as const;
+    const counter = (name: string, help: string) => new Counter({ name: PREFIX + name, help, labelNames: byOp, registers });
+    const captured = counter(
+      'changes_captured_total',
+      'Changes claimed by this instance for their first attempt (an attempt given back during an endpoint outage or a shutdown is claimed, and counted, again).',
+    );
+    const succeeded = counter('deliveries_succeeded_total', 'Events delivered (the endpoint answered 2xx).');
+    const failed = counter('deliveries_failed_total', 'Failed delivery attempts, each one (including the last attempt of an event moved to dead letters).');
+    const retried = counter('deliveries_retried_total', 'Delivery attempts after the first attempt of an event.');
+    const dead = counter('dead_letters_total', 'Events moved to dead letters (refused with a 4xx, or retries used up).');
+    const latency = new Histogram({
+      name: PREFIX + 'delivery_latency_seconds',
+      help: 'Time from the change (its journal write, in the writer transaction) to its successful delivery.',
+      labelNames: ['table'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    const requestDuration = new Histogram({
+      name: PREFIX + 'webhook_request_duration_seconds',
+      help: 'Duration of each webhook request, whatever its outcome.',
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+    const endpointUp = new Gauge({ name: PREFIX + 'endpoint_up', help: '1 while the webhook endpoint is considered up, 0 during an outage (delivery paused, probing).', registers });
+    endpointUp.set(1);
+    const reconnects = new Counter({ name: PREFIX + 'listen_reconnects_total', help: 'Times the LISTEN connection to the database was re-established after a loss.', registers });
+    new Gauge({ name: PREFIX + 'info', help: 'Always 1; the version label says which version runs.', labelNames: ['version'], registers }).set({ version }, 1);
+
+    const labels = (e: JournalEvent) => ({ table: tableLabel(e), operation: e.op });
+    bus.on('events:claimed', ({ events }) => {
+      for (const e of events) (e.attempts <= 1 ? captured : retried).inc(labels(e));
+    });
+    bus.on('delivery:succeeded', ({ event, durationMs, latencyMs }) => {
+      succeeded.inc(labels(event));
+      requestDuration.observe(durationMs / 1000);
+      latency.observe({ table: tableLabel(event) }, Math.max(0, latencyMs) / 1000);
+    });
+    bus.on('delivery:failed', ({ event, durationMs }) => {
+      failed.inc(labels(event));
+      requestDuration.observe(durationMs / 1000);
+    });
+    bus.on('delivery:dead', ({ event, durationMs }) => {
+      failed.inc(labels(event));
+      dead.inc(labels(event));
+      requestDuration.observe(durationMs / 1000);
+    });
+    bus.on('endpoint:down', () => endpointUp.set(0));
+    bus.on('endpoint:up', () => endpointUp.set(1));
+    bus.on('listen:connected', ({ reconnect }) => {
+      if (reconnect) reconnects.inc();
+    });
+
+    // Read when scraped.
+    const inFlight = () => this.sources?.deliveriesInFlight() ?? 0;
+    const backlog = () => this.backlog();
+    new Gauge({
+      name: PREFIX + 'deliveries_in_flight',
+      help: 'Webhook requests in progress now.',
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    const backlogGauge = (name: string, help: string, value: (b: TableBacklog) => number) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        labelNames: ['table'],
+        registers,
+        async collect() {
+          const rows = await backlog();
+          this.reset();
+          for (const b of rows) this.set({ table: tableLabel(b) }, value(b));
+        },
+      });
+    backlogGauge(
+      'journal_pending',
+      'Events of the table still in the journal: waiting, retrying or in flight (counted among the oldest 100000 of the journal).',
+      (b) => b.pending,
+    );
+    backlogGauge('journal_oldest_pending_age_seconds', 'Age of the oldest event of the table still in the journal; 0 when there is none.', (b) => b.oldestPendingSeconds);
+    backlogGauge('dead_letters', 'Events of the table in dead letters now (counted among the oldest 100000 dead letters).', (b) => b.deadLetters);
+    new Gauge({
+      name: PREFIX + 'database_connected',
+      help: '1 while the database answers every query of this instance and its LISTEN connection is in place, else 0.',
+      registers,
+      async collect() {
+        await backlog();
+        this.set(status.connected() ? 1 : 0);
+      },
+    });
+  }
+
+  /** Connects the scrape-time gauges to the running daemon. */
+  attach(sources: MetricsSources): void {
+    this.sources = sources;
+  }
+
+  /** The Prometheus text and its content type. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /**
+   * The backlog, at most a second old. A query that fails (or takes too long) keeps
+   * the last values and marks the database unreachable until one answers again.
+   */
+  async backlog(): Promise<TableBacklog[]> {
+    const sources = this.sources;
+    if (!sources) return this.last;
+    if (Date.now() - this.fetchedAt < BACKLOG_MAX_AGE_MS) return this.last;
+    const fetching = (this.fetching ??= sources
+      .backlog()
+      .then(
+        (rows) => {
+          this.last = rows;
+          this.status.recordProbe(undefined);
+        },
+        (err: unknown) => this.status.recordProbe(describeError(err)),
+      )
+      .finally(() => {
+        this.fetchedAt = Date.now();
+        this.fetching = undefined;
+      }));
+    if (!(await settleWithin(fetching, BACKLOG_TIMEOUT_MS))) {
+      this.status.recordProbe(`no answer to a query within ${BACKLOG_TIMEOUT_MS / 1000} s`);
+    }
+    return this.last;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of a real server, to take the server away from
+ * a daemon and give it back:
+ *
+ *   const proxy = await startTcpProxy(5432);   // connect the daemon to proxy.port
+ *   await proxy.cut();                         // connections dropped, new ones refused
+ *   await proxy.restore();                     // accepting again, on the same port
+ *   await proxy.close();
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface TcpProxy {
+  readonly port: number;
+  /** Connections carried now. */
+  readonly connections: number;
+  /** Destroys every carried connection and stops accepting (connects are refused). */
+  cut(): Promise<void>;
+  /** Accepts again on the same port. */
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+
+  const listen = (port: number) =>
+    new Promise<Server>((resolve, reject) => {
+      const s = createServer((client) => {
+        const upstream = connect(targetPort, targetHost);
+        for (const [a, b] of [
+          [client, upstream],
+          [upstream, client],
+        ] as const) {
+          sockets.add(a);
+          a.pipe(b);
+          a.on('error', () => b.destroy());
+          a.on('close', () => {
+            sockets.delete(a);
+            b.destroy();
+          });
+        }
+      });
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => resolve(s));
+    });
+
+  const stop = async () => {
+    const s = server;
+    server = undefined;
+    for (const socket of sockets) socket.destroy();
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+
+  server = await listen(0);
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    get connections() {
+      return sockets.size / 2;
+    },
+    cut: stop,
+    async restore() {
+      server ??= await listen(port);
+    },
+    close: stop,
+  };
+}
