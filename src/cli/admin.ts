@@ -1,16 +1,9 @@
 /** `status` and `dead-letters`: what an operator asks of the journal, without writing SQL. */
-import {
-  journalStatus,
-  listDeadLetters,
-  parseEventRef,
-  purgeDeadLetters,
-  replayDeadLetters,
-  type DeadLetter,
-  type DeadLetterFilter,
-} from '../capture/postgres/admin.js';
+import { openAdmin, parseEventRef, type AdminOps, type DeadLetter, type DeadLetterFilter } from '../capture/admin.js';
 import { parseTableName } from '../config/index.js';
+import type { Config } from '../config/types.js';
 import { AppError } from '../util/errors.js';
-import { ExitCode, loadConfigOrExit, withDatabase } from './common.js';
+import { ExitCode, loadConfigOrExit } from './common.js';
 import { EXIT, printError } from './output.js';
 
 export interface FilterOptions {
@@ -40,12 +33,23 @@ function parseTime(flag: string, value: string | undefined): Date | undefined {
   return d;
 }
 
-function buildFilter(ids: readonly string[], opts: FilterOptions, timeFlag: 'since' | 'before', requireScope: boolean): DeadLetterFilter {
+/** Where an unqualified --table lives: `public` (PostgreSQL) or the configured database (MySQL). */
+function defaultSchema(config: Config): string {
+  return config.database.type === 'postgres' ? 'public' : config.database.database;
+}
+
+function buildFilter(
+  config: Config,
+  ids: readonly string[],
+  opts: FilterOptions,
+  timeFlag: 'since' | 'before',
+  requireScope: boolean,
+): DeadLetterFilter {
   let table;
   if (opts.table !== undefined) {
     const parsed = parseTableName(opts.table);
     if (!parsed.ok) throw new AppError('BAD_TABLE', `--table ${JSON.stringify(opts.table)} ${parsed.problem}`);
-    table = { schema: parsed.table.schema ?? 'public', name: parsed.table.name };
+    table = { schema: parsed.table.schema ?? defaultSchema(config), name: parsed.table.name };
   }
   const time = parseTime(`--${timeFlag}`, timeFlag === 'since' ? opts.since : opts.before);
   const scoped = ids.length > 0 || table !== undefined || time !== undefined;
@@ -55,22 +59,25 @@ function buildFilter(ids: readonly string[], opts: FilterOptions, timeFlag: 'sin
   return { ids: ids.map(parseEventRef), table, time };
 }
 
-/** Runs an admin action with its errors printed as usage (2) or runtime (1) problems. */
-async function act(config: string, fn: (ctx: { schema: string; client: Parameters<Parameters<typeof withDatabase>[1]>[0] }) => Promise<number>) {
-  const { config: cfg } = loadConfigOrExit(config);
-  return withDatabase(cfg, async (client) => {
-    try {
-      return await fn({ schema: cfg.listener.schema, client });
-    } catch (err) {
-      if (err instanceof ExitCode) throw err;
-      printError(err);
-      const usage = err instanceof AppError && ['BAD_EVENT_ID', 'BAD_TIME', 'BAD_TABLE', 'BAD_LIMIT', 'NO_SELECTION'].includes(err.code);
-      if (!usage && (err as { code?: string }).code === '42P01') {
-        process.stderr.write('hint: nothing is installed in this database yet: run "app-db-listener install" or start the daemon\n');
-      }
-      return usage ? EXIT.usage : EXIT.runtime;
-    }
-  });
+const USAGE_ERRORS = ['BAD_EVENT_ID', 'BAD_TIME', 'BAD_TABLE', 'BAD_LIMIT', 'NO_SELECTION'];
+
+/**
+ * Runs an admin action on the configured database (PostgreSQL or MySQL, through
+ * AdminOps), with its errors printed as usage (2) or runtime (1) problems.
+ */
+async function act(path: string, fn: (ops: AdminOps, config: Config) => Promise<number>): Promise<number> {
+  const { config } = loadConfigOrExit(path);
+  let ops: AdminOps | undefined;
+  try {
+    ops = await openAdmin(config, 'app-db-listener:cli');
+    return await fn(ops, config);
+  } catch (err) {
+    if (err instanceof ExitCode) throw err;
+    printError(err);
+    return err instanceof AppError && USAGE_ERRORS.includes(err.code) ? EXIT.usage : EXIT.runtime;
+  } finally {
+    await ops?.close();
+  }
 }
 
 function shortError(d: DeadLetter): string {
@@ -79,8 +86,8 @@ function shortError(d: DeadLetter): string {
 }
 
 export function statusCommand(opts: FilterOptions): Promise<number> {
-  return act(opts.config, async ({ client, schema }) => {
-    const rows = await journalStatus(client, schema);
+  return act(opts.config, async (ops) => {
+    const rows = await ops.status();
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ tables: rows }, null, 2)}\n`);
       return EXIT.ok;
@@ -106,10 +113,10 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
 }
 
 export function deadLettersListCommand(opts: FilterOptions): Promise<number> {
-  return act(opts.config, async ({ client, schema }) => {
+  return act(opts.config, async (ops, config) => {
     const limit = opts.limit === undefined ? 100 : Number(opts.limit);
     if (!Number.isInteger(limit) || limit < 1) throw new AppError('BAD_LIMIT', `--limit must be a positive integer, got ${JSON.stringify(opts.limit)}`);
-    const rows = await listDeadLetters(client, schema, buildFilter([], opts, 'since', false), limit);
+    const rows = await ops.listDeadLetters(buildFilter(config, [], opts, 'since', false), limit);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ dead_letters: rows.map(({ newRow: _n, oldRow: _o, ...rest }) => rest) }, null, 2)}\n`);
       return EXIT.ok;
@@ -127,8 +134,8 @@ export function deadLettersListCommand(opts: FilterOptions): Promise<number> {
 }
 
 export function deadLettersShowCommand(ref: string, opts: FilterOptions): Promise<number> {
-  return act(opts.config, async ({ client, schema }) => {
-    const [d] = await listDeadLetters(client, schema, { ids: [parseEventRef(ref)] }, 1);
+  return act(opts.config, async (ops) => {
+    const [d] = await ops.listDeadLetters({ ids: [parseEventRef(ref)] }, 1);
     if (!d) {
       process.stderr.write(`error: no dead letter ${ref}\n`);
       return EXIT.runtime;
@@ -158,16 +165,16 @@ export function deadLettersShowCommand(ref: string, opts: FilterOptions): Promis
 }
 
 export function deadLettersReplayCommand(refs: readonly string[], opts: FilterOptions): Promise<number> {
-  return act(opts.config, async ({ client, schema }) => {
-    const ids = await replayDeadLetters(client, schema, buildFilter(refs, opts, 'since', true));
+  return act(opts.config, async (ops, config) => {
+    const ids = await ops.replayDeadLetters(buildFilter(config, refs, opts, 'since', true));
     process.stdout.write(`Replayed ${ids.length} dead letter${ids.length === 1 ? '' : 's'}: back in the journal with the same event ids.\n`);
     return EXIT.ok;
   });
 }
 
 export function deadLettersPurgeCommand(refs: readonly string[], opts: FilterOptions): Promise<number> {
-  return act(opts.config, async ({ client, schema }) => {
-    const ids = await purgeDeadLetters(client, schema, buildFilter(refs, opts, 'before', true));
+  return act(opts.config, async (ops, config) => {
+    const ids = await ops.purgeDeadLetters(buildFilter(config, refs, opts, 'before', true));
     process.stdout.write(`Purged ${ids.length} dead letter${ids.length === 1 ? '' : 's'}.\n`);
     return EXIT.ok;
   });

@@ -110,11 +110,26 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('doctor')
+    .description('check the config, the database, privileges, migrations, triggers and the webhook; print the fix of each problem')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nEach check prints ok, warning or problem, and every problem the command or SQL that fixes it.\n' +
+        'Read-only: changes nothing, sends no event. Exit 0 without problems, 1 with any, 2 for an unusable config.',
+    )
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const { doctorCommand } = await import('./doctor.js');
+      process.exitCode = await doctorCommand(opts);
+    });
+
+  program
     .command('demo')
     .description('see it work: capture changes on a demo table and print the webhooks they become')
     .option(
       '--database-url <url>',
-      'the PostgreSQL to use (default: $DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres)',
+      'a PostgreSQL of yours to use (default: $DATABASE_URL, else a private embedded PostgreSQL, started for the demo and removed at exit)',
     )
     .option('--once', 'exit after the sample changes are delivered')
     .option('--clean', 'drop the demo schemas at exit')

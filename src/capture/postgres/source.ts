@@ -15,7 +15,7 @@ import { PgWaker } from './waker.js';
 /** Longest a runtime query may take before its connection is considered gone. */
 const QUERY_TIMEOUT_MS = 30_000;
 /** Oldest PostgreSQL we support: EXECUTE FUNCTION in triggers and generated identity columns. */
-const MIN_PG_VERSION = 120000;
+export const MIN_PG_VERSION = 120000;
 
 export class PostgresSource implements CaptureSource {
   private readonly clientConfig: pg.ClientConfig;

@@ -1,0 +1,98 @@
+/**
+ * The operator's view of the journal, whatever the database: `openAdmin(config)`
+ * connects and returns the same operations for PostgreSQL and MySQL/MariaDB. The
+ * CLI's `status` and `dead-letters` call these; so can a program embedding the library.
+ */
+import pg from 'pg';
+import type { Config } from '../config/types.js';
+import { AppError } from '../util/errors.js';
+import { createMySqlPool } from './mysql/connection.js';
+import * as mysqlAdmin from './mysql/admin.js';
+import { mysqlConnectionError } from './mysql/source.js';
+import { connectionError, pgClientConfig } from './postgres/connection.js';
+import * as pgAdmin from './postgres/admin.js';
+import type { DeadLetter, DeadLetterFilter, TableStatus } from './postgres/admin.js';
+
+export { parseEventRef, type DeadLetter, type DeadLetterFilter, type TableStatus } from './postgres/admin.js';
+
+/** The operator commands of one database, over one connection; `close` ends it. */
+export interface AdminOps {
+  status(): Promise<TableStatus[]>;
+  listDeadLetters(filter: DeadLetterFilter, limit?: number): Promise<DeadLetter[]>;
+  /** Puts dead letters back in the journal, same event ids; returns their journal ids. */
+  replayDeadLetters(filter: DeadLetterFilter): Promise<string[]>;
+  /** Deletes dead letters for good; returns their journal ids. */
+  purgeDeadLetters(filter: DeadLetterFilter): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL's "undefined table" and MySQL's ER_NO_SUCH_TABLE: our schema is not there. */
+function notInstalled(err: unknown, config: Config): unknown {
+  const code = (err as { code?: string }).code;
+  if (code !== '42P01' && code !== 'ER_NO_SUCH_TABLE') return err;
+  const what = config.database.type === 'postgres' ? `schema ${config.listener.schema}` : `tables ${config.listener.schema}_*`;
+  return new AppError('NOT_INSTALLED', `nothing is installed in this database yet (no ${what})`, {
+    cause: err,
+    hint: 'run "app-db-listener install" or start the daemon',
+  });
+}
+
+/** Wraps every operation so a missing installation reads as such. */
+function translated(ops: AdminOps, config: Config): AdminOps {
+  const wrap =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    (...a: A) =>
+      fn(...a).catch((err: unknown) => {
+        throw notInstalled(err, config);
+      });
+  return {
+    status: wrap(ops.status),
+    listDeadLetters: wrap(ops.listDeadLetters),
+    replayDeadLetters: wrap(ops.replayDeadLetters),
+    purgeDeadLetters: wrap(ops.purgeDeadLetters),
+    close: ops.close,
+  };
+}
+
+/**
+ * Connects to the configured database. Throws an AppError (DATABASE_CONNECT)
+ * that says what to check when it cannot.
+ */
+export async function openAdmin(config: Config, applicationName = 'app-db-listener:admin'): Promise<AdminOps> {
+  const schema = config.listener.schema;
+  if (config.database.type === 'postgres') {
+    const client = new pg.Client(pgClientConfig(config.database, applicationName));
+    client.on('error', () => undefined);
+    await client.connect().catch((err: unknown) => {
+      throw connectionError(err, config);
+    });
+    return translated(
+      {
+        status: () => pgAdmin.journalStatus(client, schema),
+        listDeadLetters: (f, limit) => pgAdmin.listDeadLetters(client, schema, f, limit),
+        replayDeadLetters: (f) => pgAdmin.replayDeadLetters(client, schema, f),
+        purgeDeadLetters: (f) => pgAdmin.purgeDeadLetters(client, schema, f),
+        close: () => client.end().catch(() => undefined),
+      },
+      config,
+    );
+  }
+  const pool = createMySqlPool(config.database, { connectionLimit: 1, applicationName });
+  const conn = await pool.getConnection().catch(async (err: unknown) => {
+    await pool.end().catch(() => undefined);
+    throw mysqlConnectionError(err, config);
+  });
+  return translated(
+    {
+      status: () => mysqlAdmin.journalStatus(conn, schema),
+      listDeadLetters: (f, limit) => mysqlAdmin.listDeadLetters(conn, schema, f, limit),
+      replayDeadLetters: (f) => mysqlAdmin.replayDeadLetters(conn, schema, f),
+      purgeDeadLetters: (f) => mysqlAdmin.purgeDeadLetters(conn, schema, f),
+      close: async () => {
+        conn.release();
+        await pool.end().catch(() => undefined);
+      },
+    },
+    config,
+  );
+}

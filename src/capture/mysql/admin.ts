@@ -1,0 +1,122 @@
+/**
+ * Operator functions over the MySQL/MariaDB journal: dead letters (list, replay,
+ * purge) and a per-table status, with the same results as PostgreSQL's
+ * (../postgres/admin.ts).
+ */
+import type mysql from 'mysql2/promise';
+import type { DeadLetter, DeadLetterFilter, TableStatus } from '../postgres/admin.js';
+import { readEventIdPrefix } from './journal.js';
+import { makeQueries } from './queries.js';
+
+type Conn = mysql.Connection;
+
+/** A time as the journal stores it: UTC DATETIME(6) text. */
+export function utcDatetime(d: Date): string {
+  return d.toISOString().replace('T', ' ').replace('Z', '000');
+}
+
+/** The eight parameters of a dead-letter filter (each value twice: `? IS NULL OR col = ?`). */
+export function deadLetterFilterParams(f: DeadLetterFilter): Array<string | null> {
+  const ids = f.ids && f.ids.length > 0 ? JSON.stringify(f.ids) : null;
+  const time = f.time ? utcDatetime(f.time) : null;
+  const schema = f.table?.schema ?? null;
+  const table = f.table?.name ?? null;
+  return [ids, ids, schema, schema, table, table, time, time];
+}
+
+async function select<T>(conn: Conn, sql: string, values: Array<string | null> = []): Promise<T[]> {
+  const [r] = await conn.execute<mysql.RowDataPacket[]>(sql, values);
+  return r as unknown as T[];
+}
+
+/** The column in a row the server may return as a number or a (big number) string. */
+const num = (v: unknown): number => Number(v ?? 0);
+
+export async function listDeadLetters(conn: Conn, prefix: string, filter: DeadLetterFilter, limit = 100): Promise<DeadLetter[]> {
+  const eventIdPrefix = await readEventIdPrefix(conn, prefix);
+  const rows = await select<{
+    id: string;
+    op: string;
+    schema_name: string;
+    table_name: string;
+    attempts: number;
+    last_status: number | null;
+    last_error: string | null;
+    created_at: string;
+    failed_at: string;
+    new_row: string | null;
+    old_row: string | null;
+  }>(conn, makeQueries(prefix).listDeadLetters, [...deadLetterFilterParams(filter), String(Math.floor(limit))]);
+  return rows.map((row) => ({
+    id: String(row.id),
+    eventId: eventIdPrefix + String(row.id),
+    op: row.op,
+    schema: row.schema_name,
+    table: row.table_name,
+    attempts: num(row.attempts),
+    lastStatus: row.last_status === null ? null : num(row.last_status),
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    failedAt: row.failed_at,
+    newRow: row.new_row,
+    oldRow: row.old_row,
+  }));
+}
+
+/** Locks the selected dead letters, then runs `act` on their ids, in one transaction. */
+async function withSelected(conn: Conn, sql: string, filter: DeadLetterFilter, act: (idsJson: string) => Promise<void>): Promise<string[]> {
+  await conn.beginTransaction();
+  try {
+    const ids = (await select<{ id: string }>(conn, sql, deadLetterFilterParams(filter))).map((r) => String(r.id));
+    if (ids.length > 0) await act(JSON.stringify(ids));
+    await conn.commit();
+    return ids;
+  } catch (err) {
+    await conn.rollback().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Puts dead letters back in the journal with their own id (so the same event id),
+ * attempts from zero, due at once. The ordering gate sees a replayed event by that
+ * id: it goes out before any later event of its row still in the journal, as
+ * with PostgreSQL. Daemons find it at their next poll.
+ */
+export function replayDeadLetters(conn: Conn, prefix: string, filter: DeadLetterFilter): Promise<string[]> {
+  const q = makeQueries(prefix);
+  return withSelected(conn, q.lockDeadLetters('>='), filter, async (ids) => {
+    await conn.execute(q.restoreDeadLetters, [ids]);
+    await conn.execute(q.deleteDeadLetters, [ids]);
+  });
+}
+
+export function purgeDeadLetters(conn: Conn, prefix: string, filter: DeadLetterFilter): Promise<string[]> {
+  const q = makeQueries(prefix);
+  return withSelected(conn, q.lockDeadLetters('<'), filter, async (ids) => {
+    await conn.execute(q.deleteDeadLetters, [ids]);
+  });
+}
+
+export async function journalStatus(conn: Conn, prefix: string): Promise<TableStatus[]> {
+  const rows = await select<{
+    schema_name: string;
+    table_name: string;
+    operations: string;
+    pending: string | number;
+    retrying: string | number;
+    in_flight: string | number;
+    dead_letters: string | number;
+    oldest_age_us: string | number | null;
+  }>(conn, makeQueries(prefix).status);
+  return rows.map((row) => ({
+    schema: row.schema_name,
+    table: row.table_name,
+    operations: row.operations.split(',').filter((o) => o !== ''),
+    pending: num(row.pending),
+    retrying: num(row.retrying),
+    inFlight: num(row.in_flight),
+    deadLetters: num(row.dead_letters),
+    oldestPendingSeconds: row.oldest_age_us === null ? null : Math.round(num(row.oldest_age_us) / 100_000) / 10,
+  }));
+}

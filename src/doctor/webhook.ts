@@ -1,0 +1,64 @@
+/**
+ * Is the webhook endpoint reachable? One HEAD request, never an event: any HTTP
+ * answer (even 404 or 405) means the receiver is there; a refused connection, a
+ * timeout, a DNS or TLS failure is a problem.
+ */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent, request } from 'undici';
+import type { WebhookConfig } from '../config/types.js';
+import { errorCode } from '../delivery/policy.js';
+import { check, type DoctorCheck } from './report.js';
+
+/** The longest doctor waits for the endpoint, whatever webhook.timeout says. */
+export const WEBHOOK_CHECK_MAX_MS = 10_000;
+
+export async function checkWebhook(cfg: WebhookConfig): Promise<DoctorCheck> {
+  const url = new URL(cfg.url);
+  // Credentials are not needed to see whether something answers, and never shown.
+  url.username = '';
+  url.password = '';
+  url.hash = '';
+  const shown = url.href;
+  const timeoutMs = Math.min(WEBHOOK_CHECK_MAX_MS, Math.max(1, Math.round(cfg.timeout * 1000)));
+  let ca: string[] | undefined;
+  if (cfg.ca_file !== undefined) {
+    try {
+      ca = [...rootCertificates, readFileSync(cfg.ca_file, 'utf8')];
+    } catch (err) {
+      return check('webhook', 'problem', `cannot read webhook.ca_file ${JSON.stringify(cfg.ca_file)}: ${oneLine(err)}`, 'point webhook.ca_file at a readable PEM file');
+    }
+  }
+  const agent = new Agent({
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    ...(ca ? { connect: { ca } } : {}),
+  });
+  try {
+    const res = await request(url, {
+      method: 'HEAD',
+      dispatcher: agent,
+      headers: { 'user-agent': 'app-db-listener doctor' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.body.dump();
+    return check('webhook', 'ok', `${shown} answered HTTP ${res.statusCode} to a HEAD request (no event was sent)`);
+  } catch (err) {
+    const code = errorCode(err);
+    const why = code === 'TIMEOUT' || /timeout/i.test(code) ? `no answer within ${timeoutMs / 1000} s` : `${code}: ${oneLine(err)}`;
+    return check(
+      'webhook',
+      'problem',
+      `${shown} is not reachable (${why})`,
+      `check webhook.url, that the receiver is running and that this host can reach it (firewall, DNS${url.protocol === 'https:' ? ', TLS: webhook.ca_file' : ''}); try: curl -I ${shown}`,
+    );
+  } finally {
+    await agent.close().catch(() => undefined);
+  }
+}
+
+function oneLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/\s+/g, ' ').trim();
+}
