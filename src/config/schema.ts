@@ -205,14 +205,16 @@ function fail(ctx: z.core.$RefinementCtx, message: string, path?: (string | numb
 // ---------------------------------------------------------------------------
 // Structured fields
 
+const WEBHOOK_URL_REQUIRED = 'is required: the http:// or https:// URL that receives the events';
+
 /** http(s) URL of the receiver. Required. */
 const webhookUrl = z.preprocess(
   toText,
   z
-    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be an http:// or https:// URL') })
+    .string({ error: (issue) => (issue.input === undefined ? WEBHOOK_URL_REQUIRED : 'must be an http:// or https:// URL') })
     .transform((text, ctx) => {
       const url = text.trim();
-      if (url === '') return fail(ctx, 'is required: the http:// or https:// URL that receives the events');
+      if (url === '') return fail(ctx, WEBHOOK_URL_REQUIRED);
       if (!isHttpUrl(url)) return fail(ctx, 'must be an http:// or https:// URL with a host name');
       return url;
     }),
@@ -316,11 +318,15 @@ const tableNames = z.preprocess(
     .transform((value, ctx): TableRef[] | undefined => {
       if (value === undefined) return undefined;
       const items: { text: string; path?: number[] }[] = [];
+      let malformed = false;
       if (Array.isArray(value)) {
         value.forEach((item: unknown, index) => {
           const text = toText(item);
           if (typeof text === 'string') items.push({ text, path: [index] });
-          else fail(ctx, 'must be a table name', [index]);
+          else {
+            malformed = true;
+            fail(ctx, 'must be a table name', [index]);
+          }
         });
       } else {
         const text = toText(value);
@@ -333,10 +339,14 @@ const tableNames = z.preprocess(
           if (piece.trim() === '') continue; // "a,,b" and a trailing comma are harmless
           const parsed = parseTableName(piece);
           if (parsed.ok) tables.push(parsed.table);
-          else fail(ctx, `${parsed.problem} (in ${JSON.stringify(piece.trim())})`, item.path);
+          else {
+            malformed = true;
+            fail(ctx, `${parsed.problem} (in ${JSON.stringify(piece.trim())})`, item.path);
+          }
         }
       }
-      return tables;
+      // A malformed name was given: saying "is required" as well would mislead.
+      return malformed ? z.NEVER : tables;
     }),
 );
 

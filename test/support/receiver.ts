@@ -8,6 +8,7 @@
  *   rx.setMode(503);                       // every request gets 503
  *   rx.queue({ kind: 'status', status: 500 }, 'hang');  // next two, then back to the mode
  *   await rx.waitFor(3);                   // three requests recorded
+ *   await rx.down();                       // connection refused until rx.up()
  *   await rx.close();
  */
 import { createServer as createHttpServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -91,6 +92,13 @@ export interface Receiver {
    * Rejects after `timeoutMs` (default 5000) listing what was received.
    */
   waitFor(condition: number | ((events: readonly ReceivedRequest[]) => boolean), timeoutMs?: number): Promise<void>;
+  /**
+   * Stops listening and destroys every open connection, so that clients get
+   * "connection refused" until `up()`. The port stays this receiver's. Idempotent.
+   */
+  down(): Promise<void>;
+  /** Listens again on the same port after `down()`. Idempotent. */
+  up(): Promise<void>;
   /** Stops listening and destroys every open connection (hanging ones included). Idempotent. */
   close(): Promise<void>;
 }
@@ -204,14 +212,26 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
     socket.on('close', () => sockets.delete(socket));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  /** Stops accepting and drops every connection; resolves once the listener is closed. */
+  const stopListening = (): Promise<void> => {
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+    const done = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    for (const socket of sockets.keys()) socket.destroy();
+    return done;
+  };
+  await listen(opts.port ?? 0);
   const port = (server.address() as AddressInfo).port;
+  let isDown = false;
   const path = opts.path ?? '/webhook';
 
   const waitFor: Receiver['waitFor'] = (condition, timeoutMs = 5000) => {
@@ -263,16 +283,22 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
       queued.push(...modes.map(normalise));
     },
     waitFor,
+    async down() {
+      if (closed || isDown) return;
+      isDown = true;
+      await stopListening();
+    },
+    async up() {
+      if (closed || !isDown) return;
+      await listen(port);
+      isDown = false;
+    },
     async close() {
       if (closed) return;
       closed = true;
-      for (const timer of timers) clearTimeout(timer);
       if (wakeTimer !== undefined) clearTimeout(wakeTimer);
-      timers.clear();
-      const done = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      for (const socket of sockets.keys()) socket.destroy();
-      await done;
+      if (isDown) return;
+      await stopListening();
     },
   };
 }

@@ -97,7 +97,9 @@ export function mysqlConnectionError(err: unknown, config: Config): AppError {
       ? 'check database.user and database.password'
       : code === 'ER_BAD_DB_ERROR'
         ? 'check database.database'
-        : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
+        : code === 'ER_DBACCESS_DENIED_ERROR'
+          ? 'check database.database, and that database.user is granted privileges on it'
+          : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
           ? 'check database.host and database.port, and that the server is running'
           : undefined;
   return new AppError(

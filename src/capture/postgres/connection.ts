@@ -62,7 +62,9 @@ export function connectionError(err: unknown, config: Config): AppError {
         ? 'check database.database'
         : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
           ? 'check database.host and database.port, and that the server is running'
-          : undefined;
+          : /does not support SSL/.test(describeError(err))
+            ? `the server does not accept TLS: set database.sslmode to "disable" (it is "${db.sslmode}") or enable ssl on the server`
+            : undefined;
   return new AppError('DATABASE_CONNECT', `cannot connect to ${where}: ${describeError(err)}`, { cause: err, hint });
 }
 
