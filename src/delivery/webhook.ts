@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { rootCertificates } from 'node:tls';
 import { Pool } from 'undici';
 import type { WebhookConfig } from '../config/types.js';
 import { classifyError, classifyResponse, errorCode, type Outcome, type RetryOutcome } from './policy.js';
+import { withDefaultCas } from '../util/certificates.js';
 import { decodeSecret, sign } from './sign.js';
+import { redactSecrets } from '../observability/redact.js';
 
 /** One delivery attempt's input: the journal event id and the body from buildBody. */
 export interface SendInput {
@@ -61,6 +61,8 @@ export class WebhookClient {
   readonly #path: string;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #secrets: readonly string[];
+  /** What an error message must not repeat: the credentials we send, and the signing secrets. */
+  readonly #credentials: readonly string[];
   readonly #timeoutMs: number;
   readonly #now: () => number;
 
@@ -77,6 +79,7 @@ export class WebhookClient {
     }
 
     const headers: Record<string, string> = { 'user-agent': `app-db-listener/${version}` };
+    const urlPassword = url.password === '' ? [] : [url.password, decodeURIComponent(url.password)];
     if (url.username !== '' || url.password !== '') {
       const user = decodeURIComponent(url.username);
       const password = decodeURIComponent(url.password);
@@ -100,6 +103,8 @@ export class WebhookClient {
     this.#path = url.pathname + url.search;
     this.#headers = headers;
     this.#secrets = [...cfg.secrets];
+    const authorization = headers.authorization === undefined ? [] : [headers.authorization, headers.authorization.replace(/^\S+\s+/, '')];
+    this.#credentials = [...urlPassword, ...authorization, ...cfg.secrets, ...cfg.secrets.map((s) => s.replace(/^whsec_/, ''))];
     this.#timeoutMs = Math.max(1, Math.round(cfg.timeout * 1000));
     this.#now = opts.now ?? Date.now;
 
@@ -111,10 +116,8 @@ export class WebhookClient {
       connectTimeout: this.#timeoutMs,
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
-      // `ca` replaces Node's trust store, and ca_file adds to it.
-      ...(cfg.ca_file !== undefined
-        ? { connect: { ca: [...rootCertificates, readFileSync(cfg.ca_file, 'utf8')] } }
-        : {}),
+      // ca_file adds to what Node trusts (its CAs and NODE_EXTRA_CA_CERTS), never replaces it.
+      ...(cfg.ca_file !== undefined ? { connect: { ca: withDefaultCas(cfg.ca_file, 'webhook.ca_file') } } : {}),
     });
   }
 
@@ -124,7 +127,9 @@ export class WebhookClient {
    */
   async send(e: SendInput, signal?: AbortSignal): Promise<SendResult> {
     const started = performance.now();
-    const outcome = await this.#attempt(e, signal);
+    const attempt = await this.#attempt(e, signal);
+    // A receiver's answer may repeat what we sent it: its error text is stored and logged.
+    const outcome = attempt.kind === 'success' ? attempt : { ...attempt, error: redactSecrets(attempt.error, this.#credentials) };
     return { ...outcome, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
   }
 

@@ -3,11 +3,10 @@
  * answer (even 404 or 405) means the receiver is there; a refused connection, a
  * timeout, a DNS or TLS failure is a problem.
  */
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import type { WebhookConfig } from '../config/types.js';
 import { errorCode } from '../delivery/policy.js';
+import { withDefaultCas } from '../util/certificates.js';
 import { check, type DoctorCheck } from './report.js';
 
 /** The longest doctor waits for the endpoint, whatever webhook.timeout says. */
@@ -24,9 +23,9 @@ export async function checkWebhook(cfg: WebhookConfig): Promise<DoctorCheck> {
   let ca: string[] | undefined;
   if (cfg.ca_file !== undefined) {
     try {
-      ca = [...rootCertificates, readFileSync(cfg.ca_file, 'utf8')];
+      ca = withDefaultCas(cfg.ca_file, 'webhook.ca_file');
     } catch (err) {
-      return check('webhook', 'problem', `cannot read webhook.ca_file ${JSON.stringify(cfg.ca_file)}: ${oneLine(err)}`, 'point webhook.ca_file at a readable PEM file');
+      return check('webhook', 'problem', oneLine(err), 'point webhook.ca_file at a readable PEM file of CA certificates');
     }
   }
   const agent = new Agent({

@@ -301,7 +301,7 @@ describe('MySQL connection and SQL helpers', () => {
     });
     expect(options.ssl).toBeUndefined();
     const withMode = (sslmode: string, sslrootcert?: string) =>
-      mysqlPoolOptions({ ...base.database, sslmode: sslmode as 'disable', ...(sslrootcert ? { sslrootcert } : {}) }).ssl;
+      mysqlPoolOptions({ ...base.database, host: 'db.internal', sslmode: sslmode as 'disable', ...(sslrootcert ? { sslrootcert } : {}) }).ssl;
     expect(withMode('prefer')).toBeUndefined();
     expect(withMode('require')).toEqual({ rejectUnauthorized: false });
     expect(withMode('verify-ca')).toEqual({ rejectUnauthorized: true, verifyIdentity: false });

@@ -1,7 +1,8 @@
 /** Turns the database section of the config into mysql2 pool settings. */
-import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import mysql from 'mysql2/promise';
 import type { DatabaseConfig } from '../../config/types.js';
+import { readCaFile } from '../../util/certificates.js';
 import { AppError } from '../../util/errors.js';
 
 export interface MySqlPoolSettings {
@@ -72,18 +73,18 @@ export function sslOptions(db: DatabaseConfig): mysql.SslOptions | undefined {
     case 'verify-ca':
       return { rejectUnauthorized: true, verifyIdentity: false, ...caOption(db.sslrootcert) };
     case 'verify-full':
+      // mysql2 checks the certificate of a server reached by IP address against "localhost"
+      // instead of that address (it passes no host name to Node's TLS): refuse rather than
+      // accept a certificate issued for another name.
+      if (isIP(db.host) !== 0) {
+        throw new AppError('SSL_VERIFY_FULL_IP', `database.sslmode "verify-full" with MySQL needs database.host to be a host name, got the IP address ${db.host}`, {
+          hint: 'connect by the host name the server certificate is issued for, or use sslmode "verify-ca" (the CA is verified, the name is not)',
+        });
+      }
       return { rejectUnauthorized: true, verifyIdentity: true, ...caOption(db.sslrootcert) };
   }
 }
 
 function caOption(file: string | undefined): { ca?: string } {
-  if (!file) return {};
-  try {
-    return { ca: readFileSync(file, 'utf8') };
-  } catch (err) {
-    throw new AppError('SSL_ROOTCERT', `cannot read database.sslrootcert ${JSON.stringify(file)}: ${(err as Error).message}`, {
-      cause: err,
-      hint: 'database.sslrootcert must name a readable PEM file holding the CA that signed the server certificate',
-    });
-  }
+  return file === undefined ? {} : { ca: readCaFile(file, 'database.sslrootcert') };
 }

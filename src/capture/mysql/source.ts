@@ -6,6 +6,7 @@ import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
+import { databaseCertificateHint } from '../../util/certificates.js';
 import { AppError, describeError } from '../../util/errors.js';
 import { installAtStart, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
 import { createMySqlPool } from './connection.js';
@@ -101,7 +102,7 @@ export function mysqlConnectionError(err: unknown, config: Config): AppError {
           ? 'check database.database, and that database.user is granted privileges on it'
           : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
           ? 'check database.host and database.port, and that the server is running'
-          : undefined;
+          : databaseCertificateHint(err, db);
   return new AppError(
     'DATABASE_CONNECT',
     `cannot connect to MySQL at ${db.host}:${db.port} (database "${db.database}", user "${db.user}"): ${describeError(err)}`,

@@ -1,8 +1,8 @@
 /** Turns the database section of the config into node-postgres client settings. */
-import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { DatabaseConfig } from '../../config/types.js';
 import type { Config } from '../../config/types.js';
+import { databaseCertificateHint, readCaFile } from '../../util/certificates.js';
 import { AppError, describeError } from '../../util/errors.js';
 
 export function pgClientConfig(db: DatabaseConfig, applicationName = 'app-db-listener'): pg.ClientConfig {
@@ -40,14 +40,8 @@ function sslOptions(db: DatabaseConfig): pg.ClientConfig['ssl'] {
 }
 
 function readCa(file: string | undefined): string | undefined {
-  if (!file) return undefined;
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new AppError('SSL_ROOTCERT', `cannot read database.sslrootcert ${JSON.stringify(file)}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
+  // Given, it is the only CA trusted (libpq's sslrootcert); not given, the system's CAs are.
+  return file === undefined ? undefined : readCaFile(file, 'database.sslrootcert');
 }
 
 /** A connection failure as a person should read it: where, and what to check. */
@@ -64,7 +58,7 @@ export function connectionError(err: unknown, config: Config): AppError {
           ? 'check database.host and database.port, and that the server is running'
           : /does not support SSL/.test(describeError(err))
             ? `the server does not accept TLS: set database.sslmode to "disable" (it is "${db.sslmode}") or enable ssl on the server`
-            : undefined;
+            : databaseCertificateHint(err, db);
   return new AppError('DATABASE_CONNECT', `cannot connect to ${where}: ${describeError(err)}`, { cause: err, hint });
 }
 
