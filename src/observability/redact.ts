@@ -80,3 +80,20 @@ export function redactText(text: string): string {
   if (out.includes('whsec_')) out = out.replace(WEBHOOK_SECRET_IN_TEXT, 'whsec_[redacted]');
   return out;
 }
+
+/** Literal secrets shorter than this are not searched for: they would mask ordinary words. */
+const MIN_LITERAL_SECRET_LENGTH = 6;
+
+/**
+ * `redactText`, then every literal occurrence of `secrets` replaced by `***`. For
+ * text another party wrote, such as a receiver's error answer: it may repeat a
+ * credential the daemon sent it (the Authorization header), in a form no pattern
+ * recognises.
+ */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let out = redactText(text);
+  for (const secret of secrets) {
+    if (secret.length >= MIN_LITERAL_SECRET_LENGTH && out.includes(secret)) out = out.split(secret).join(USERINFO_MASK);
+  }
+  return out;
+}
