@@ -31,7 +31,19 @@ export class PostgresSource implements CaptureSource {
     // query_timeout: a connection that went half-open (a failover behind a virtual IP)
     // would otherwise hold a claim or an outcome write, and with it the whole loop,
     // until TCP gives up many minutes later.
-    this.pool = new pg.Pool({ ...this.clientConfig, max: 4, idleTimeoutMillis: 30_000, query_timeout: QUERY_TIMEOUT_MS });
+    //
+    // enable_seqscan off: the journal's statistics are stale by nature (empty when
+    // analyzed, 100,000 rows a minute later), and a stale "nearly empty" estimate makes
+    // the planner read the whole journal and sort it for every claim (30 ms at 20,000
+    // rows instead of 0.5 ms). Every query of this pool has an index to walk; this
+    // only removes the wrong choice.
+    this.pool = new pg.Pool({
+      ...this.clientConfig,
+      options: [this.clientConfig.options, '-c enable_seqscan=off'].filter(Boolean).join(' '),
+      max: 4,
+      idleTimeoutMillis: 30_000,
+      query_timeout: QUERY_TIMEOUT_MS,
+    });
     // A connection killed while idle surfaces here; the pool replaces it on next use.
     this.pool.on('error', (err) => log.warn({ error: describeError(err) }, 'Database connection lost (idle); it will be replaced'));
   }
