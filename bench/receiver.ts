@@ -1,15 +1,25 @@
 /**
- * Benchmark receiver, run as its own process so its CPU is not the daemon's.
- * Answers 200 (after ADL_BENCH_DELAY_MS if set), records the receipt time of each
- * row id, and reports over IPC: { count, received: [rowId, atMs][] } on request.
+ * Benchmark receiver, run as its own process so that its CPU is not the daemon's.
+ * Answers 200 (after a delay set over IPC), counts requests and distinct event ids,
+ * and while recording keeps the receipt time of each row id.
+ *
+ * IPC requests (each answered with a message of the same type):
+ *   { type: 'count' }                -> { count, distinct }
+ *   { type: 'stats' }                -> { count, distinct, received: [rowId, atMs][] }
+ *   { type: 'reset', delayMs?, record? }
+ *   { type: 'stop' }
  */
 import { createServer } from 'node:http';
-import { performance } from 'node:perf_hooks';
+import { now } from './lib.js';
 
-const delayMs = Number(process.env.ADL_BENCH_DELAY_MS ?? 0);
+export type ReceiverRequest = { type: 'count' | 'stats' | 'stop' } | { type: 'reset'; delayMs?: number; record?: boolean };
+export type ReceiverMessage = { type: string; port?: number; count?: number; distinct?: number; received?: Array<[number, number]> };
+
+let delayMs = 0;
+let record = false;
 let received: Array<[number, number]> = [];
 let count = 0;
-const now = () => performance.timeOrigin + performance.now();
+let ids = new Set<string>();
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -17,9 +27,12 @@ const server = createServer((req, res) => {
   req.on('end', () => {
     const at = now();
     count++;
-    const body = Buffer.concat(chunks).toString();
-    const m = /"data":\{"id":(\d+)/.exec(body);
-    if (m) received.push([Number(m[1]), at]);
+    const id = req.headers['webhook-id'];
+    if (typeof id === 'string') ids.add(id);
+    if (record) {
+      const m = /"data":\{"id":"?(\d+)/.exec(Buffer.concat(chunks).toString());
+      if (m) received.push([Number(m[1]), at]);
+    }
     const reply = () => res.writeHead(200, { 'content-length': '0' }).end();
     if (delayMs > 0) setTimeout(reply, delayMs);
     else reply();
@@ -30,13 +43,25 @@ server.listen(0, '127.0.0.1', () => {
   const addr = server.address();
   process.send?.({ type: 'ready', port: typeof addr === 'object' && addr ? addr.port : 0 });
 });
-process.on('message', (msg: { type: string }) => {
-  if (msg.type === 'count') process.send?.({ type: 'count', count });
-  if (msg.type === 'stats') process.send?.({ type: 'stats', count, received });
-  if (msg.type === 'reset') {
-    received = [];
-    count = 0;
-    process.send?.({ type: 'reset' });
+process.on('message', (msg: ReceiverRequest) => {
+  switch (msg.type) {
+    case 'count':
+      process.send?.({ type: 'count', count, distinct: ids.size });
+      break;
+    case 'stats':
+      process.send?.({ type: 'stats', count, distinct: ids.size, received });
+      break;
+    case 'reset':
+      received = [];
+      count = 0;
+      ids = new Set();
+      delayMs = msg.delayMs ?? 0;
+      record = msg.record ?? false;
+      process.send?.({ type: 'reset' });
+      break;
+    case 'stop':
+      server.close(() => process.exit(0));
+      server.closeAllConnections();
+      break;
   }
-  if (msg.type === 'stop') server.close(() => process.exit(0));
 });

@@ -1,0 +1,154 @@
+/**
+ * The benchmark's two databases behind one interface: a fresh database with a
+ * plain table and an identical watched one, the writers' ceiling (pgbench,
+ * mariadb-slap), a backlog, single timed inserts and the journal's size.
+ */
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { cliPath, now, run } from './lib.js';
+
+export type Family = 'postgres' | 'mysql';
+
+export interface BenchDatabase {
+  readonly family: Family;
+  /** Server version, as the server reports it. */
+  readonly version: string;
+  /** The `database:` and `listener:` sections of a config watching `items`. */
+  configSections(): string;
+  /** Single-row INSERT transactions per second from `clients` writers into `table` over `seconds`. */
+  insertRate(table: 'plain' | 'items', clients: number, seconds: number): Promise<number>;
+  /** `n` committed changes to `items`, written in large transactions (the trigger runs per row). */
+  backlog(n: number): Promise<void>;
+  /** One INSERT into `items`; its id and the time its commit returned. */
+  insertOne(): Promise<{ id: number; committedAt: number }>;
+  /** Events in the journal not yet delivered. */
+  pending(): Promise<number>;
+  /** Empties both tables and the journal. */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BENCH_DB = 'adl_bench';
+const ROW = `('user', 12.50)`;
+
+/** Installs the schema and triggers through the built CLI, as an operator would. */
+async function install(sections: string): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'adl-bench-install-'));
+  const file = path.join(dir, 'config.yaml');
+  writeFileSync(file, `${sections}webhook:\n  url: "http://127.0.0.1:9/unused"\n`);
+  await run(process.execPath, [cliPath, 'install', '--config', file]);
+}
+
+export async function openPostgres(): Promise<BenchDatabase> {
+  const admin = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${BENCH_DB}`);
+  const version = (await admin.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v.split(' on ')[0]!;
+  await admin.end();
+  const pool = new pg.Pool({ host: '127.0.0.1', user: 'postgres', database: BENCH_DB, max: 8 });
+  for (const t of ['plain', 'items']) {
+    await pool.query(`CREATE TABLE ${t} (id bigserial PRIMARY KEY, name text, amount numeric(12,2), created timestamptz DEFAULT now())`);
+  }
+  const sections = `database:\n  url: "postgres://postgres@127.0.0.1:5432/${BENCH_DB}"\n  table: "items"\n`;
+  await install(sections);
+  const scripts = mkdtempSync(path.join(tmpdir(), 'adl-bench-pgbench-'));
+
+  return {
+    family: 'postgres',
+    version,
+    configSections: () => sections,
+    async insertRate(table, clients, seconds) {
+      const script = path.join(scripts, `${table}.sql`);
+      writeFileSync(script, `INSERT INTO ${table} (name, amount) VALUES ${ROW};\n`);
+      await pool.query('CHECKPOINT');
+      const out = await run('pgbench', [
+        '-h', '127.0.0.1', '-U', 'postgres', '-n', '-M', 'prepared',
+        '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, BENCH_DB,
+      ]);
+      return Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+    },
+    async backlog(n) {
+      for (let done = 0; done < n; done += 100_000) {
+        await pool.query(`INSERT INTO items (name, amount) SELECT 'backlog', 12.50 FROM generate_series(1, $1::int)`, [Math.min(100_000, n - done)]);
+      }
+    },
+    async insertOne() {
+      const r = await pool.query<{ id: string }>(`INSERT INTO items (name, amount) VALUES ${ROW} RETURNING id`);
+      return { id: Number(r.rows[0]!.id), committedAt: now() };
+    },
+    async pending() {
+      return (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM app_db_listener.events')).rows[0]!.n;
+    },
+    async reset() {
+      await pool.query('TRUNCATE plain, items, app_db_listener.events');
+      await pool.query('VACUUM ANALYZE app_db_listener.events');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+export async function openMySql(): Promise<BenchDatabase> {
+  const admin = await mysql.createConnection({ host: '127.0.0.1', user: 'root', password: '' });
+  await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DB}`);
+  await admin.query(`CREATE DATABASE ${BENCH_DB}`);
+  const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v');
+  const version = String(rows[0]!.v);
+  await admin.end();
+  const pool = mysql.createPool({ host: '127.0.0.1', user: 'root', password: '', database: BENCH_DB, connectionLimit: 8 });
+  for (const t of ['plain', 'items']) {
+    await pool.query(`CREATE TABLE ${t} (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), amount DECIMAL(12,2), created TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))`);
+  }
+  const sections =
+    `database:\n  type: "mysql"\n  host: "127.0.0.1"\n  port: 3306\n  user: "root"\n  password: ""\n  database: "${BENCH_DB}"\n  table: "items"\n` +
+    `listener:\n  poll_interval: 0.1\n`;
+  await install(sections);
+
+  return {
+    family: 'mysql',
+    version,
+    configSections: () => sections,
+    async insertRate(table, clients, seconds) {
+      // mariadb-slap runs a number of queries rather than a time: size it from a short probe.
+      const probe = await slap(table, clients, clients * 200);
+      const queries = Math.max(clients * 100, Math.round((probe.queries / probe.seconds) * seconds));
+      const r = await slap(table, clients, queries);
+      return r.queries / r.seconds;
+    },
+    async backlog(n) {
+      for (let done = 0; done < n; done += 2_000) {
+        const k = Math.min(2_000, n - done);
+        await pool.query(`INSERT INTO items (name, amount) VALUES ${Array.from({ length: k }, () => ROW).join(',')}`);
+      }
+    },
+    async insertOne() {
+      const [r] = await pool.query<mysql.ResultSetHeader>(`INSERT INTO items (name, amount) VALUES ${ROW}`);
+      return { id: r.insertId, committedAt: now() };
+    },
+    async pending() {
+      const [r] = await pool.query<mysql.RowDataPacket[]>('SELECT count(*) AS n FROM app_db_listener_events');
+      return Number(r[0]!.n);
+    },
+    async reset() {
+      await pool.query('TRUNCATE plain');
+      await pool.query('TRUNCATE items');
+      await pool.query('TRUNCATE app_db_listener_events');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+
+  async function slap(table: string, clients: number, queries: number): Promise<{ queries: number; seconds: number }> {
+    const out = await run('mariadb-slap', [
+      '-h', '127.0.0.1', '-uroot', `--create-schema=${BENCH_DB}`, `--concurrency=${clients}`, '--iterations=1',
+      `--number-of-queries=${queries}`, `--query=INSERT INTO ${table} (name, amount) VALUES ${ROW}`,
+    ]);
+    return { queries, seconds: Number(/Average number of seconds to run all queries: ([\d.]+)/.exec(out)?.[1] ?? NaN) };
+  }
+}

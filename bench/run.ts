@@ -1,0 +1,244 @@
+/**
+ * `npm run bench`: throughput, latency and memory of the daemon against this
+ * machine's own ceilings, measured in the same run, on PostgreSQL and MySQL.
+ *
+ *   npm run bench                     full run (under 15 minutes)
+ *   npm run bench -- --quick          short run (under 2 minutes)
+ *   npm run bench -- --db postgres    one database only
+ *   npm run bench -- --million-mysql  also drain 1,000,000 on MySQL (long)
+ *   npm run bench -- --cpu-prof DIR   write the daemon's CPU profiles to DIR
+ *
+ * Prints a table and writes bench/results/<time>-<mode>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import path from 'node:path';
+import { openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
+import { flag, has, median, now, percentile, root, round, sleep, until } from './lib.js';
+import { Daemon, httpCeiling, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
+
+const QUICK = has('quick');
+const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
+const PROFILE_DIR = flag('cpu-prof', '');
+
+/** Sizes of each scenario, full and quick. */
+const SIZE = QUICK
+  ? { clients: 16, ceilingSeconds: 4, ceilingRounds: 1, httpSeconds: 3, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, fanOut: 20_000 }
+  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, fanOut: 100_000 };
+
+type Row = { family: Family; scenario: string; value: number; unit: string; ratio?: number; ratioOf?: string; target?: string; met?: boolean; detail?: string };
+const rows: Row[] = [];
+const results: Record<string, Record<string, unknown>> = {};
+
+function record(row: Row): void {
+  rows.push(row);
+  const ratio = row.ratio === undefined ? '' : `  (${row.ratio.toFixed(2)} × ${row.ratioOf})`;
+  const target = row.target ? `  target ${row.target}: ${row.met ? 'met' : 'MISSED'}` : '';
+  console.log(`  ${row.scenario.padEnd(38)} ${fmt(row.value).padStart(10)} ${row.unit}${ratio}${target}${row.detail ? `  [${row.detail}]` : ''}`);
+}
+
+const fmt = (x: number): string => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
+
+function daemonOptions(extra: DaemonOptions = {}): DaemonOptions {
+  return { ...extra, nodeFlags: PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [] };
+}
+
+/** Starts a daemon and waits until it delivers (one probe change). */
+async function startReady(db: BenchDatabase, receiver: Receiver, options: DaemonOptions = {}): Promise<Daemon> {
+  await receiver.reset();
+  const daemon = await Daemon.start(db, receiver, daemonOptions(options));
+  await db.insertOne();
+  await waitForDistinct(receiver, 1, 30_000);
+  return daemon;
+}
+
+/** Events per second between 10% and 90% of the receipts (start-up and tail excluded). */
+function steadyRate(times: number[]): { perSecond: number; firstToLast: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  const lo = sorted[Math.floor(sorted.length * 0.1)]!;
+  const hi = sorted[Math.floor(sorted.length * 0.9)]!;
+  return { perSecond: (sorted.length * 0.8) / ((hi - lo) / 1000), firstToLast: (sorted.at(-1)! - sorted[0]!) / 1000 };
+}
+
+/** A committed backlog of `n`, then `instances` daemons drain it; rate and memory. */
+async function drain(db: BenchDatabase, receiver: Receiver, n: number, options: DaemonOptions & { instances?: number; delayMs?: number } = {}) {
+  await db.reset();
+  await db.backlog(n);
+  await receiver.reset({ record: true, delayMs: options.delayMs ?? 0 });
+  const started = now();
+  const daemons: Daemon[] = [];
+  for (let i = 0; i < (options.instances ?? 1); i++) daemons.push(await Daemon.start(db, receiver, daemonOptions(options)));
+  const done = await waitForDistinct(receiver, n, Math.max(120_000, n * 2));
+  const stats = await receiver.ask({ type: 'stats' });
+  const steady = steadyRate((stats.received ?? []).map(([, at]) => at));
+  const rss = daemons.map((d) => {
+    const mid = started + (done - started) / 2;
+    const first = Math.max(...d.rssBetween(started, mid));
+    const second = Math.max(...d.rssBetween(mid, done));
+    return { peak: d.peakRssMb(), firstHalfPeak: first, secondHalfPeak: second };
+  });
+  for (const d of daemons) await d.stop();
+  return { events: n, seconds: (done - started) / 1000, perSecond: steady.perSecond, overall: n / ((done - started) / 1000), rss, duplicates: (stats.count ?? 0) - (stats.distinct ?? 0) };
+}
+
+async function ceilings(db: BenchDatabase, receiver: Receiver) {
+  const plain: number[] = [];
+  const watched: number[] = [];
+  for (let round = 0; round < SIZE.ceilingRounds; round++) {
+    await db.reset();
+    plain.push(await db.insertRate('plain', SIZE.clients, SIZE.ceilingSeconds));
+    await db.reset();
+    watched.push(await db.insertRate('items', SIZE.clients, SIZE.ceilingSeconds));
+  }
+  const c = { plain: median(plain), watched: median(watched), http: await httpCeiling(receiver, 10, SIZE.httpSeconds) };
+  record({ family: db.family, scenario: `capture ceiling, plain table, ${SIZE.clients} writers`, value: c.plain, unit: 'inserts/s' });
+  record({
+    family: db.family, scenario: `capture ceiling, watched table`, value: c.watched, unit: 'inserts/s',
+    ratio: c.plain / c.watched, ratioOf: 'cost', target: 'cost ≤ 1.5×', met: c.plain / c.watched <= 1.5,
+  });
+  record({ family: db.family, scenario: 'HTTP ceiling, bare undici, 10 connections', value: c.http, unit: 'requests/s' });
+  return c;
+}
+
+async function sustained(db: BenchDatabase, receiver: Receiver, ceiling: number) {
+  await db.reset();
+  const daemon = await startReady(db, receiver);
+  await receiver.reset();
+  const t0 = now();
+  const writeRate = await db.insertRate('items', SIZE.clients, SIZE.sustainedSeconds);
+  const t1 = now();
+  const delivered = await receiver.distinct();
+  const backlogAtEnd = await db.pending();
+  await until(async () => (await db.pending()) === 0, 300_000, 'the sustained backlog to drain', 100);
+  const caughtUp = now();
+  const perSecond = delivered / ((t1 - t0) / 1000);
+  const peak = daemon.peakRssMb();
+  await daemon.stop();
+  record({
+    family: db.family, scenario: `sustained, ${SIZE.clients} writers ${SIZE.sustainedSeconds} s`, value: perSecond, unit: 'delivered/s',
+    ratio: perSecond / ceiling, ratioOf: 'capture ceiling', target: '≥ 0.5×', met: perSecond / ceiling >= 0.5,
+    detail: `writers ${Math.round(writeRate)}/s, backlog at end ${backlogAtEnd}, caught up ${round((caughtUp - t1) / 1000, 1)} s after`,
+  });
+  return { writeRate, deliveredPerSecond: perSecond, ratio: perSecond / ceiling, backlogAtEnd, catchUpSeconds: (caughtUp - t1) / 1000, peakRssMb: peak };
+}
+
+async function latency(db: BenchDatabase, receiver: Receiver) {
+  await db.reset();
+  const daemon = await startReady(db, receiver);
+  const out: Record<string, unknown> = {};
+  for (const rate of SIZE.rates) {
+    await receiver.reset({ record: true });
+    const commits = new Map<number, number>();
+    const total = rate * SIZE.latencySeconds;
+    const writers = Math.max(1, Math.ceil(rate / 250));
+    const start = now();
+    await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        for (let i = w; i < total; i += writers) {
+          const wait = start + (i * 1000) / rate - now();
+          if (wait > 1) await sleep(wait);
+          const c = await db.insertOne();
+          commits.set(c.id, c.committedAt);
+        }
+      }),
+    );
+    await waitForDistinct(receiver, total, 60_000);
+    const stats = await receiver.ask({ type: 'stats' });
+    const lat = (stats.received ?? []).filter(([id]) => commits.has(id)).map(([id, at]) => at - commits.get(id)!).sort((a, b) => a - b);
+    const r = { offered: rate, events: lat.length, p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99), max: lat.at(-1)! };
+    out[`${rate}`] = r;
+    const target = db.family === 'postgres' ? (rate <= 200 ? 10 : rate <= 1000 ? 25 : undefined) : 100 + 25; // MySQL: poll interval 0.1 s + 25 ms
+    record({
+      family: db.family, scenario: `latency p99 at ${rate} changes/s`, value: r.p99, unit: 'ms',
+      ...(target !== undefined ? { target: `≤ ${target} ms`, met: r.p99 <= target } : {}),
+      detail: `p50 ${r.p50.toFixed(1)}, p95 ${r.p95.toFixed(1)}, max ${r.max.toFixed(1)} ms`,
+    });
+  }
+  await daemon.stop();
+  return out;
+}
+
+async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
+  console.log(`\n${db.family} (${db.version})`);
+  const out: Record<string, unknown> = { version: db.version };
+  const c = await ceilings(db, receiver);
+  out.ceilings = c;
+  out.sustained = await sustained(db, receiver, c.watched);
+
+  const d = await drain(db, receiver, SIZE.drain);
+  const drainTarget = db.family === 'postgres' ? 5_000 : 2_500;
+  record({
+    family: db.family, scenario: `backlog drain of ${SIZE.drain.toLocaleString('en-US')}`, value: d.perSecond, unit: 'events/s',
+    ratio: d.perSecond / c.http, ratioOf: 'HTTP ceiling', target: `≥ ${drainTarget}/s`, met: d.perSecond >= drainTarget,
+    detail: `overall ${Math.round(d.overall)}/s with start-up, ${d.duplicates} duplicates`,
+  });
+  record({ family: db.family, scenario: 'peak RSS during that drain', value: d.rss[0]!.peak, unit: 'MB', target: '≤ 100 MB', met: d.rss[0]!.peak <= 100 });
+  out.drain = d;
+
+  if (SIZE.million > 0 && (db.family === 'postgres' || has('million-mysql'))) {
+    const m = await drain(db, receiver, SIZE.million);
+    const r = m.rss[0]!;
+    const flat = r.secondHalfPeak <= r.firstHalfPeak * 1.1 + 5;
+    record({
+      family: db.family, scenario: `peak RSS draining ${SIZE.million.toLocaleString('en-US')}`, value: r.peak, unit: 'MB',
+      target: '≤ 100 MB and flat', met: r.peak <= 100 && flat,
+      detail: `first half ${r.firstHalfPeak.toFixed(0)} MB, second half ${r.secondHalfPeak.toFixed(0)} MB, ${Math.round(m.perSecond)} events/s`,
+    });
+    out.million = m;
+  }
+
+  out.latency = await latency(db, receiver);
+
+  const slow: Record<string, unknown> = {};
+  for (const pool of [10, 100]) {
+    const ideal = pool / 0.02;
+    const s = await drain(db, receiver, Math.round(ideal * SIZE.slowSeconds), { poolSize: pool, delayMs: 20 });
+    record({
+      family: db.family, scenario: `slow receiver (20 ms), pool_size ${pool}`, value: s.perSecond, unit: 'events/s',
+      ratio: s.perSecond / ideal, ratioOf: 'pool_size / 20 ms', ...(pool === 100 ? { target: '≥ 0.9×', met: s.perSecond / ideal >= 0.9 } : {}),
+    });
+    slow[`pool_${pool}`] = { ...s, ideal };
+  }
+  out.slowReceiver = slow;
+
+  const one = await drain(db, receiver, SIZE.fanOut);
+  const two = await drain(db, receiver, SIZE.fanOut, { instances: 2 });
+  record({
+    family: db.family, scenario: 'two instances on one database', value: two.perSecond, unit: 'events/s',
+    ratio: two.perSecond / one.perSecond, ratioOf: 'one instance', detail: `one instance ${Math.round(one.perSecond)}/s, ${two.duplicates} duplicates`,
+  });
+  out.fanOut = { one, two };
+  return out;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const receiver = await Receiver.start();
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? '', memoryGb: round(totalmem() / 2 ** 30, 1), node: process.version };
+  console.log(`app-db-listener benchmark (${QUICK ? 'quick' : 'full'}): ${machine.cores} cores, ${machine.memoryGb} GB, Node ${machine.node}`);
+  try {
+    for (const family of FAMILIES) {
+      const db = family === 'postgres' ? await openPostgres() : await openMySql();
+      try {
+        results[family] = await benchDatabase(db, receiver);
+      } finally {
+        await db.close();
+      }
+    }
+  } finally {
+    await receiver.stop();
+  }
+  const minutes = (Date.now() - started) / 60_000;
+  const missed = rows.filter((r) => r.met === false);
+  console.log(`\n${rows.filter((r) => r.met !== undefined).length - missed.length} targets met, ${missed.length} missed; ${minutes.toFixed(1)} minutes`);
+  const dir = path.join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${QUICK ? 'quick' : 'full'}.json`);
+  writeFileSync(file, JSON.stringify({ mode: QUICK ? 'quick' : 'full', machine, minutes: round(minutes, 1), rows, results }, null, 2) + '\n');
+  console.log(`results: ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
