@@ -84,7 +84,7 @@ export class Daemon {
         `logging:\n  level: "warn"\nworker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n`,
     );
     const child = spawn(process.execPath, [...(options.nodeFlags ?? []), cliPath, 'run', '--config', configPath], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', process.env.BENCH_DAEMON_OUT ? 'inherit' : 'ignore', 'inherit'],
     });
     return new Daemon(child);
   }

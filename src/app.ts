@@ -8,8 +8,6 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config, HttpListen } from './config/types.js';
-import { MySqlSource } from './capture/mysql/source.js';
-import { PostgresSource } from './capture/postgres/source.js';
 import type { CaptureSource } from './capture/source.js';
 import { EndpointHealth } from './delivery/health.js';
 import { WebhookClient } from './delivery/webhook.js';
@@ -45,6 +43,9 @@ export interface RunningDaemon {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** How much longer than the longest delivery (webhook.timeout) a claim lasts. */
+const LEASE_MARGIN_MS = 15_000;
+
 export async function startDaemon(config: Config, options: DaemonOptions): Promise<RunningDaemon> {
   const log = options.logger;
   const bus = options.bus ?? new DaemonEventBus();
@@ -66,7 +67,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     : undefined;
   const httpAddress = await admin?.start();
   if (httpAddress) log.info({ address: formatAddress(httpAddress) }, `Admin server listening on http://${formatAddress(httpAddress)} (/metrics, /healthz, /readyz)`);
-  const source = createSource(config, log);
+  const source = await createSource(config, log);
 
   try {
     const tables = await source.prepare(options.install ?? config.listener.auto_install, bus, log);
@@ -74,7 +75,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     const journal = await source.openJournal({
       instanceId,
       // The lease outlives the longest delivery (the per-attempt timeout) with a margin.
-      leaseMs: Math.round(webhookTimeoutMs + 15_000),
+      leaseMs: Math.round(webhookTimeoutMs + LEASE_MARGIN_MS),
       keepDelivered: config.listener.retention > 0,
       tables,
     });
@@ -102,6 +103,8 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       poolSize: config.worker.pool_size,
       pollIntervalMs: config.listener.poll_interval * 1000,
       retry: config.webhook,
+      // An event claimed ahead must still hold its lease at the end of its delivery.
+      maxWaitForSlotMs: LEASE_MARGIN_MS - 5_000,
     });
     metrics.attach({ backlog: () => journal.backlog(), deliveriesInFlight: () => dispatcher.deliveriesInFlight });
     status.watchChannel(() => waker.connected);
@@ -169,13 +172,13 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   }
 }
 
-/** The capture source for the configured database family. */
-function createSource(config: Config, log: Logger): CaptureSource {
+/** The capture source for the configured database family; only its driver is loaded. */
+async function createSource(config: Config, log: Logger): Promise<CaptureSource> {
   switch (config.database.type) {
     case 'postgres':
-      return new PostgresSource(config, log);
+      return new (await import('./capture/postgres/source.js')).PostgresSource(config, log);
     case 'mysql':
-      return new MySqlSource(config);
+      return new (await import('./capture/mysql/source.js')).MySqlSource(config);
   }
 }
 

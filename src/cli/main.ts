@@ -8,16 +8,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from './common.js';
-import {
-  deadLettersListCommand,
-  deadLettersPurgeCommand,
-  deadLettersReplayCommand,
-  deadLettersShowCommand,
-  statusCommand,
-  type FilterOptions,
-} from './admin.js';
-import { installCommand, uninstallCommand } from './install.js';
-import { runCommand } from './run.js';
+import type { FilterOptions } from './admin.js';
 import { printError, EXIT } from './output.js';
 import { VERSION } from '../version.js';
 
@@ -26,6 +17,7 @@ export function normalizeArgv(argv: readonly string[]): string[] {
   return argv.map((a) => (a === '-config' ? '--config' : a.startsWith('-config=') ? `--${a.slice(1)}` : a));
 }
 
+/** Each command loads its own modules when it runs: `run` on PostgreSQL never loads the MySQL driver. */
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -41,7 +33,7 @@ export function buildProgram(): Command {
     .option('-c, --config <path>', 'config file', 'config.yaml')
     .option('--no-install', 'do not install missing migrations or triggers; fail instead')
     .action(async (opts: { config: string; install: boolean }) => {
-      process.exitCode = await runCommand(opts);
+      process.exitCode = await (await import('./run.js')).runCommand(opts);
     });
 
   program
@@ -50,7 +42,7 @@ export function buildProgram(): Command {
     .option('-c, --config <path>', 'config file', 'config.yaml')
     .option('--dry-run', 'print the SQL that would run, change nothing')
     .action(async (opts: { config: string; dryRun?: boolean }) => {
-      process.exitCode = await installCommand({ config: opts.config, dryRun: opts.dryRun === true });
+      process.exitCode = await (await import('./install.js')).installCommand({ config: opts.config, dryRun: opts.dryRun === true });
     });
 
   program
@@ -60,7 +52,7 @@ export function buildProgram(): Command {
     .option('--dry-run', 'print the SQL that would run, change nothing')
     .option('--drop-schema', 'also drop the schema with the journal and dead letters')
     .action(async (opts: { config: string; dryRun?: boolean; dropSchema?: boolean }) => {
-      process.exitCode = await uninstallCommand({ config: opts.config, dryRun: opts.dryRun === true, dropSchema: opts.dropSchema === true });
+      process.exitCode = await (await import('./install.js')).uninstallCommand({ config: opts.config, dryRun: opts.dryRun === true, dropSchema: opts.dropSchema === true });
     });
 
   program
@@ -69,7 +61,7 @@ export function buildProgram(): Command {
     .option('-c, --config <path>', 'config file', 'config.yaml')
     .option('--json', 'machine-readable output')
     .action(async (opts: FilterOptions) => {
-      process.exitCode = await statusCommand(opts);
+      process.exitCode = await (await import('./admin.js')).statusCommand(opts);
     });
 
   const dl = program.command('dead-letters').description('inspect, replay or purge events that could not be delivered');
@@ -81,14 +73,14 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'at most this many', '100')
     .option('--json', 'machine-readable output')
     .action(async (opts: FilterOptions) => {
-      process.exitCode = await deadLettersListCommand(opts);
+      process.exitCode = await (await import('./admin.js')).deadLettersListCommand(opts);
     });
   dl.command('show <event-id>')
     .description('one dead letter, with its rows and last error')
     .option('-c, --config <path>', 'config file', 'config.yaml')
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: FilterOptions) => {
-      process.exitCode = await deadLettersShowCommand(id, opts);
+      process.exitCode = await (await import('./admin.js')).deadLettersShowCommand(id, opts);
     });
   dl.command('replay [event-ids...]')
     .description('put dead letters back in the journal (same event ids) to be delivered again')
@@ -97,7 +89,7 @@ export function buildProgram(): Command {
     .option('--since <time>', 'all that failed at or after this time')
     .option('--all', 'every dead letter')
     .action(async (ids: string[], opts: FilterOptions) => {
-      process.exitCode = await deadLettersReplayCommand(ids, opts);
+      process.exitCode = await (await import('./admin.js')).deadLettersReplayCommand(ids, opts);
     });
   dl.command('purge [event-ids...]')
     .description('delete dead letters for good')
@@ -106,7 +98,7 @@ export function buildProgram(): Command {
     .option('--before <time>', 'all that failed before this time')
     .option('--all', 'every dead letter')
     .action(async (ids: string[], opts: FilterOptions) => {
-      process.exitCode = await deadLettersPurgeCommand(ids, opts);
+      process.exitCode = await (await import('./admin.js')).deadLettersPurgeCommand(ids, opts);
     });
 
   program

@@ -12,6 +12,13 @@
  * - As soon as a claim returns work, the mark is cleared, so writers stop paying
  *   for notifications while the daemon is busy.
  *
+ * Claiming ahead: while deliveries are quick, up to half a pool of claimed events
+ * waits in memory, so a finished delivery starts the next one at once instead of
+ * after a claim round trip. Waiting events are not delivered, so a crash cannot
+ * duplicate them; it only leaves them claimed until their lease runs out. An event
+ * that waited too long for a slot (its lease must outlast its delivery) is given
+ * back instead.
+ *
  * Retries: policy lives in delivery/policy.ts (classification, backoff) and
  * delivery/health.ts (outage detection). While the endpoint is down, only one
  * probe event is sent at a time, and failures give their attempt back.
@@ -35,7 +42,15 @@ export interface DispatcherOptions {
   readonly poolSize: number;
   readonly pollIntervalMs: number;
   readonly retry: Pick<Config['webhook'], 'retry_count' | 'retry_delay' | 'retry_max_delay'>;
+  /**
+   * Longest a claimed event may wait in memory for a free slot and still be sent:
+   * its lease minus the longest delivery. Default 10 s.
+   */
+  readonly maxWaitForSlotMs?: number;
 }
+
+/** Claim ahead only while deliveries take less than this on average. */
+const CLAIM_AHEAD_MAX_DELIVERY_MS = 1_000;
 
 const CLAIM_RETRY_MIN_MS = 100;
 /**
@@ -58,6 +73,10 @@ export class Dispatcher {
   private claimFailing = false;
   private markChain: Promise<void> = Promise.resolve();
   private batchDeadline = 0;
+  /** Claimed events waiting for a free slot, oldest first, with the time of their claim. */
+  private ready: Array<{ event: JournalEvent; claimedAt: number }> = [];
+  /** Moving average of delivery durations, ms. */
+  private avgDeliveryMs = 0;
   /** Aborts in-flight requests when a graceful stop runs out of time. */
   private readonly abortDeliveries = new AbortController();
   private readonly stopSleep = new AbortController();
@@ -93,6 +112,7 @@ export class Dispatcher {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    this.giveBackReady();
     this.stopSleep.abort();
     this.wake.notify();
     const end = Date.now() + graceMs;
@@ -113,6 +133,7 @@ export class Dispatcher {
     let markRetryMs = MARK_RETRY_MIN_MS;
     while (!this.stopping) {
       if (this.health.state === 'down') {
+        this.giveBackReady();
         await this.probeStep();
         continue;
       }
@@ -122,7 +143,7 @@ export class Dispatcher {
       // into duplicates. (Measured drain with pool_size 10: 3,100/s when each slot is held
       // until its outcome is written, 3,900/s with this bound, 4,500/s allowing 2 x
       // pool_size unwritten outcomes.)
-      const free = this.opts.poolSize - this.inFlight;
+      const free = this.opts.poolSize + this.claimAheadLimit() - this.inFlight - this.ready.length;
       if (free <= 0 || this.completer.backlog >= this.opts.poolSize) {
         await this.wake.wait(this.pollMs());
         continue;
@@ -151,7 +172,9 @@ export class Dispatcher {
       }
       if (batch.length > 0) {
         if (this.waiter.marked) this.clearWaiting();
-        for (const e of batch) void this.deliver(e, false);
+        const claimedAt = Date.now();
+        for (const event of batch) this.ready.push({ event, claimedAt });
+        this.startReady();
         continue;
       }
       if (this.inFlight === 0 && !this.waiter.marked) {
@@ -160,6 +183,12 @@ export class Dispatcher {
         // visible, so look again soon rather than sleep a whole poll interval.
         if (await this.markWaiting()) {
           markRetryMs = MARK_RETRY_MIN_MS;
+          continue;
+        }
+        if (this.waiter.otherWaiting === true) {
+          // Another daemon on this journal waits and gets the wake-ups; it claims new
+          // work at once, and this one joins in at its next poll.
+          await this.wake.wait(this.pollMs());
           continue;
         }
         await this.wake.wait(markRetryMs);
@@ -232,11 +261,38 @@ export class Dispatcher {
       this.settle(e, { kind: 'retry', error: `internal error: ${describeError(err)}`, endpointFailure: false, durationMs: 0 }, probe);
     } finally {
       this.inFlight--;
+      this.startReady();
       this.wake.notify();
     }
   }
 
+  /** Starts waiting events while slots are free; gives back those that waited too long. */
+  private startReady(): void {
+    const maxWait = this.opts.maxWaitForSlotMs ?? 10_000;
+    while (this.ready.length > 0 && this.inFlight < this.opts.poolSize && !this.stopping && this.health.state !== 'down') {
+      const { event, claimedAt } = this.ready.shift()!;
+      if (Date.now() - claimedAt > maxWait) this.giveBack(event);
+      else void this.deliver(event, false);
+    }
+    if (this.stopping) this.giveBackReady();
+  }
+
+  private giveBackReady(): void {
+    for (const { event } of this.ready.splice(0)) this.giveBack(event);
+  }
+
+  /** Returns a claimed, unsent event to the journal, due at once, its attempt refunded, its last error kept. */
+  private giveBack(e: JournalEvent): void {
+    this.completer.push({ kind: 'retry', id: e.id, token: e.claimToken, delayMs: 0, refund: true });
+  }
+
+  /** How many events may wait claimed in memory: half a pool while deliveries are quick. */
+  private claimAheadLimit(): number {
+    return this.avgDeliveryMs < CLAIM_AHEAD_MAX_DELIVERY_MS ? Math.ceil(this.opts.poolSize / 2) : 0;
+  }
+
   private settle(e: JournalEvent, outcome: Outcome & { durationMs: number }, probe: boolean): void {
+    this.avgDeliveryMs += (outcome.durationMs - this.avgDeliveryMs) * 0.1;
     if (outcome.kind === 'success') {
       this.health.record(outcome, probe);
       this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken });

@@ -33,7 +33,8 @@ export type Completion =
       /** The attempt is given back (endpoint outage, shutdown): it does not count. */
       readonly refund: boolean;
       readonly status?: number;
-      readonly error: string;
+      /** Undefined for an event given back unsent: its previous status and error stay. */
+      readonly error?: string;
     }
   | { readonly kind: 'dead'; readonly id: string; readonly token: string; readonly status?: number; readonly error: string };
 
@@ -69,4 +70,10 @@ export interface Waiter {
   markWaiting(): Promise<boolean>;
   /** Ends the waiting mark. */
   clearWaiting(): Promise<void>;
+  /**
+   * After a failed markWaiting: true when another daemon already waits (it gets
+   * the wake-ups, so this one can sleep a poll interval), false when a writer was
+   * mid-transaction (look again soon).
+   */
+  readonly otherWaiting?: boolean;
 }

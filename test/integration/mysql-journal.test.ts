@@ -242,6 +242,20 @@ describe('claims and outcomes', () => {
     expect(await count('adl_j_events')).toBe(2);
   });
 
+  it('an event given back unsent keeps its last error and status, and its attempt is refunded', async () => {
+    await drain();
+    await db.exec(`INSERT INTO items VALUES (90, 0)`);
+    const j = journal('adl_j', ['items']);
+    const [first] = await j.claim(10);
+    await j.complete([{ kind: 'retry', id: first!.id, token: first!.claimToken, delayMs: 0, refund: false, status: 503, error: 'HTTP 503' }]);
+    const [second] = await j.claim(10);
+    expect(second!.attempts).toBe(2);
+    await j.complete([{ kind: 'retry', id: second!.id, token: second!.claimToken, delayMs: 0, refund: true }]);
+    const rows = await db.query<Record<string, unknown>>(`SELECT attempts, last_status, last_error, claimed_by FROM adl_j_events WHERE id = ?`, [first!.id]);
+    expect(rows).toEqual([{ attempts: 1, last_status: 503, last_error: 'HTTP 503', claimed_by: null }]);
+    await j.complete([delivered((await j.claim(10))[0]!)]);
+  });
+
   it('only the oldest event of a row is claimable; other rows are not held up', async () => {
     await drain();
     await db.exec(`INSERT INTO items VALUES (20, 1)`);

@@ -4,6 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyInstall } from '../../src/capture/postgres/install.js';
 import { PgJournal } from '../../src/capture/postgres/journal.js';
 import { makeQueries } from '../../src/capture/postgres/queries.js';
+import { PgWaker } from '../../src/capture/postgres/waker.js';
+import { DaemonEventBus } from '../../src/observability/events.js';
+import { WakeSignal } from '../../src/util/wake.js';
+import { waitUntil } from '../support/wait.js';
 import { testConfig } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 
@@ -37,6 +41,54 @@ function journal(schema: string, tables: Array<{ schema: string; name: string }>
 }
 
 describe('journal', () => {
+  it('an event given back unsent keeps its last error and status, and its attempt is refunded', async () => {
+    await db.query(`CREATE TABLE giveback (id int PRIMARY KEY)`);
+    await install(['giveback'], 'adl_giveback');
+    await db.query(`INSERT INTO giveback VALUES (1)`);
+    const j = journal('adl_giveback', [{ schema: 'public', name: 'giveback' }]);
+    const [first] = await j.claim(10);
+    await j.complete([{ kind: 'retry', id: first!.id, token: first!.claimToken, delayMs: 0, refund: false, status: 503, error: 'HTTP 503' }]);
+    const [second] = await j.claim(10);
+    expect(second!.attempts).toBe(2);
+    await j.complete([{ kind: 'retry', id: second!.id, token: second!.claimToken, delayMs: 0, refund: true }]);
+    const row = (await db.query(`SELECT attempts, last_status, last_error, claimed_by FROM adl_giveback.events`)).rows[0];
+    expect(row).toEqual({ attempts: 1, last_status: 503, last_error: 'HTTP 503', claimed_by: null });
+  });
+
+  it('a second daemon sees that another one waits, and a writer mid-transaction is not mistaken for one', async () => {
+    await db.query(`CREATE TABLE waiters (id int PRIMARY KEY)`);
+    await install(['waiters'], 'adl_waiters');
+    const q = makeQueries('adl_waiters');
+    const sql = { listen: q.listenChannel, tryWaitLock: q.tryWaitLock, releaseWaitLock: q.releaseWaitLock, waitLockKey: q.waitLockKey };
+    const config = testConfig({ dbUrl: db.url, webhookUrl: 'http://127.0.0.1:9/h', tables: ['waiters'], schema: 'adl_waiters' });
+    const { pgClientConfig } = await import('../../src/capture/postgres/connection.js');
+    const [a, b] = [0, 1].map(() => new PgWaker(pgClientConfig(config.database), sql, new WakeSignal(), new DaemonEventBus()));
+    a!.start();
+    b!.start();
+    try {
+      await waitUntil(() => a!.connected && b!.connected, 10_000, 'both LISTEN connections');
+      // A writer in its transaction holds the lock shared: nobody can mark, and nobody waits.
+      const writer = await db.pool.connect();
+      try {
+        await writer.query('BEGIN');
+        await writer.query(`INSERT INTO waiters VALUES (1)`);
+        expect(await a!.markWaiting()).toBe(false);
+        expect(a!.otherWaiting).toBe(false);
+        await writer.query('COMMIT');
+      } finally {
+        writer.release();
+      }
+      expect(await a!.markWaiting()).toBe(true);
+      expect(await b!.markWaiting()).toBe(false);
+      expect(b!.otherWaiting).toBe(true);
+      await a!.clearWaiting();
+      expect(await b!.markWaiting()).toBe(true);
+    } finally {
+      await a!.stop();
+      await b!.stop();
+    }
+  });
+
   it('an outcome from an earlier claim of an event never acts on a newer claim of it', async () => {
     await db.query(`CREATE TABLE tok (id int PRIMARY KEY)`);
     await install(['tok'], 'adl_tok');

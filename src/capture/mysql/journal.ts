@@ -102,7 +102,7 @@ export class MySqlJournal implements SourceJournal {
       if (c.kind === 'delivered') {
         delivered.push([c.id, c.token]);
       } else if (c.kind === 'retry') {
-        retry.push([c.id, c.token, Math.max(0, Math.round(c.delayMs)), c.refund ? 1 : 0, c.status ?? null, cut(c.error)]);
+        retry.push([c.id, c.token, Math.max(0, Math.round(c.delayMs)), c.refund ? 1 : 0, c.status ?? null, c.error === undefined ? null : cut(c.error)]);
       } else {
         dead.push([c.id, c.token, c.status ?? null, cut(c.error)]);
       }

@@ -123,7 +123,7 @@ export function makeQueries(prefix: string) {
         last_error = VALUES(last_error), failed_at = VALUES(failed_at)`,
 
     /**
-     * Params: (id, token, delay ms, refund 0|1, status, error) tuples, instance id.
+     * Params: (id, token, delay ms, refund 0|1, status, error or null to keep the last one) tuples, instance id.
      * A refunded attempt (endpoint outage, shutdown) does not count.
      */
     scheduleRetry: `
@@ -136,7 +136,8 @@ export function makeQueries(prefix: string) {
       SET e.claimed_by = NULL, e.claimed_until = NULL,
           e.run_at = UTC_TIMESTAMP(6) + INTERVAL u.delay_ms * 1000 MICROSECOND,
           e.attempts = GREATEST(e.attempts - u.refund, 0),
-          e.last_status = u.status, e.last_error = u.error
+          e.last_status = IF(u.error IS NULL, e.last_status, u.status),
+          e.last_error = COALESCE(u.error, e.last_error)
       WHERE e.claimed_by = ?`,
 
     /**

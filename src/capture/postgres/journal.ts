@@ -74,7 +74,7 @@ export class PgJournal implements Journal {
 
   async complete(batch: readonly Completion[]): Promise<void> {
     const delivered = { ids: [] as string[], tokens: [] as string[] };
-    const retry = { ids: [] as string[], tokens: [] as string[], delays: [] as number[], refunds: [] as number[], statuses: [] as (number | null)[], errors: [] as string[] };
+    const retry = { ids: [] as string[], tokens: [] as string[], delays: [] as number[], refunds: [] as number[], statuses: [] as (number | null)[], errors: [] as (string | null)[] };
     const dead = { ids: [] as string[], tokens: [] as string[], statuses: [] as (number | null)[], errors: [] as string[] };
     for (const c of batch) {
       if (c.kind === 'delivered') {
@@ -86,7 +86,7 @@ export class PgJournal implements Journal {
         retry.delays.push(Math.max(0, Math.round(c.delayMs)));
         retry.refunds.push(c.refund ? 1 : 0);
         retry.statuses.push(c.status ?? null);
-        retry.errors.push(c.error);
+        retry.errors.push(c.error ?? null);
       } else {
         dead.ids.push(c.id);
         dead.tokens.push(c.token);

@@ -79,13 +79,14 @@ export function makeQueries(ourSchema: string) {
       SELECT id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts FROM d
       ON CONFLICT (id) DO NOTHING`,
 
-    /** $1 ids, $2 claim tokens, $3 delays in ms, $4 refunds (0|1), $5 statuses, $6 errors, $7 instance id. */
+    /** $1 ids, $2 claim tokens, $3 delays in ms, $4 refunds (0|1), $5 statuses, $6 errors (NULL keeps the last one), $7 instance id. */
     scheduleRetry: `
       UPDATE ${events} e
       SET claimed_by = NULL, claimed_until = NULL,
           run_at = now() + u.delay_ms * interval '1 millisecond',
           attempts = greatest(e.attempts - u.refund, 0),
-          last_status = u.status, last_error = u.error
+          last_status = CASE WHEN u.error IS NULL THEN e.last_status ELSE u.status END,
+          last_error = coalesce(u.error, e.last_error)
       FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::integer[], $5::integer[], $6::text[])
         AS u(id, token, delay_ms, refund, status, error)
       WHERE e.id = u.id AND e.claimed_by = $7 AND e.claimed_until = u.token`,
@@ -130,7 +131,13 @@ export function makeQueries(ourSchema: string) {
       WHERE claimed_by = ANY($1::text[])`,
 
     /** $1 wait lock key. Held (on the LISTEN connection) while the daemon sleeps. */
-    tryWaitLock: `SELECT pg_try_advisory_lock($1::bigint) AS ok`,
+    tryWaitLock: `
+      SELECT pg_try_advisory_lock($1::bigint) AS ok,
+        EXISTS (
+          SELECT 1 FROM pg_locks
+          WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
+            AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND ((classid::bigint << 32) | objid::bigint) = $1::bigint) AS other_waits`,
     /** $1 wait lock key. */
     releaseWaitLock: `SELECT pg_advisory_unlock($1::bigint) AS ok`,
 

@@ -39,7 +39,7 @@ export class PostgresSource implements CaptureSource {
     // only removes the wrong choice.
     this.pool = new pg.Pool({
       ...this.clientConfig,
-      options: [this.clientConfig.options, '-c enable_seqscan=off'].filter(Boolean).join(' '),
+      options: [this.clientConfig.options, '-c enable_seqscan=off -c synchronous_commit=off'].filter(Boolean).join(' '),
       max: 4,
       idleTimeoutMillis: 30_000,
       query_timeout: QUERY_TIMEOUT_MS,

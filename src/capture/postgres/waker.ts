@@ -24,6 +24,7 @@ export class PgWaker implements Waiter {
   connected = false;
   /** True while this connection holds the wait lock (writers then notify). */
   marked = false;
+  otherWaiting = false;
 
   constructor(
     private readonly clientConfig: pg.ClientConfig,
@@ -37,11 +38,13 @@ export class PgWaker implements Waiter {
     const client = this.client;
     if (!this.connected || !client) return false;
     try {
-      const r = await client.query<{ ok: boolean }>(this.sql.tryWaitLock, [this.sql.waitLockKey]);
+      const r = await client.query<{ ok: boolean; other_waits: boolean }>(this.sql.tryWaitLock, [this.sql.waitLockKey]);
       // The connection may have been replaced meanwhile; a lock on a dead one is gone.
       this.marked = r.rows[0]?.ok === true && client === this.client && this.connected;
+      this.otherWaiting = !this.marked && r.rows[0]?.other_waits === true;
     } catch {
       this.marked = false;
+      this.otherWaiting = false;
     }
     return this.marked;
   }
