@@ -11,6 +11,20 @@ import type { BenchDatabase } from './databases.js';
 import { cliPath, exited, now, peakRssMb, root, rssMb, sleep, until } from './lib.js';
 import type { ReceiverMessage, ReceiverRequest } from './receiver.js';
 
+/** Every child this run started: none may outlive it, or it would keep claiming events of the next run. */
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => process.exit(130));
+}
+
 export class Receiver {
   private constructor(
     private readonly child: ChildProcess,
@@ -18,7 +32,7 @@ export class Receiver {
   ) {}
 
   static async start(): Promise<Receiver> {
-    const child = fork(path.join(root, 'bench', 'receiver.ts'), { execArgv: ['--import', 'tsx'] });
+    const child = track(fork(path.join(root, 'bench', 'receiver.ts'), { execArgv: ['--import', 'tsx'] }));
     const ready = await new Promise<ReceiverMessage>((resolve) => child.once('message', resolve));
     return new Receiver(child, ready.port!);
   }
@@ -83,9 +97,9 @@ export class Daemon {
         `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n` +
         `logging:\n  level: "warn"\nworker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n`,
     );
-    const child = spawn(process.execPath, [...(options.nodeFlags ?? []), cliPath, 'run', '--config', configPath], {
+    const child = track(spawn(process.execPath, [...(options.nodeFlags ?? []), cliPath, 'run', '--config', configPath], {
       stdio: ['ignore', process.env.BENCH_DAEMON_OUT ? 'inherit' : 'ignore', 'inherit'],
-    });
+    }));
     return new Daemon(child);
   }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * Command line. `app-db-listener --config config.yaml` runs the daemon, as the
  * original did; the original's single-dash `-config PATH` is accepted too.
