@@ -30,7 +30,7 @@ const server = createServer((req, res) => {
     const id = req.headers['webhook-id'];
     if (typeof id === 'string') ids.add(id);
     if (record) {
-      const m = /"data":\{"id":"?(\d+)/.exec(Buffer.concat(chunks).toString());
+      const m = /"data":\s*\{"id":\s*"?(\d+)/.exec(Buffer.concat(chunks).toString());
       if (m) received.push([Number(m[1]), at]);
     }
     const reply = () => res.writeHead(200, { 'content-length': '0' }).end();

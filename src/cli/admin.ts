@@ -85,6 +85,15 @@ function shortError(d: DeadLetter): string {
   return e.length > 60 ? `${e.slice(0, 57)}...` : e;
 }
 
+/** "12s ago", "5m ago", "3h ago", "2d ago". */
+export function ago(atMs: number, nowMs = Date.now()): string {
+  const s = Math.max(0, Math.round((nowMs - atMs) / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7_200) return `${Math.round(s / 60)}m ago`;
+  if (s < 172_800) return `${Math.round(s / 3_600)}h ago`;
+  return `${Math.round(s / 86_400)}d ago`;
+}
+
 export function statusCommand(opts: FilterOptions): Promise<number> {
   return act(opts.config, async (ops) => {
     const rows = await ops.status();
@@ -97,7 +106,7 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
       return EXIT.ok;
     }
     printTable(
-      ['TABLE', 'OPERATIONS', 'PENDING', 'RETRYING', 'IN FLIGHT', 'DEAD LETTERS', 'OLDEST'],
+      ['TABLE', 'OPERATIONS', 'PENDING', 'RETRYING', 'IN FLIGHT', 'DEAD LETTERS', 'OLDEST', 'LAST DELIVERY'],
       rows.map((r) => [
         `${r.schema}.${r.table}`,
         r.operations.join(','),
@@ -106,6 +115,7 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
         String(r.inFlight),
         String(r.deadLetters),
         r.oldestPendingSeconds === null ? '-' : `${r.oldestPendingSeconds}s`,
+        r.lastDeliveryAt === null ? '-' : ago(Date.parse(r.lastDeliveryAt)),
       ]),
     );
     return EXIT.ok;

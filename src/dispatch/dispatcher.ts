@@ -295,7 +295,7 @@ export class Dispatcher {
     this.avgDeliveryMs += (outcome.durationMs - this.avgDeliveryMs) * 0.1;
     if (outcome.kind === 'success') {
       this.health.record(outcome, probe);
-      this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken });
+      this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken, schema: e.schema, table: e.table });
       this.bus.emit('delivery:succeeded', {
         event: e,
         status: outcome.status,

@@ -119,8 +119,9 @@ async function privilegesCheck(conn: Conn, config: Config): Promise<DoctorCheck>
       found.push({ status: installLevel, what: `no TRIGGER on ${tdb}.${t.name}`, fix: `GRANT TRIGGER ON ${qualify(tdb, t.name)} ${to}` });
     }
   }
-  const journal = [names.events, names.deadLetters, names.deliveredEvents];
-  const ours = [...journal, names.meta, names.watchedTables, names.migrations];
+  // watched_tables: the daemon writes each table's last delivery time there.
+  const journal = [names.events, names.deadLetters, names.deliveredEvents, names.watchedTables];
+  const ours = [...journal, names.meta, names.migrations];
   const denied = ours.filter((t) =>
     (journal.includes(t) ? ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] : ['SELECT']).some((p) => !hasPrivilege(grants, p, database, t)),
   );

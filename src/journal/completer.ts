@@ -9,6 +9,7 @@
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
 import { delay, settleWithin } from '../util/wake.js';
+import { LastDeliveryRecorder } from './last-delivery.js';
 import type { Completion, Journal } from './types.js';
 
 const RETRY_MIN_MS = 100;
@@ -21,13 +22,17 @@ export class Completer {
   private failing = false;
   /** Size of the batch being written. */
   private writing = 0;
+  private readonly lastDelivery: LastDeliveryRecorder | undefined;
 
   constructor(
     private readonly journal: Journal,
     private readonly bus: DaemonEventBus,
     /** Called after each successful write (a row key may now be free). */
     private readonly onFlushed: () => void,
-  ) {}
+  ) {
+    const touch = journal.touchLastDelivery?.bind(journal);
+    this.lastDelivery = touch ? new LastDeliveryRecorder(touch) : undefined;
+  }
 
   /** Outcomes not yet written: queued, or in the batch being written. */
   get backlog(): number {
@@ -74,6 +79,7 @@ export class Completer {
           this.bus.emit('journal:recovered', { operation: 'record outcomes' });
         }
         backoff = RETRY_MIN_MS;
+        this.lastDelivery?.note(batch);
         this.onFlushed();
       } catch (err) {
         // Put the batch back in front, keeping order, and try again later.

@@ -23,7 +23,14 @@ export interface JournalEvent {
 
 /** The recorded outcome of one claimed event. */
 export type Completion =
-  | { readonly kind: 'delivered'; readonly id: string; readonly token: string }
+  | {
+      readonly kind: 'delivered';
+      readonly id: string;
+      readonly token: string;
+      /** The event's table, for the table's "last delivery" time. */
+      readonly schema?: string;
+      readonly table?: string;
+    }
   | {
       readonly kind: 'retry';
       readonly id: string;
@@ -53,6 +60,8 @@ export interface Journal {
   releaseClaims(): Promise<number>;
   /** Removes delivered events older than the retention. */
   purgeDelivered(retentionSeconds: number): Promise<number>;
+  /** Sets a watched table's "last delivery" time to now (best effort, see LastDeliveryRecorder). */
+  touchLastDelivery?(schema: string, table: string): Promise<void>;
 }
 
 /**

@@ -74,7 +74,7 @@ describe('status and dead-letters commands with MySQL', () => {
     expect(r.code).toBe(0);
     const { tables } = JSON.parse(r.stdout) as { tables: Array<Record<string, unknown>> };
     expect(tables).toEqual([
-      expect.objectContaining({ schema: db.name, table: 'accounts', operations: ['INSERT', 'UPDATE', 'DELETE'], pending: 0, retrying: 0, inFlight: 0, deadLetters: 2 }),
+      expect.objectContaining({ schema: db.name, table: 'accounts', operations: ['INSERT', 'UPDATE', 'DELETE'], pending: 0, retrying: 0, inFlight: 0, deadLetters: 2, lastDeliveryAt: null }),
       expect.objectContaining({ schema: db.name, table: 'notes', pending: 0, retrying: 0, inFlight: 0, deadLetters: 3, oldestPendingSeconds: null }),
     ]);
     const human = await cli(['status']);
@@ -139,6 +139,22 @@ describe('status and dead-letters commands with MySQL', () => {
     expect(byTable.stdout).toContain('Replayed 3 dead letters');
     await waitUntil(async () => (await deadCount()) === 1, 15_000, 'notes replayed');
     await waitUntil(async () => (await count('adl_admin_events')) === 0, 15_000, 'replayed events delivered');
+  });
+
+  it('status shows when each table last had an event delivered', async () => {
+    type Row = { table: string; lastDeliveryAt: string | null };
+    const watched = async () =>
+      (JSON.parse((await cli(['status', '--json'])).stdout) as { tables: Row[] }).tables.filter((x) => x.table === 'accounts' || x.table === 'notes');
+    // Written apart from the outcomes, a moment after them.
+    await waitUntil(async () => (await watched()).every((t) => t.lastDeliveryAt !== null), 15_000, 'a last delivery time for both tables');
+    const tables = await watched();
+    expect(tables).toHaveLength(2);
+    for (const t of tables) {
+      // Their replayed dead letters were delivered a moment ago.
+      expect(t.lastDeliveryAt, t.table).not.toBeNull();
+      expect(Math.abs(Date.now() - Date.parse(t.lastDeliveryAt!)), t.table).toBeLessThan(120_000);
+    }
+    expect((await cli(['status'])).stdout).toMatch(/LAST DELIVERY[\s\S]*\d+s ago/);
   });
 
   it('purge removes dead letters; a selection is required', async () => {

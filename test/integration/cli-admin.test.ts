@@ -46,8 +46,9 @@ describe('status and dead-letters commands', () => {
     expect(r.code).toBe(0);
     const { tables } = JSON.parse(r.stdout) as { tables: Array<Record<string, unknown>> };
     expect(tables).toEqual([
-      expect.objectContaining({ schema: 'public', table: 'accounts', pending: 0, retrying: 0, inFlight: 0, deadLetters: 2 }),
-      expect.objectContaining({ schema: 'public', table: 'notes', pending: 0, retrying: 0, inFlight: 0, deadLetters: 3 }),
+      // Nothing delivered yet: every change went to dead letters.
+      expect.objectContaining({ schema: 'public', table: 'accounts', pending: 0, retrying: 0, inFlight: 0, deadLetters: 2, lastDeliveryAt: null }),
+      expect.objectContaining({ schema: 'public', table: 'notes', pending: 0, retrying: 0, inFlight: 0, deadLetters: 3, lastDeliveryAt: null }),
     ]);
     const human = await cli(['status']);
     expect(human.stdout).toMatch(/TABLE\s+OPERATIONS\s+PENDING/);
@@ -81,6 +82,22 @@ describe('status and dead-letters commands', () => {
     expect(byTable.stdout).toContain('Replayed 3 dead letters');
     await waitUntil(async () => (await deadCount()) === 1, 10_000, 'notes replayed');
     await waitUntil(async () => Number((await db.query(`SELECT count(*) AS n FROM adl_admin.events`)).rows[0]!.n) === 0, 10_000, 'delivered');
+  });
+
+  it('status shows when each table last had an event delivered', async () => {
+    type Row = { table: string; lastDeliveryAt: string | null };
+    const watched = async () =>
+      (JSON.parse((await cli(['status', '--json'])).stdout) as { tables: Row[] }).tables.filter((x) => x.table === 'accounts' || x.table === 'notes');
+    // Written apart from the outcomes, a moment after them.
+    await waitUntil(async () => (await watched()).every((t) => t.lastDeliveryAt !== null), 15_000, 'a last delivery time for both tables');
+    const tables = await watched();
+    expect(tables).toHaveLength(2);
+    for (const t of tables) {
+      // Their replayed dead letters were delivered a moment ago.
+      expect(t.lastDeliveryAt, t.table).not.toBeNull();
+      expect(Math.abs(Date.now() - Date.parse(t.lastDeliveryAt!)), t.table).toBeLessThan(120_000);
+    }
+    expect((await cli(['status'])).stdout).toMatch(/LAST DELIVERY[\s\S]*\d+s ago/);
   });
 
   it('purge removes dead letters; replay or purge without a selection is a usage error', async () => {

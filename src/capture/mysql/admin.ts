@@ -108,6 +108,7 @@ export async function journalStatus(conn: Conn, prefix: string): Promise<TableSt
     in_flight: string | number;
     dead_letters: string | number;
     oldest_age_us: string | number | null;
+    last_delivered_at: string | Date | null;
   }>(conn, makeQueries(prefix).status);
   return rows.map((row) => ({
     schema: row.schema_name,
@@ -118,5 +119,12 @@ export async function journalStatus(conn: Conn, prefix: string): Promise<TableSt
     inFlight: num(row.in_flight),
     deadLetters: num(row.dead_letters),
     oldestPendingSeconds: row.oldest_age_us === null ? null : Math.round(num(row.oldest_age_us) / 100_000) / 10,
+    lastDeliveryAt: utcIso(row.last_delivered_at),
   }));
+}
+
+/** A DATETIME written with UTC_TIMESTAMP (text, as the pool returns it) as ISO 8601 UTC. */
+function utcIso(value: string | Date | null): string | null {
+  if (value === null) return null;
+  return (typeof value === 'string' ? new Date(`${value.replace(' ', 'T')}Z`) : value).toISOString();
 }

@@ -219,6 +219,10 @@ export async function planInstall(conn: Conn, config: Config, force = false): Pr
     dead_letters: qualify(database, names.deadLetters),
     delivered_events: qualify(database, names.deliveredEvents),
     watched_tables: qualify(database, names.watchedTables),
+    // For statements that look our tables up in information_schema, or build SQL in SQL.
+    database_name: quoteLiteral(database),
+    watched_tables_name: quoteLiteral(names.watchedTables),
+    watched_tables_sql: quoteLiteral(qualify(database, names.watchedTables)),
     installation_id: quoteLiteral(randomBytes(6).toString('hex')),
   };
   for (const m of pending) {

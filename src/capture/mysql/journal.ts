@@ -173,6 +173,10 @@ export class MySqlJournal implements SourceJournal {
   }
 
   /** In READ COMMITTED too: a range delete under REPEATABLE READ would lock the gap where delivered events are being added. */
+  async touchLastDelivery(schema: string, table: string): Promise<void> {
+    await this.pool.execute(this.q.touchLastDelivery, [schema, table]);
+  }
+
   async purgeDelivered(retentionSeconds: number): Promise<number> {
     return this.transaction(async (conn) => {
       const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.purgeDelivered, [Math.round(retentionSeconds)]);

@@ -236,7 +236,7 @@ export function makeQueries(prefix: string) {
       SELECT w.schema_name, w.table_name, w.operations,
              COALESCE(j.pending, 0) AS pending, COALESCE(j.retrying, 0) AS retrying,
              COALESCE(j.in_flight, 0) AS in_flight, COALESCE(dl.dead, 0) AS dead_letters,
-             j.oldest_age_us
+             j.oldest_age_us, w.last_delivered_at
       FROM ${quoteIdent(n.watchedTables)} w
       LEFT JOIN (
         SELECT schema_name, table_name,
@@ -251,6 +251,9 @@ export function makeQueries(prefix: string) {
         SELECT schema_name, table_name, COUNT(*) AS dead FROM ${deadLetters} GROUP BY schema_name, table_name
       ) dl ON dl.schema_name = w.schema_name AND dl.table_name = w.table_name
       ORDER BY w.schema_name, w.table_name`,
+
+    /** Params: schema, table. A best-effort figure for `status`, one short autocommit statement. */
+    touchLastDelivery: `UPDATE ${quoteIdent(n.watchedTables)} SET last_delivered_at = UTC_TIMESTAMP(6) WHERE schema_name = ? AND table_name = ?`,
 
     // ---- doctor: read-only checks of the privileges and what is installed.
 

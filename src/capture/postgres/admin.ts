@@ -41,6 +41,8 @@ export interface TableStatus {
   readonly deadLetters: number;
   /** Seconds since the oldest change still in the journal was made; null when none. */
   readonly oldestPendingSeconds: number | null;
+  /** When an event of the table was last delivered (ISO 8601 UTC, to the second or so); null when never. */
+  readonly lastDeliveryAt: string | null;
 }
 
 /** `evt_<installation>_<n>` or `<n>` → `<n>`; anything else is a usage error. */
@@ -125,6 +127,7 @@ export async function journalStatus(client: pg.ClientBase, ourSchema: string): P
     in_flight: number;
     dead_letters: number;
     oldest_age_s: number | null;
+    last_delivered_at: Date | null;
   }>(makeQueries(ourSchema).status);
   return r.rows.map((row) => ({
     schema: row.schema_name,
@@ -135,5 +138,6 @@ export async function journalStatus(client: pg.ClientBase, ourSchema: string): P
     inFlight: row.in_flight,
     deadLetters: row.dead_letters,
     oldestPendingSeconds: row.oldest_age_s === null ? null : Math.round(row.oldest_age_s * 10) / 10,
+    lastDeliveryAt: row.last_delivered_at === null ? null : row.last_delivered_at.toISOString(),
   }));
 }

@@ -30,8 +30,14 @@ export interface PgJournalOptions {
   readonly tables: ReadonlyArray<{ readonly schema: string; readonly name: string }>;
 }
 
+/** How often a claim starts from the head of the journal whatever the floor (late commits, due retries). */
+const CLAIM_FROM_START_EVERY_MS = 250;
+
 export class PgJournal implements Journal {
   /** Prepared statements are per connection and by name: one set per journal schema. */
+  /** Lowest id of the previous claim: the next one starts there (see queries.ts, claim). */
+  private floor = '0';
+  private lastClaimFromStart = 0;
   private readonly statementPrefix: string;
   private readonly claimSql: string;
   private readonly tablePairs: string[];
@@ -52,12 +58,14 @@ export class PgJournal implements Journal {
 
   async claim(limit: number): Promise<JournalEvent[]> {
     if (limit <= 0) return [];
-    const r = await this.pool.query<ClaimRow>({
-      name: `${this.statementPrefix}claim_${this.opts.tables.length}`,
-      text: this.claimSql,
-      values: [limit, this.opts.instanceId, this.opts.leaseMs, ...this.tablePairs],
-    });
-    return r.rows.map((row) => ({
+    const fromStart = this.floor === '0' || Date.now() - this.lastClaimFromStart >= CLAIM_FROM_START_EVERY_MS;
+    let rows = await this.claimFrom(fromStart ? '0' : this.floor, limit);
+    if (!fromStart && rows.length < limit) {
+      // Short above the floor: what is due below it (a late commit, a retry) comes next.
+      rows = rows.concat(await this.claimFrom('0', limit - rows.length));
+    }
+    this.floor = rows.length > 0 ? rows.reduce((min, row) => (BigInt(row.id) < BigInt(min) ? row.id : min), rows[0]!.id) : '0';
+    return rows.map((row) => ({
       id: row.id,
       eventId: this.opts.eventIdPrefix + row.id,
       op: row.op,
@@ -70,6 +78,16 @@ export class PgJournal implements Journal {
       attempts: row.attempts,
       claimToken: row.token,
     }));
+  }
+
+  private async claimFrom(floor: string, limit: number): Promise<ClaimRow[]> {
+    if (floor === '0') this.lastClaimFromStart = Date.now();
+    const r = await this.pool.query<ClaimRow>({
+      name: `${this.statementPrefix}claim_${this.opts.tables.length}`,
+      text: this.claimSql,
+      values: [limit, this.opts.instanceId, this.opts.leaseMs, ...this.tablePairs, floor],
+    });
+    return r.rows;
   }
 
   async complete(batch: readonly Completion[]): Promise<void> {
@@ -158,6 +176,10 @@ export class PgJournal implements Journal {
     if (dead.length === 0) return 0;
     const released = await this.pool.query(this.q.releaseClaimsOf, [dead]);
     return released.rowCount ?? 0;
+  }
+
+  async touchLastDelivery(schema: string, table: string): Promise<void> {
+    await this.pool.query(this.q.touchLastDelivery, [schema, table]);
   }
 
   async purgeDelivered(retentionSeconds: number): Promise<number> {
