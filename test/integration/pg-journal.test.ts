@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyInstall } from '../../src/capture/postgres/install.js';
 import { PgJournal } from '../../src/capture/postgres/journal.js';
 import { makeQueries } from '../../src/capture/postgres/queries.js';
+import { JOURNAL_SESSION_SETTINGS } from '../../src/capture/postgres/source.js';
 import { PgWaker } from '../../src/capture/postgres/waker.js';
 import { DaemonEventBus } from '../../src/observability/events.js';
 import { WakeSignal } from '../../src/util/wake.js';
@@ -41,6 +42,57 @@ function journal(schema: string, tables: Array<{ schema: string; name: string }>
 }
 
 describe('journal', () => {
+  it('a claim above the floor still finds a late commit and a due retry below it', async () => {
+    await db.query(`CREATE TABLE floor_t (id int PRIMARY KEY)`);
+    await install(['floor_t'], 'adl_floor');
+    await db.query(`INSERT INTO floor_t SELECT g FROM generate_series(1, 30) g`);
+    const j = journal('adl_floor', [{ schema: 'public', name: 'floor_t' }]);
+    const first = await j.claim(5);
+    await j.complete(first.map((e) => ({ kind: 'delivered' as const, id: e.id, token: e.claimToken })));
+    const second = await j.claim(5); // the floor is now above the first five
+    const low = second[0]!;
+    // A retry of the lowest one, due at once, and a change that committed late under a low id.
+    await j.complete([
+      { kind: 'retry', id: low.id, token: low.claimToken, delayMs: 0, refund: false, error: 'x' },
+      ...second.slice(1).map((e) => ({ kind: 'delivered' as const, id: e.id, token: e.claimToken })),
+    ]);
+    await db.query(
+      `INSERT INTO adl_floor.events (id, op, schema_name, table_name, row_hash, new_row, txid)
+       OVERRIDING SYSTEM VALUE VALUES (1, 'INSERT', 'public', 'floor_t', 424242, '{"id": 0}', 0)`,
+    );
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const batch = await j.claim(5);
+      for (const e of batch) seen.add(e.id);
+      await j.complete(batch.map((e) => ({ kind: 'delivered' as const, id: e.id, token: e.claimToken })));
+    }
+    expect(seen).toContain('1');
+    expect(seen).toContain(low.id);
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_floor.events`)).rows[0]!.n).toBe(0);
+  });
+
+  it('the claim walks the primary key in order, whatever the statistics say (no sort, no bitmap)', async () => {
+    await db.query(`CREATE TABLE plan_t (id int PRIMARY KEY)`);
+    await install(['plan_t'], 'adl_plan');
+    const q = makeQueries('adl_plan');
+    const c = await db.pool.connect();
+    try {
+      // The journal pool's settings (src/capture/postgres/source.ts), and the plan a
+      // prepared statement settles on.
+      for (const setting of JOURNAL_SESSION_SETTINGS) await c.query(`SET ${setting.replace('=', ' = ')}`);
+      await c.query('SET plan_cache_mode = force_generic_plan');
+      await c.query(`ANALYZE adl_plan.events`); // analyzed empty, then filled
+      await c.query(`INSERT INTO plan_t SELECT g FROM generate_series(1, 2000) g`);
+      await c.query(`PREPARE claim_plan AS ${q.claim(1).replace('WITH next AS', 'WITH next AS MATERIALIZED')}`);
+      const plan = JSON.stringify((await c.query(`EXPLAIN (FORMAT JSON) EXECUTE claim_plan(10, 'x', 1000, 'public', 'plan_t', 100)`)).rows);
+      expect(plan).toContain('events_pkey');
+      expect(plan).not.toMatch(/"Node Type":\s*"(Sort|Seq Scan|Bitmap Heap Scan)"/);
+    } finally {
+      await c.query('DEALLOCATE ALL; RESET ALL').catch(() => undefined);
+      c.release();
+    }
+  });
+
   it('an event given back unsent keeps its last error and status, and its attempt is refunded', async () => {
     await db.query(`CREATE TABLE giveback (id int PRIMARY KEY)`);
     await install(['giveback'], 'adl_giveback');

@@ -17,6 +17,9 @@ const QUERY_TIMEOUT_MS = 30_000;
 /** Oldest PostgreSQL we support: EXECUTE FUNCTION in triggers and generated identity columns. */
 export const MIN_PG_VERSION = 120000;
 
+/** Settings of the journal pool's sessions (see the constructor). */
+export const JOURNAL_SESSION_SETTINGS = ['enable_seqscan=off', 'enable_bitmapscan=off', 'synchronous_commit=off'] as const;
+
 export class PostgresSource implements CaptureSource {
   private readonly clientConfig: pg.ClientConfig;
   private readonly pool: pg.Pool;
@@ -35,11 +38,18 @@ export class PostgresSource implements CaptureSource {
     // enable_seqscan off: the journal's statistics are stale by nature (empty when
     // analyzed, 100,000 rows a minute later), and a stale "nearly empty" estimate makes
     // the planner read the whole journal and sort it for every claim (30 ms at 20,000
-    // rows instead of 0.5 ms). Every query of this pool has an index to walk; this
-    // only removes the wrong choice.
+    // rows instead of 0.5 ms). enable_bitmapscan off: likewise, a bitmap scan of
+    // "id >= floor" (see the claim) sorts every event above the floor (390 ms at
+    // 200,000). Every query of this pool has an index to walk in order; this only
+    // removes the wrong choices.
+    //
+    // synchronous_commit off: these statements only record progress (claims, outcomes)
+    // over changes the application's own transactions made durable; a database crash
+    // that loses the last of them repeats those deliveries, never loses one
+    // (docs/architecture.md). ~15% faster drains.
     this.pool = new pg.Pool({
       ...this.clientConfig,
-      options: [this.clientConfig.options, '-c enable_seqscan=off -c synchronous_commit=off'].filter(Boolean).join(' '),
+      options: [this.clientConfig.options, ...JOURNAL_SESSION_SETTINGS.map((s) => `-c ${s}`)].filter(Boolean).join(' '),
       max: 4,
       idleTimeoutMillis: 30_000,
       query_timeout: QUERY_TIMEOUT_MS,
