@@ -41,6 +41,15 @@ export function makeQueries(ourSchema: string) {
      * applies row by row, so the plan stays an index walk in id order that stops
      * after LIMIT rows (a join against the table list let the planner scan and sort
      * the whole journal when its statistics were fresh: 15 ms per claim at 10k rows).
+     * Plans must not depend on statistics: a prepared statement's generic plan is
+     * often made while the journal is empty. So the claimed rows are updated through
+     * "id = ANY (ARRAY(...))" (an index lookup, where a join against the CTE could
+     * read the journal whole), outcome writes repeat "id = ANY ($1)" for the same
+     * reason, and
+     * the gate is a correlated subquery, not NOT EXISTS: the planner may turn NOT
+     * EXISTS into a join, and a prepared statement's generic plan made while the
+     * journal was empty then scans the whole gate index for every candidate (440 ms
+     * per claim at 200,000 events); a subquery always probes the index by row.
      * The floor: delivered events leave dead index entries at the head of the journal
      * until vacuum, which every claim from the start would walk over (a drain of
      * 1,000,000 slowed from ~5,500 to ~3,100 events/s). The caller passes the lowest id
@@ -56,9 +65,8 @@ export function makeQueries(ourSchema: string) {
           AND (e.run_at IS NULL OR e.run_at <= now())
           AND (e.claimed_by IS NULL OR e.claimed_until < now())
           AND (${tablePredicate(tableCount, 4)})
-          AND NOT EXISTS (
-            SELECT 1 FROM ${events} p
-            WHERE p.row_hash = e.row_hash AND p.id < e.id)
+          AND (SELECT p.id FROM ${events} p
+               WHERE p.row_hash = e.row_hash AND p.id < e.id LIMIT 1) IS NULL
         ORDER BY e.id
         LIMIT $1
         FOR UPDATE SKIP LOCKED
@@ -66,19 +74,19 @@ export function makeQueries(ourSchema: string) {
       UPDATE ${events} e
       SET claimed_by = $2, claimed_until = now() + $3::integer * interval '1 millisecond',
           attempts = e.attempts + 1
-      FROM next WHERE e.id = next.id
+      WHERE e.id = ANY (ARRAY(SELECT id FROM next))
       RETURNING ${rowFields}`,
 
     /** $1 ids, $2 claim tokens, $3 instance id. */
     deleteDelivered: `
       DELETE FROM ${events} e USING unnest($1::bigint[], $2::timestamptz[]) AS u(id, token)
-      WHERE e.id = u.id AND e.claimed_by = $3 AND e.claimed_until = u.token`,
+      WHERE e.id = ANY ($1::bigint[]) AND e.id = u.id AND e.claimed_by = $3 AND e.claimed_until = u.token`,
 
     /** Same as deleteDelivered, keeping a copy for the retention period. */
     moveDelivered: `
       WITH d AS (
         DELETE FROM ${events} e USING unnest($1::bigint[], $2::timestamptz[]) AS u(id, token)
-        WHERE e.id = u.id AND e.claimed_by = $3 AND e.claimed_until = u.token
+        WHERE e.id = ANY ($1::bigint[]) AND e.id = u.id AND e.claimed_by = $3 AND e.claimed_until = u.token
         RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at, e.attempts)
       INSERT INTO ${s}.delivered_events
         (id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, attempts)
@@ -95,7 +103,7 @@ export function makeQueries(ourSchema: string) {
           last_error = coalesce(u.error, e.last_error)
       FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::integer[], $5::integer[], $6::text[])
         AS u(id, token, delay_ms, refund, status, error)
-      WHERE e.id = u.id AND e.claimed_by = $7 AND e.claimed_until = u.token`,
+      WHERE e.id = ANY ($1::bigint[]) AND e.id = u.id AND e.claimed_by = $7 AND e.claimed_until = u.token`,
 
     /** $1 ids, $2 claim tokens, $3 statuses, $4 errors, $5 instance id. */
     moveToDeadLetters: `
@@ -103,7 +111,7 @@ export function makeQueries(ourSchema: string) {
         SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::text[]) AS u(id, token, status, error)),
       d AS (
         DELETE FROM ${events} e USING u
-        WHERE e.id = u.id AND e.claimed_by = $5 AND e.claimed_until = u.token
+        WHERE e.id = ANY ($1::bigint[]) AND e.id = u.id AND e.claimed_by = $5 AND e.claimed_until = u.token
         RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row,
                   e.txid, e.created_at, e.attempts, u.status, u.error)
       INSERT INTO ${s}.dead_letters
