@@ -8,7 +8,7 @@
  * the database under the daemon while it drains. And its `stop()` never returns once the server
  * has exited by itself. Here the server runs in its own process group and is stopped by us, last.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -179,7 +179,6 @@ export async function startServer(
     detached: process.platform !== 'win32',
     windowsHide: true,
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let log = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     // Kept short: only its end is shown, if the server fails.
@@ -196,19 +195,7 @@ export async function startServer(
   const stop = () => {
     stopping ??= (async () => {
       process.off('exit', onExit);
-      // No pid: it never started (spawn error), so there is nothing to wait for.
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGINT');
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), STOP_DEADLINE_MS);
-        });
-        if (await Promise.race([exited.then(() => false), late])) {
-          child.kill('SIGKILL');
-          await exited;
-        }
-        clearTimeout(timer);
-      }
+      await stopChild(child, 'SIGINT');
       if (!options.keepDir) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
     })();
     return stopping;
@@ -251,4 +238,24 @@ function lastLines(text: string, count = 5): string {
 
 function firstLine(text: string): string {
   return text.split('\n')[0] ?? text;
+}
+
+/**
+ * Sends `signal` (SIGINT: PostgreSQL's fast shutdown), then SIGKILL if the child is
+ * still there after `deadlineMs`; resolves once it exited. A child without a pid
+ * never started (spawn error): there is nothing to wait for.
+ */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, deadlineMs = STOP_DEADLINE_MS): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), deadlineMs);
+  });
+  if (await Promise.race([exited.then(() => false), late])) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  clearTimeout(timer);
 }

@@ -34,7 +34,7 @@ import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createCluster, freePort, loadBinaries, startServer, systemUser } from '../../src/cli/embedded-postgres.js';
+import { createCluster, freePort, loadBinaries, startServer, stopChild, systemUser } from '../../src/cli/embedded-postgres.js';
 
 export interface PrivateServer extends PrivateServerControl {
   readonly host: '127.0.0.1';
@@ -151,7 +151,7 @@ export async function startPrivateMariaDb(options: PrivateServerOptions = {}): P
         child = await spawnUntilReady('mariadbd', args, MARIADB_READY);
       },
       stop: async () => {
-        if (child) await stopChild(child, 'SIGTERM');
+        if (child) await stopChild(child, 'SIGTERM', STOP_DEADLINE_MS);
         child = undefined;
       },
     },
@@ -248,24 +248,9 @@ async function spawnUntilReady(command: string, args: readonly string[], readyLi
       child.once('exit', onExit);
     });
   } catch (err) {
-    await stopChild(child, 'SIGKILL');
+    await stopChild(child, 'SIGKILL', STOP_DEADLINE_MS);
     throw err;
   }
   return child;
 }
 
-/** Sends `signal`, then SIGKILL if the child is still there after the deadline; resolves once it exited. */
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), STOP_DEADLINE_MS);
-  });
-  if (await Promise.race([exited.then(() => false), late])) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-  clearTimeout(timer);
-}

@@ -4,7 +4,7 @@
  * (../postgres/admin.ts).
  */
 import type mysql from 'mysql2/promise';
-import type { DeadLetter, DeadLetterFilter, TableStatus } from '../postgres/admin.js';
+import type { DeadLetter, DeadLetterFilter, DeadLetterRow, TableStatus } from '../postgres/admin.js';
 import { readEventIdPrefix } from './journal.js';
 import { makeQueries } from './queries.js';
 
@@ -34,19 +34,7 @@ const num = (v: unknown): number => Number(v ?? 0);
 
 export async function listDeadLetters(conn: Conn, prefix: string, filter: DeadLetterFilter, limit = 100): Promise<DeadLetter[]> {
   const eventIdPrefix = await readEventIdPrefix(conn, prefix);
-  const rows = await select<{
-    id: string;
-    op: string;
-    schema_name: string;
-    table_name: string;
-    attempts: number;
-    last_status: number | null;
-    last_error: string | null;
-    created_at: string;
-    failed_at: string;
-    new_row: string | null;
-    old_row: string | null;
-  }>(conn, makeQueries(prefix).listDeadLetters, [...deadLetterFilterParams(filter), String(Math.floor(limit))]);
+  const rows = await select<DeadLetterRow>(conn, makeQueries(prefix).listDeadLetters, [...deadLetterFilterParams(filter), String(Math.floor(limit))]);
   return rows.map((row) => ({
     id: String(row.id),
     eventId: eventIdPrefix + String(row.id),

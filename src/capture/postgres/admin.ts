@@ -31,6 +31,21 @@ export interface DeadLetter {
   readonly oldRow: string | null;
 }
 
+/** A dead letter as both databases' `listDeadLetters` query returns it. */
+export interface DeadLetterRow {
+  id: string;
+  op: string;
+  schema_name: string;
+  table_name: string;
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: string;
+  failed_at: string;
+  new_row: string | null;
+  old_row: string | null;
+}
+
 export interface TableStatus {
   readonly schema: string;
   readonly table: string;
@@ -71,19 +86,7 @@ export async function listDeadLetters(
 ): Promise<DeadLetter[]> {
   const q = makeQueries(ourSchema);
   const prefix = await eventIdPrefix(client, ourSchema);
-  const r = await client.query<{
-    id: string;
-    op: string;
-    schema_name: string;
-    table_name: string;
-    attempts: number;
-    last_status: number | null;
-    last_error: string | null;
-    created_at: string;
-    failed_at: string;
-    new_row: string | null;
-    old_row: string | null;
-  }>(q.listDeadLetters, [...params(filter), limit]);
+  const r = await client.query<DeadLetterRow>(q.listDeadLetters, [...params(filter), limit]);
   return r.rows.map((row) => ({
     id: row.id,
     eventId: prefix + row.id,
