@@ -13,6 +13,7 @@ import { EndpointHealth } from './delivery/health.js';
 import { WebhookClient } from './delivery/webhook.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { Completer } from './journal/completer.js';
+import { batchPlan } from './dispatch/batching.js';
 import { DatabaseStatus } from './observability/database-status.js';
 import { DaemonEventBus } from './observability/events.js';
 import { logDaemonEvents } from './observability/log-events.js';
@@ -97,7 +98,11 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       },
     });
     const sender = new WebhookClient(config.webhook, config.worker.pool_size, VERSION);
-    const completer = new Completer(journal, bus, () => wake.notify());
+    const plan = batchPlan(config.worker.pool_size);
+    const completer = new Completer(journal, bus, () => wake.notify(), {
+      outcomesPerWrite: plan.outcomesPerWrite,
+      moreComing: (): boolean => dispatcher.deliveriesInFlight > 0,
+    });
     const waker = source.waiter(wake, bus);
     const dispatcher = new Dispatcher(journal, waker, sender, health, completer, wake, bus, {
       poolSize: config.worker.pool_size,

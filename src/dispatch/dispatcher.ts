@@ -12,9 +12,9 @@
  * - As soon as a claim returns work, the mark is cleared, so writers stop paying
  *   for notifications while the daemon is busy.
  *
- * Claiming ahead: while deliveries are quick, up to half a pool of claimed events
- * waits in memory, so a finished delivery starts the next one at once instead of
- * after a claim round trip. Waiting events are not delivered, so a crash cannot
+ * Claiming ahead: while deliveries are quick, claimed events wait in memory (up to
+ * two claims' worth, see batching.ts), so a finished delivery starts the next one at
+ * once instead of after a claim round trip, and each claim brings a batch. Waiting events are not delivered, so a crash cannot
  * duplicate them; it only leaves them claimed until their lease runs out. An event
  * that waited too long for a slot (its lease must outlast its delivery) is given
  * back instead.
@@ -26,6 +26,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/types.js';
 import { buildBody } from '../delivery/body.js';
+import { batchPlan, type BatchPlan } from './batching.js';
 import type { EndpointHealth } from '../delivery/health.js';
 import { isExhausted, retryDelayMs, type Outcome } from '../delivery/policy.js';
 import type { Completer } from '../journal/completer.js';
@@ -80,6 +81,7 @@ export class Dispatcher {
   /** Aborts in-flight requests when a graceful stop runs out of time. */
   private readonly abortDeliveries = new AbortController();
   private readonly stopSleep = new AbortController();
+  private readonly plan: BatchPlan;
 
   constructor(
     private readonly journal: Journal,
@@ -93,6 +95,7 @@ export class Dispatcher {
   ) {
     // Every in-flight request listens on this signal: pool_size listeners is normal.
     setMaxListeners(0, this.abortDeliveries.signal);
+    this.plan = batchPlan(opts.poolSize);
   }
 
   get deliveriesInFlight(): number {
@@ -137,21 +140,20 @@ export class Dispatcher {
         await this.probeStep();
         continue;
       }
+      // Waiting events held back by unwritten outcomes go as soon as a write lands.
+      this.startReady();
       // Backpressure: no free slot, or pool_size outcomes not yet written (the database
-      // is slow). An event stays claimed until its outcome is written, so at most
-      // 2 x pool_size events are claimed at any time: that bounds what a crash can turn
-      // into duplicates. (Measured drain with pool_size 10: 3,100/s when each slot is held
-      // until its outcome is written, 3,900/s with this bound, 4,500/s allowing 2 x
-      // pool_size unwritten outcomes.)
+      // is slow). What a crash can turn into duplicates (requests in flight and outcomes
+      // not yet written) is bounded in startReady.
       const free = this.opts.poolSize + this.claimAheadLimit() - this.inFlight - this.ready.length;
       if (free <= 0 || this.completer.backlog >= this.opts.poolSize) {
         await this.wake.wait(this.pollMs());
         continue;
       }
-      // Under load, gather a few free slots before claiming, so one round trip brings
-      // several events instead of one per finished delivery. Bounded by a short
+      // Under load, gather free slots before claiming, so one round trip brings a
+      // batch instead of one event per finished delivery. Bounded by a short
       // deadline so a slow delivery never holds back the others.
-      if (this.inFlight > 0 && free < this.minClaimBatch()) {
+      if (this.inFlight > 0 && free < this.plan.minClaim) {
         this.batchDeadline ||= Date.now() + CLAIM_GATHER_MS;
         const left = this.batchDeadline - Date.now();
         if (left > 0) {
@@ -243,6 +245,7 @@ export class Dispatcher {
 
   private async deliver(e: JournalEvent, probe: boolean): Promise<void> {
     this.inFlight++;
+    let outcome: Outcome & { durationMs: number };
     try {
       const body = buildBody({
         eventId: e.eventId,
@@ -253,23 +256,38 @@ export class Dispatcher {
         newRow: e.newRow,
         oldRow: e.oldRow,
       });
-      const outcome = await this.sender.send({ eventId: e.eventId, body }, this.abortDeliveries.signal);
-      this.settle(e, outcome, probe);
+      outcome = await this.sender.send({ eventId: e.eventId, body }, this.abortDeliveries.signal);
     } catch (err) {
       // send() reports transport problems as outcomes; this is a bug or a bad row.
       // Keep the event: retry it later, counting the attempt.
-      this.settle(e, { kind: 'retry', error: `internal error: ${describeError(err)}`, endpointFailure: false, durationMs: 0 }, probe);
+      outcome = { kind: 'retry', error: `internal error: ${describeError(err)}`, endpointFailure: false, durationMs: 0 };
     } finally {
+      // Before the outcome is pushed: the completer asks whether more are on their way.
       this.inFlight--;
+    }
+    try {
+      this.settle(e, outcome, probe);
+    } finally {
       this.startReady();
       this.wake.notify();
     }
   }
 
-  /** Starts waiting events while slots are free; gives back those that waited too long. */
+  /**
+   * Starts waiting events while slots are free; gives back those that waited too long.
+   * Requests in flight plus outcomes not yet written never exceed 2 x pool_size: what
+   * a crash can turn into duplicates.
+   */
   private startReady(): void {
     const maxWait = this.opts.maxWaitForSlotMs ?? 10_000;
-    while (this.ready.length > 0 && this.inFlight < this.opts.poolSize && !this.stopping && this.health.state !== 'down') {
+    const pool = this.opts.poolSize;
+    while (
+      this.ready.length > 0 &&
+      this.inFlight < pool &&
+      this.inFlight + this.completer.backlog < 2 * pool &&
+      !this.stopping &&
+      this.health.state !== 'down'
+    ) {
       const { event, claimedAt } = this.ready.shift()!;
       if (Date.now() - claimedAt > maxWait) this.giveBack(event);
       else void this.deliver(event, false);
@@ -286,9 +304,9 @@ export class Dispatcher {
     this.completer.push({ kind: 'retry', id: e.id, token: e.claimToken, delayMs: 0, refund: true });
   }
 
-  /** How many events may wait claimed in memory: half a pool while deliveries are quick. */
+  /** How many events may wait claimed in memory: none while deliveries are slow. */
   private claimAheadLimit(): number {
-    return this.avgDeliveryMs < CLAIM_AHEAD_MAX_DELIVERY_MS ? Math.ceil(this.opts.poolSize / 2) : 0;
+    return this.avgDeliveryMs < CLAIM_AHEAD_MAX_DELIVERY_MS ? this.plan.claimAhead : 0;
   }
 
   private settle(e: JournalEvent, outcome: Outcome & { durationMs: number }, probe: boolean): void {
@@ -352,11 +370,6 @@ export class Dispatcher {
 
   private clearWaiting(): void {
     this.markChain = this.markChain.then(() => this.waiter.clearWaiting()).catch(() => undefined);
-  }
-
-  /** Free slots worth a claim while others are busy: a quarter of the pool. */
-  private minClaimBatch(): number {
-    return Math.max(1, Math.floor(this.opts.poolSize / 4));
   }
 
   private pollMs(): number {
