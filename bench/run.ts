@@ -10,11 +10,11 @@
  *
  * Prints a table and writes bench/results/<time>-<mode>.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
-import { flag, has, median, now, percentile, root, round, sleep, until } from './lib.js';
+import { cliPath, flag, has, median, now, percentile, root, round, sleep, until } from './lib.js';
 import { Daemon, httpCeiling, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
 
 const QUICK = has('quick');
@@ -40,10 +40,14 @@ function record(row: Row): void {
 const fmt = (x: number): string => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
 
 /**
- * The daemon runs with the Node.js flags it is deployed with (deploy/systemd, the
- * `app-db-listener` command's first line): a 2 MB young generation semi-space.
+ * The daemon runs with the Node.js flags it is deployed with: those of the CLI's first
+ * line (the systemd units and deploy/bin repeat them; test/unit/deploy-files.test.ts).
  */
-export const DEPLOYED_NODE_FLAGS = ['--max-semi-space-size=2'];
+export const DEPLOYED_NODE_FLAGS = readFileSync(cliPath, 'utf8')
+  .split('\n', 1)[0]!
+  .replace(/^#!\/usr\/bin\/env -S node/, '')
+  .split(/\s+/)
+  .filter(Boolean);
 
 function daemonOptions(extra: DaemonOptions = {}): DaemonOptions {
   return { ...extra, nodeFlags: [...DEPLOYED_NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])] };

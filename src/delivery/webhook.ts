@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { WebhookConfig } from '../config/types.js';
-import { classifyError, classifyResponse, errorCode, type Outcome, type RetryOutcome } from './policy.js';
+import { classifyError, classifyResponse, errorCode, type Outcome, type ResponseHeaders, type RetryOutcome } from './policy.js';
 import { withDefaultCas } from '../util/certificates.js';
 import { decodeSecret, sign } from './sign.js';
 import { redactSecrets } from '../observability/redact.js';
@@ -59,7 +59,20 @@ export class WebhookClient {
 
   readonly #pool: Pool;
   readonly #path: string;
-  readonly #headers: Readonly<Record<string, string>>;
+  /** Every request's fixed headers, as undici's flat [name, value, …] list. */
+  readonly #headerList: readonly string[];
+  /** Attempts in progress, for the caller's signal to cancel. */
+  readonly #inFlight = new Set<Attempt>();
+  readonly #watched = new WeakSet<AbortSignal>();
+  /** What every attempt needs of its client. */
+  readonly #context: AttemptContext = {
+    timeoutMs: 0,
+    now: () => this.#now(),
+    failure: (err, timedOut) => this.#failure(err, timedOut),
+    settled: (attempt) => this.#inFlight.delete(attempt),
+  };
+  /** One timer for every attempt's deadline: the oldest attempt's (all share webhook.timeout). */
+  #deadlineTimer: NodeJS.Timeout | undefined;
   readonly #secrets: readonly string[];
   /** What an error message must not repeat: the credentials we send, and the signing secrets. */
   readonly #credentials: readonly string[];
@@ -101,12 +114,14 @@ export class WebhookClient {
     url.hash = '';
     this.url = url.href;
     this.#path = url.pathname + url.search;
-    this.#headers = headers;
+    headers['content-type'] = 'application/json';
+    this.#headerList = Object.entries(headers).flat();
     this.#secrets = [...cfg.secrets];
     const authorization = headers.authorization === undefined ? [] : [headers.authorization, headers.authorization.replace(/^\S+\s+/, '')];
     this.#credentials = [...urlPassword, ...authorization, ...cfg.secrets, ...cfg.secrets.map((s) => s.replace(/^whsec_/, ''))];
     this.#timeoutMs = Math.max(1, Math.round(cfg.timeout * 1000));
     this.#now = opts.now ?? Date.now;
+    this.#context.timeoutMs = this.#timeoutMs;
 
     this.#pool = new Pool(url.origin, {
       connections: Math.max(1, poolSize),
@@ -127,92 +142,79 @@ export class WebhookClient {
    */
   async send(e: SendInput, signal?: AbortSignal): Promise<SendResult> {
     const started = performance.now();
-    const attempt = await this.#attempt(e, signal);
+    const attempt = signal?.aborted ? aborted(signal) : await this.#attempt(e, signal);
     // A receiver's answer may repeat what we sent it: its error text is stored and logged.
     const outcome = attempt.kind === 'success' ? attempt : { ...attempt, error: redactSecrets(attempt.error, this.#credentials) };
     return { ...outcome, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
   }
 
-  async #attempt(e: SendInput, signal: AbortSignal | undefined): Promise<Outcome> {
-    if (signal?.aborted) return aborted(signal);
-    // One controller per attempt, its timer cleared and its listener on the
-    // caller's (long-lived) signal removed when the attempt ends. AbortSignal.timeout
-    // and AbortSignal.any would keep every attempt's signal alive until the timer
-    // fires or the caller's signal is collected: memory growing with throughput.
-    const controller = new AbortController();
-    const deadline = { expired: false };
-    const timer = setTimeout(() => {
-      deadline.expired = true;
-      controller.abort(new DOMException('webhook.timeout expired', 'TimeoutError'));
-    }, this.#timeoutMs);
-    const onCallerAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener('abort', onCallerAbort, { once: true });
-    try {
-      return await this.#request(e, signal, controller.signal, deadline);
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onCallerAbort);
-    }
-  }
-
-  async #request(
-    e: SendInput,
-    signal: AbortSignal | undefined,
-    combined: AbortSignal,
-    timeout: { readonly expired: boolean },
-  ): Promise<Outcome> {
-
+  /**
+   * The request, on undici's dispatch API: the response is handled as it arrives,
+   * with no stream, async iterator or AbortController per attempt (each cost a few
+   * kilobytes of garbage per event, and the garbage is what grew the heap under load).
+   * One timer serves every attempt's deadline, and the caller's signal has one
+   * listener for all the attempts it may cancel.
+   */
+  #attempt(e: SendInput, signal: AbortSignal | undefined): Promise<Outcome> {
     const timestamp = Math.floor(this.#now() / 1000);
-    const headers: Record<string, string> = {
-      ...this.#headers,
-      'content-type': 'application/json',
-      'webhook-id': e.eventId,
-      'webhook-timestamp': String(timestamp),
-    };
-    if (this.#secrets.length > 0) headers['webhook-signature'] = sign(e.eventId, timestamp, e.body, this.#secrets);
-
-    try {
-      const res = await this.#pool.request({
-        method: 'POST',
-        path: this.#path,
-        headers,
-        body: e.body,
-        signal: combined,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-      });
-      const ok = res.statusCode >= 200 && res.statusCode < 300;
-      let snippet: string | undefined;
+    const headers = [...this.#headerList, 'webhook-id', e.eventId, 'webhook-timestamp', String(timestamp)];
+    if (this.#secrets.length > 0) headers.push('webhook-signature', sign(e.eventId, timestamp, e.body, this.#secrets));
+    return new Promise<Outcome>((resolve) => {
+      const attempt = new Attempt(this.#context, signal, resolve);
+      if (signal) this.#watch(signal);
+      this.#inFlight.add(attempt);
+      this.#deadlineTimer ??= setTimeout(this.#expire, this.#timeoutMs).unref();
       try {
-        snippet = await readBody(res.body, ok ? 0 : ERROR_BODY_BYTES);
+        this.#pool.dispatch(
+          { method: 'POST', path: this.#path, headers, body: e.body, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs },
+          attempt,
+        );
       } catch (err) {
-        if (signal?.aborted) return aborted(signal);
-        // A 2xx whose body is cut off is not a complete answer: retry (at
-        // least once prefers a duplicate to a guess). A non-2xx status already
-        // says what the receiver thinks; the missing body changes nothing.
-        if (ok) {
-          const failed = this.#failure(err, timeout);
-          const error = `${failed.error} (after HTTP ${res.statusCode} headers, body incomplete)`;
-          return { ...failed, error, status: res.statusCode };
-        }
+        attempt.onResponseError(undefined, err as Error);
       }
-      // With pipelining 1, undici hands a finished socket back to the pool one
-      // event-loop turn after the response ends (a setImmediate in its HTTP/1
-      // client, to catch servers that close despite keep-alive). Yielding that
-      // turn here lets the caller's next send reuse the socket instead of
-      // opening another one: sequential sends stay on one connection.
-      await new Promise((resolve) => setImmediate(resolve));
-      return classifyResponse(res.statusCode, res.headers, { body: snippet, now: this.#now() });
-    } catch (err) {
-      if (signal?.aborted) return aborted(signal);
-      return this.#failure(err, timeout);
-    }
+    });
   }
 
-  #failure(err: unknown, timeout: { readonly expired: boolean }): RetryOutcome {
+  /**
+   * Ends the attempts past their deadline, then waits for the next one. Attempts are
+   * kept in the order they started, which is the order of their deadlines.
+   */
+  readonly #expire = (): void => {
+    this.#deadlineTimer = undefined;
+    const now = performance.now();
+    for (const attempt of this.#inFlight) {
+      if (attempt.deadline > now) {
+        // Unreferenced: an attempt in progress keeps the process alive by its socket.
+        this.#deadlineTimer = setTimeout(this.#expire, attempt.deadline - now).unref();
+        return;
+      }
+      attempt.expire();
+    }
+  };
+
+  #stopDeadlines(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+  }
+
+  /** One listener per caller signal: when it aborts, every attempt it was given to ends. */
+  #watch(signal: AbortSignal): void {
+    if (this.#watched.has(signal)) return;
+    this.#watched.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const attempt of this.#inFlight) if (attempt.signal === signal) attempt.cancel();
+      },
+      { once: true },
+    );
+  }
+
+  /** Describes a failed attempt: our own deadline said plainly, anything else classified. */
+  #failure(err: unknown, timedOut: boolean): RetryOutcome {
     // Our deadline, whichever timer noticed it first (undici's headers/body
     // timeouts use the same value): say so plainly.
-    if (timeout.expired) {
+    if (timedOut) {
       const code = errorCode(err);
       const which = code === 'TIMEOUT' ? '' : ` (${code})`;
       return {
@@ -227,10 +229,12 @@ export class WebhookClient {
   /** Waits for in-flight requests, then closes the connections. */
   async close(): Promise<void> {
     if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close();
+    this.#stopDeadlines();
   }
 
   /** Aborts in-flight requests and closes the connections now. */
   async destroy(): Promise<void> {
+    this.#stopDeadlines();
     if (!this.#pool.destroyed) await this.#pool.destroy();
   }
 }
@@ -242,24 +246,138 @@ function aborted(signal: AbortSignal): RetryOutcome {
 }
 
 /**
- * Reads a response body to its end, keeping the first `keep` bytes as text for
- * an error message. Past MAX_DRAIN_BYTES the stream is destroyed instead
- * (leaving a for-await loop early destroys it), which closes that connection.
+ * One attempt, as undici's dispatch handler: collects the status, the headers and
+ * (for a non-2xx answer) the first bytes of the body, and settles exactly once.
  */
-async function readBody(body: AsyncIterable<Buffer> & { destroy(): unknown }, keep: number): Promise<string | undefined> {
-  const kept: Buffer[] = [];
-  let keptBytes = 0;
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (keptBytes < keep) {
-      const part = Buffer.from(chunk.subarray(0, keep - keptBytes));
-      kept.push(part);
-      keptBytes += part.length;
-    }
-    if (total > MAX_DRAIN_BYTES) break;
+interface AttemptContext {
+  timeoutMs: number;
+  now(): number;
+  failure(err: unknown, timedOut: boolean): RetryOutcome;
+  settled(attempt: Attempt): void;
+}
+
+class Attempt implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  /** An abort that came before undici started the request (still queued for a connection). */
+  #pendingAbort: Error | undefined;
+  #status = 0;
+  #headers: ResponseHeaders = {};
+  #keep = 0;
+  #kept: Buffer[] = [];
+  #keptBytes = 0;
+  #received = 0;
+  #timedOut = false;
+  #done = false;
+  /** performance.now() past which the attempt is given up. */
+  readonly deadline: number;
+
+  constructor(
+    private readonly client: AttemptContext,
+    readonly signal: AbortSignal | undefined,
+    private readonly resolve: (o: Outcome) => void,
+  ) {
+    this.deadline = performance.now() + client.timeoutMs;
   }
-  if (keptBytes === 0) return undefined;
+
+  /** webhook.timeout ran out. */
+  expire(): void {
+    if (this.#done) return;
+    this.#timedOut = true;
+    this.#abort(new DOMException('webhook.timeout expired', 'TimeoutError'));
+  }
+
+  /** The caller's signal aborted (shutdown). */
+  cancel(): void {
+    this.#abort(this.signal?.reason instanceof Error ? this.signal.reason : new DOMException('aborted', 'AbortError'));
+  }
+
+  #abort(reason: Error): void {
+    if (this.#done) return;
+    if (this.#controller) {
+      this.#controller.abort(reason); // undici answers with onResponseError
+      return;
+    }
+    this.#pendingAbort = reason;
+    this.onResponseError(undefined, reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#pendingAbort) controller.abort(this.#pendingAbort);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
+    if (statusCode < 200) return; // 1xx: the answer is still to come
+    this.#status = statusCode;
+    this.#headers = headers;
+    this.#keep = isOk(statusCode) ? 0 : ERROR_BODY_BYTES;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#received += chunk.length;
+    if (this.#keptBytes < this.#keep) {
+      const part = Buffer.from(chunk.subarray(0, this.#keep - this.#keptBytes));
+      this.#kept.push(part);
+      this.#keptBytes += part.length;
+    }
+    if (this.#received > MAX_DRAIN_BYTES) {
+      // Not worth reading further: the status is the answer; the connection is closed.
+      this.#answer();
+      controller.abort(new Error('response body too large to read'));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#answer();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (this.#done) return;
+    if (this.signal?.aborted) return this.#finish(aborted(this.signal));
+    if (this.#status !== 0 && isOk(this.#status)) {
+      // A 2xx whose body is cut off is not a complete answer: retry (at least once
+      // prefers a duplicate to a guess).
+      const failed = this.client.failure(err, this.#timedOut);
+      return this.#finish({ ...failed, error: `${failed.error} (after HTTP ${this.#status} headers, body incomplete)`, status: this.#status });
+    }
+    // A non-2xx status already says what the receiver thinks; the missing body changes nothing.
+    if (this.#status !== 0) return this.#finish(classifyResponse(this.#status, this.#headers, { now: this.client.now() }));
+    this.#finish(this.client.failure(err, this.#timedOut));
+  }
+
+  #answer(): void {
+    if (this.#done) return;
+    const outcome = classifyResponse(this.#status, this.#headers, { body: keptText(this.#kept), now: this.client.now() });
+    // With pipelining 1, undici hands a finished socket back to the pool one
+    // event-loop turn after the response ends: a setImmediate its HTTP/1 client
+    // queues right after this callback returns (to catch servers that close despite
+    // keep-alive). Answering after that one (a microtask runs once this callback has
+    // returned, and its immediate comes next) lets the caller's next send reuse the
+    // socket instead of opening another: sequential sends stay on one connection.
+    this.#done = true;
+    queueMicrotask(() =>
+      setImmediate(() => {
+        this.client.settled(this);
+        this.resolve(outcome);
+      }),
+    );
+  }
+
+  #finish(outcome: Outcome): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.client.settled(this);
+    this.resolve(outcome);
+  }
+}
+
+function isOk(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+/** The kept start of a body as one line of text, for an error message. */
+function keptText(kept: readonly Buffer[]): string | undefined {
+  if (kept.length === 0) return undefined;
   // A cut in the middle of a UTF-8 sequence decodes as U+FFFD, which is fine
   // for a log line; control characters would split one, so they become spaces.
   const text = new TextDecoder().decode(Buffer.concat(kept));

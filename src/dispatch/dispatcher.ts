@@ -247,15 +247,7 @@ export class Dispatcher {
     this.inFlight++;
     let outcome: Outcome & { durationMs: number };
     try {
-      const body = buildBody({
-        eventId: e.eventId,
-        op: e.op,
-        schema: e.schema,
-        table: e.table,
-        timestamp: e.timestamp,
-        newRow: e.newRow,
-        oldRow: e.oldRow,
-      });
+      const body = buildBody(e);
       outcome = await this.sender.send({ eventId: e.eventId, body }, this.abortDeliveries.signal);
     } catch (err) {
       // send() reports transport problems as outcomes; this is a bug or a bad row.

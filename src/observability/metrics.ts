@@ -82,14 +82,30 @@ export class DaemonMetrics {
     const reconnects = new Counter({ name: PREFIX + 'listen_reconnects_total', help: 'Times the LISTEN connection to the database was re-established after a loss.', registers });
     new Gauge({ name: PREFIX + 'info', help: 'Always 1; the version label says which version runs.', labelNames: ['version'], registers }).set({ version }, 1);
 
-    const labels = (e: JournalEvent) => ({ table: tableLabel(e), operation: e.op });
+    // One label object per table (and operation), made once: these run for every event,
+    // looked up without building a key string.
+    const perTable = new Map<string, Map<string, { table: { table: string }; byOp: Map<string, { table: string; operation: string }> }>>();
+    const tableEntry = (e: JournalEvent) => {
+      let inSchema = perTable.get(e.schema);
+      if (!inSchema) perTable.set(e.schema, (inSchema = new Map()));
+      let entry = inSchema.get(e.table);
+      if (!entry) inSchema.set(e.table, (entry = { table: { table: tableLabel(e) }, byOp: new Map() }));
+      return entry;
+    };
+    const labels = (e: JournalEvent) => {
+      const entry = tableEntry(e);
+      let l = entry.byOp.get(e.op);
+      if (!l) entry.byOp.set(e.op, (l = { table: entry.table.table, operation: e.op }));
+      return l;
+    };
+    const tableOnly = (e: JournalEvent) => tableEntry(e).table;
     bus.on('events:claimed', ({ events }) => {
       for (const e of events) (e.attempts <= 1 ? captured : retried).inc(labels(e));
     });
     bus.on('delivery:succeeded', ({ event, durationMs, latencyMs }) => {
       succeeded.inc(labels(event));
       requestDuration.observe(durationMs / 1000);
-      latency.observe({ table: tableLabel(event) }, Math.max(0, latencyMs) / 1000);
+      latency.observe(tableOnly(event), Math.max(0, latencyMs) / 1000);
     });
     bus.on('delivery:failed', ({ event, durationMs }) => {
       failed.inc(labels(event));

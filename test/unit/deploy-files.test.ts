@@ -98,6 +98,15 @@ describe.each([
     expect(one('ExecStart')).toMatch(new RegExp(`^/usr/bin/node .*/${bin!.replace(/\./g, '\\.')} run --config ${configPath.replace(/\./g, '\\.')}$`));
   });
 
+  it('runs node with the flags of the CLI\'s own first line (memory tuning)', () => {
+    const shebang = readFileSync('src/cli/main.ts', 'utf8').split('\n', 1)[0]!;
+    const flags = shebang.replace(/^#!\/usr\/bin\/env -S node/, '').trim().split(/\s+/);
+    expect(flags).toContain('--max-semi-space-size=2');
+    const execStart = one('ExecStart');
+    for (const f of flags) expect(execStart, file).toContain(` ${f} `);
+    expect(readFileSync('deploy/bin/app-db-listener', 'utf8')).toContain(`/usr/bin/node ${flags.join(' ')} /opt/`);
+  });
+
   it('reads secrets from /etc/default, never failing when the file is missing', () => {
     expect(service.get('EnvironmentFile')?.[0]).toBe('-/etc/default/app-db-listener');
     for (const f of service.get('EnvironmentFile') ?? []) expect(f).toMatch(/^-\/etc\/default\//);
