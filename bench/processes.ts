@@ -134,9 +134,10 @@ export async function waitForDistinct(receiver: Receiver, n: number, timeoutMs: 
 
 /**
  * The HTTP ceiling: requests per second a bare undici client with `connections`
- * concurrent requests reaches against the receiver, with a body like an event's.
+ * concurrent requests reaches against the receiver, with a body like an event's,
+ * the receiver answering after `delayMs`.
  */
-export async function httpCeiling(receiver: Receiver, connections: number, seconds: number): Promise<number> {
+export async function httpCeiling(receiver: Receiver, connections: number, seconds: number, delayMs = 0): Promise<number> {
   const pool = new Pool(`http://127.0.0.1:${receiver.port}`, { connections, pipelining: 1 });
   const body = JSON.stringify({
     id: 'evt_0123456789ab_1',
@@ -146,7 +147,7 @@ export async function httpCeiling(receiver: Receiver, connections: number, secon
     data: { id: 1, name: 'user', amount: '12.50', created: '2026-11-26T00:00:00.000000+00:00' },
     timestamp: '2026-11-26T00:00:00.000Z',
   });
-  await receiver.reset();
+  await receiver.reset({ delayMs });
   const end = now() + seconds * 1000;
   let sent = 0;
   const t0 = now();

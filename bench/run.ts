@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
-import { cliPath, flag, has, median, now, percentile, root, round, sleep, until } from './lib.js';
+import { cliPath, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
 import { Daemon, httpCeiling, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
 
 const QUICK = has('quick');
@@ -76,9 +76,12 @@ async function drain(db: BenchDatabase, receiver: Receiver, n: number, options: 
   await db.backlog(n);
   await receiver.reset({ record: true, delayMs: options.delayMs ?? 0 });
   const started = now();
+  const busyBefore = machineBusySeconds();
   const daemons: Daemon[] = [];
   for (let i = 0; i < (options.instances ?? 1); i++) daemons.push(await Daemon.start(db, receiver, daemonOptions(options)));
   const done = await waitForDistinct(receiver, n, Math.max(120_000, n * 2));
+  // Machine CPU per event: the daemon, the database's work for it, and the receiver.
+  const cpuPerEventUs = ((machineBusySeconds() - busyBefore) / n) * 1e6;
   const stats = await receiver.ask({ type: 'stats' });
   const steady = steadyRate((stats.received ?? []).map(([, at]) => at));
   const rss = daemons.map((d) => {
@@ -88,7 +91,7 @@ async function drain(db: BenchDatabase, receiver: Receiver, n: number, options: 
     return { peak: d.peakRssMb(), firstHalfPeak: first, secondHalfPeak: second };
   });
   for (const d of daemons) await d.stop();
-  return { events: n, seconds: (done - started) / 1000, perSecond: steady.perSecond, overall: n / ((done - started) / 1000), rss, duplicates: (stats.count ?? 0) - (stats.distinct ?? 0) };
+  return { events: n, cpuPerEventUs, seconds: (done - started) / 1000, perSecond: steady.perSecond, overall: n / ((done - started) / 1000), rss, duplicates: (stats.count ?? 0) - (stats.distinct ?? 0) };
 }
 
 async function ceilings(db: BenchDatabase, receiver: Receiver) {
@@ -184,6 +187,17 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   });
   record({ family: db.family, scenario: 'peak RSS during that drain', value: d.rss[0]!.peak, unit: 'MB', target: '≤ 100 MB', met: d.rss[0]!.peak <= 100 });
   out.drain = d;
+  // How fast writers and delivery together could go on this machine's cores: a writer
+  // costs cores / capture ceiling of CPU per change, a delivery what the drain measured.
+  const cores = cpus().length;
+  const writerUs = (cores / c.watched) * 1e6;
+  const bound = cores / ((writerUs + d.cpuPerEventUs) / 1e6);
+  record({
+    family: db.family, scenario: 'CPU bound on keeping up with writers', value: bound, unit: 'changes/s',
+    ratio: bound / c.watched, ratioOf: 'capture ceiling',
+    detail: `per change: writer ${Math.round(writerUs)} µs + delivery ${Math.round(d.cpuPerEventUs)} µs of CPU (daemon, database, receiver) on ${cores} cores`,
+  });
+  out.keepUpBound = { writerUs, deliveryUs: d.cpuPerEventUs, changesPerSecond: bound, ratio: bound / c.watched };
 
   if (SIZE.million > 0 && (db.family === 'postgres' || has('million-mysql'))) {
     const m = await drain(db, receiver, SIZE.million);
@@ -202,12 +216,16 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   const slow: Record<string, unknown> = {};
   for (const pool of [10, 100]) {
     const ideal = pool / 0.02;
+    // What a bare undici client with as many connections gets from the same slow
+    // receiver: the receiver's timers fire late under load, which no client can beat.
+    const bare = await httpCeiling(receiver, pool, SIZE.slowSeconds, 20);
     const s = await drain(db, receiver, Math.round(ideal * SIZE.slowSeconds), { poolSize: pool, delayMs: 20 });
     record({
       family: db.family, scenario: `slow receiver (20 ms), pool_size ${pool}`, value: s.perSecond, unit: 'events/s',
       ratio: s.perSecond / ideal, ratioOf: 'pool_size / 20 ms', ...(pool === 100 ? { target: '≥ 0.9×', met: s.perSecond / ideal >= 0.9 } : {}),
+      detail: `bare undici, ${pool} connections: ${Math.round(bare)}/s = ${(bare / ideal).toFixed(2)}×; the daemon ${(s.perSecond / bare).toFixed(2)}× of it`,
     });
-    slow[`pool_${pool}`] = { ...s, ideal };
+    slow[`pool_${pool}`] = { ...s, ideal, bareClient: bare };
   }
   out.slowReceiver = slow;
 
