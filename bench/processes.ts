@@ -68,6 +68,14 @@ export class Receiver {
   }
 }
 
+/** Every daemon's peak resident memory, with the scenario it ran in (see `inScenario`). */
+export const peaks: Array<{ scenario: string; mb: number }> = [];
+let scenario = '';
+/** Names the scenario the daemons started from now on belong to. */
+export function inScenario(name: string): void {
+  scenario = name;
+}
+
 export interface DaemonOptions {
   readonly poolSize?: number;
   /** Extra Node.js flags (e.g. --cpu-prof). */
@@ -79,6 +87,8 @@ export class Daemon {
   private samples: Array<{ at: number; mb: number }> = [];
   private sampler?: NodeJS.Timeout;
   private lastPeak = NaN;
+
+  private readonly scenario = scenario;
 
   private constructor(private readonly child: ChildProcess) {
     this.sampler = setInterval(() => {
@@ -121,6 +131,7 @@ export class Daemon {
   async stop(): Promise<void> {
     clearInterval(this.sampler);
     this.lastPeak = peakRssMb(this.pid);
+    peaks.push({ scenario: this.scenario, mb: this.lastPeak });
     this.child.kill('SIGTERM');
     await exited(this.child);
   }

@@ -15,7 +15,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
 import { cliPath, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
-import { Daemon, httpCeiling, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
+import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
 
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
@@ -23,8 +23,8 @@ const PROFILE_DIR = flag('cpu-prof', '');
 
 /** Sizes of each scenario, full and quick. */
 const SIZE = QUICK
-  ? { clients: 16, ceilingSeconds: 4, ceilingRounds: 1, httpSeconds: 3, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, fanOut: 20_000 }
-  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, fanOut: 50_000 };
+  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000 }
+  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000 };
 
 type Row = { family: Family; scenario: string; value: number; unit: string; ratio?: number; ratioOf?: string; target?: string; met?: boolean; detail?: string };
 const rows: Row[] = [];
@@ -176,8 +176,11 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   const out: Record<string, unknown> = { version: db.version };
   const c = await ceilings(db, receiver);
   out.ceilings = c;
+  const firstPeak = peaks.length;
+  inScenario('sustained');
   out.sustained = await sustained(db, receiver, c.watched);
 
+  inScenario('drain');
   const d = await drain(db, receiver, SIZE.drain);
   const drainTarget = db.family === 'postgres' ? 5_000 : 2_500;
   record({
@@ -200,6 +203,7 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   out.keepUpBound = { writerUs, deliveryUs: d.cpuPerEventUs, changesPerSecond: bound, ratio: bound / c.watched };
 
   if (SIZE.million > 0 && (db.family === 'postgres' || has('million-mysql'))) {
+    inScenario('drain 1M');
     const m = await drain(db, receiver, SIZE.million);
     const r = m.rss[0]!;
     const flat = r.secondHalfPeak <= r.firstHalfPeak * 1.1 + 5;
@@ -211,6 +215,7 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     out.million = m;
   }
 
+  inScenario('latency');
   out.latency = await latency(db, receiver);
 
   const slow: Record<string, unknown> = {};
@@ -218,7 +223,8 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     const ideal = pool / 0.02;
     // What a bare undici client with as many connections gets from the same slow
     // receiver: the receiver's timers fire late under load, which no client can beat.
-    const bare = await httpCeiling(receiver, pool, SIZE.slowSeconds, 20);
+    const bare = await httpCeiling(receiver, pool, SIZE.slowCeilingSeconds, 20);
+    inScenario(`slow receiver, pool ${pool}`);
     const s = await drain(db, receiver, Math.round(ideal * SIZE.slowSeconds), { poolSize: pool, delayMs: 20 });
     record({
       family: db.family, scenario: `slow receiver (20 ms), pool_size ${pool}`, value: s.perSecond, unit: 'events/s',
@@ -229,6 +235,7 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   }
   out.slowReceiver = slow;
 
+  inScenario('two instances');
   const one = await drain(db, receiver, SIZE.fanOut);
   const two = await drain(db, receiver, SIZE.fanOut, { instances: 2 });
   record({
@@ -236,6 +243,16 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     ratio: two.perSecond / one.perSecond, ratioOf: 'one instance', detail: `one instance ${Math.round(one.perSecond)}/s, ${two.duplicates} duplicates`,
   });
   out.fanOut = { one, two };
+
+  const mine = peaks.slice(firstPeak);
+  const top = mine.reduce((a, b) => (b.mb > a.mb ? b : a), { scenario: '', mb: 0 });
+  const byScenario = new Map<string, number>();
+  for (const p of mine) byScenario.set(p.scenario, Math.max(byScenario.get(p.scenario) ?? 0, p.mb));
+  record({
+    family: db.family, scenario: 'peak RSS, every scenario', value: top.mb, unit: 'MB', target: '≤ 100 MB', met: top.mb <= 100,
+    detail: [...byScenario].map(([name, mb]) => `${name} ${Math.round(mb)}`).join(', '),
+  });
+  out.peakRss = Object.fromEntries(byScenario);
   return out;
 }
 

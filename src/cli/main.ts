@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --heap-growing-percent=75 --liftoff-only
+#!/usr/bin/env -S node --max-semi-space-size=2 --heap-growing-percent=50 --liftoff-only
 /**
  * Command line. `app-db-listener --config config.yaml` runs the daemon, as the
  * original did; the original's single-dash `-config PATH` is accepted too.
@@ -7,10 +7,10 @@
  * error, 130 a second signal during a graceful stop.
  *
  * Node.js flags (line 1; the systemd units and deploy/bin repeat them): memory, measured
- * by `npm run bench` draining 100,000 events (peak RSS 130 MB without the last two, 89 MB
- * with them, ~10% more CPU):
+ * by `npm run bench` draining 100,000 events (peak RSS 130 MB without the last two, 85 MB
+ * with them, 10-15% more CPU):
  * - --max-semi-space-size=2: a 2 MB young generation;
- * - --heap-growing-percent=75: a full collection once the heap grows 75% over what
+ * - --heap-growing-percent=50: a full collection once the heap grows 50% over what
  *   survived the last one (V8 otherwise lets a busy process grow it several times over);
  * - --liftoff-only: the HTTP parser's WebAssembly stays on the baseline compiler (its
  *   optimising compile took 35 MB for a moment at the first request; no measurable cost).
