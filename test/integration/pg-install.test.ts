@@ -37,7 +37,7 @@ describe('PostgreSQL install', () => {
     const again = await withClient((c) => planInstall(c, config));
     expect(again.steps).toEqual([]);
     const versions = await db.query(`SELECT version FROM adl_race.migrations ORDER BY 1`);
-    expect(versions.rows.map((r) => r.version)).toEqual([1, 2]);
+    expect(versions.rows.map((r) => r.version)).toEqual([1, 2, 3]);
   });
 
   it('re-creates the trigger when the captured operations change', async () => {
@@ -65,6 +65,52 @@ describe('PostgreSQL install', () => {
     } finally {
       await d.stop(2_000);
     }
+  });
+
+  it('the capture function resolves nothing through the writer\'s search_path (it runs as its owner)', async () => {
+    await db.query(`CREATE TABLE sp_items (id int PRIMARY KEY, name text)`);
+    await withClient((c) => applyInstall(c, testConfig({ dbUrl: db.url, webhookUrl: rx.url, tables: ['sp_items'], schema: 'adl_sp' })));
+    // Look-alikes of every function and operator the capture function uses, each
+    // recording that it ran, ahead of pg_catalog in the writer's path.
+    await db.query(`CREATE SCHEMA evil`);
+    await db.query(`CREATE TABLE evil.calls (what text)`);
+    const record = (what: string) => `INSERT INTO evil.calls VALUES ('${what}')`;
+    await db.query(`
+      CREATE FUNCTION evil.row_to_json(record) RETURNS json LANGUAGE plpgsql AS $$ BEGIN ${record('row_to_json')}; RETURN '{"id":666}'; END $$;
+      CREATE FUNCTION evil.txid_current() RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN ${record('txid_current')}; RETURN 1; END $$;
+      CREATE FUNCTION evil.hashtextextended(text, bigint) RETURNS bigint LANGUAGE plpgsql AS $$ BEGIN ${record('hashtextextended')}; RETURN 1; END $$;
+      CREATE FUNCTION evil.pg_try_advisory_xact_lock_shared(bigint) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN ${record('lock')}; RETURN true; END $$;
+      CREATE FUNCTION evil.cat(text, text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN ${record('||')}; RETURN 'x'; END $$;
+      CREATE OPERATOR evil.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.cat);
+      CREATE FUNCTION evil.field(json, text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN ${record('->>')}; RETURN 'x'; END $$;
+      CREATE OPERATOR evil.->> (LEFTARG = json, RIGHTARG = text, FUNCTION = evil.field);
+      CREATE FUNCTION evil.ne(text, text) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN ${record('<>')}; RETURN false; END $$;
+      CREATE OPERATOR evil.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.ne);
+      CREATE FUNCTION evil.eq(integer, integer) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN ${record('=')}; RETURN false; END $$;
+      CREATE OPERATOR evil.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = evil.eq);`);
+    const writer = new pg.Client({ connectionString: db.url });
+    await writer.connect();
+    try {
+      // A session of its own: the function is compiled under this path.
+      await writer.query(`SET search_path = evil, pg_catalog, public`);
+      // The look-alikes are live in this session…
+      expect((await writer.query(`SELECT 'a' || 'b' AS v`)).rows[0].v).toBe('x');
+      await writer.query(`DELETE FROM evil.calls`);
+      // …and the trigger uses none of them.
+      await writer.query(`INSERT INTO public.sp_items VALUES (1, 'one')`);
+      await writer.query(`UPDATE public.sp_items SET name = 'uno' WHERE id OPERATOR(pg_catalog.=) 1`);
+    } finally {
+      await writer.end();
+    }
+    expect((await db.query(`SELECT what FROM evil.calls`)).rows).toEqual([]);
+    const events = await db.query(`SELECT op, new_row::text AS new_row, old_row::text AS old_row, row_hash::text AS row_hash FROM adl_sp.events ORDER BY id`);
+    const hash = (await db.query(`SELECT hashtextextended('public.sp_items:1', 0)::text AS h`)).rows[0].h;
+    expect(events.rows).toEqual([
+      { op: 'INSERT', new_row: '{"id":1,"name":"one"}', old_row: null, row_hash: hash },
+      { op: 'UPDATE', new_row: '{"id":1,"name":"uno"}', old_row: '{"id":1,"name":"one"}', row_hash: hash },
+    ]);
+    await db.query(`DROP SCHEMA evil CASCADE`);
+    await withClient((c) => applyUninstall(c, testConfig({ dbUrl: db.url, webhookUrl: rx.url, tables: ['sp_items'], schema: 'adl_sp' }), true));
   });
 
   it('fails clearly for a table that does not exist, and --no-install fails when something is missing', async () => {
