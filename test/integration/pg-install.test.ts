@@ -104,7 +104,7 @@ describe('PostgreSQL install', () => {
     }
     expect((await db.query(`SELECT what FROM evil.calls`)).rows).toEqual([]);
     const events = await db.query(`SELECT op, new_row::text AS new_row, old_row::text AS old_row, row_hash::text AS row_hash FROM adl_sp.events ORDER BY id`);
-    const hash = (await db.query(`SELECT hashtextextended('public.sp_items:1', 0)::text AS h`)).rows[0].h;
+    const hash = (await db.query(`SELECT hashtextextended('public.sp_items:1', 0)::text AS h`)).rows[0]!.h;
     expect(events.rows).toEqual([
       { op: 'INSERT', new_row: '{"id":1,"name":"one"}', old_row: null, row_hash: hash },
       { op: 'UPDATE', new_row: '{"id":1,"name":"uno"}', old_row: '{"id":1,"name":"one"}', row_hash: hash },
