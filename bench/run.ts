@@ -10,9 +10,10 @@
  *
  * Prints a table and writes bench/results/<time>-<mode>.json.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
+import { shebangNodeFlags } from '../src/util/node-flags.js';
 import { openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
 import { cliPath, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
 import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
@@ -43,11 +44,7 @@ const fmt = (x: number): string => (Math.abs(x) >= 100 ? Math.round(x).toLocaleS
  * The daemon runs with the Node.js flags it is deployed with: those of the CLI's first
  * line (the systemd units and deploy/bin repeat them; test/unit/deploy-files.test.ts).
  */
-export const DEPLOYED_NODE_FLAGS = readFileSync(cliPath, 'utf8')
-  .split('\n', 1)[0]!
-  .replace(/^#!\/usr\/bin\/env -S node/, '')
-  .split(/\s+/)
-  .filter(Boolean);
+export const DEPLOYED_NODE_FLAGS = shebangNodeFlags(cliPath);
 
 function daemonOptions(extra: DaemonOptions = {}): DaemonOptions {
   return { ...extra, nodeFlags: [...DEPLOYED_NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [])] };

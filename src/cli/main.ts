@@ -14,6 +14,8 @@
  *   survived the last one (V8 otherwise lets a busy process grow it several times over);
  * - --liftoff-only: the HTTP parser's WebAssembly stays on the baseline compiler (its
  *   optimising compile took 35 MB for a moment at the first request; no measurable cost).
+ *   V8 lists it as a testing flag; --no-wasm-tier-up and --wasm-lazy-compilation did not
+ *   remove the spike. The tests and the benchmark run with it.
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from './common.js';

@@ -228,8 +228,9 @@ export class WebhookClient {
 
   /** Waits for in-flight requests, then closes the connections. */
   async close(): Promise<void> {
+    // The deadline timer stays: requests still in flight keep their webhook.timeout (the
+    // timer is unreferenced, so it never holds the process up by itself).
     if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close();
-    this.#stopDeadlines();
   }
 
   /** Aborts in-flight requests and closes the connections now. */

@@ -259,6 +259,10 @@ export class Dispatcher {
     }
     try {
       this.settle(e, outcome, probe);
+    } catch (err) {
+      // A bug: the outcome is not recorded, so the event stays claimed until its lease
+      // ends and is delivered again. Reported, never an unhandled rejection.
+      this.bus.emit('journal:error', { operation: 'record an outcome (internal error)', error: describeError(err), retryInMs: 0 });
     } finally {
       this.startReady();
       this.wake.notify();

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { startDaemon, type RunningDaemon } from '../../src/app.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/types.js';
+import { shebangNodeFlags } from '../../src/util/node-flags.js';
 import { spawned } from './children.js';
 import { waitUntil } from './wait.js';
 
@@ -122,7 +123,8 @@ export interface SpawnCliOptions {
 }
 
 export function spawnCli(args: string[], configPath = '', options: SpawnCliOptions = {}): DaemonProcess {
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  // As deployed: with the Node.js flags of the CLI's first line.
+  const child = spawn(process.execPath, [...shebangNodeFlags(cliPath), cliPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),

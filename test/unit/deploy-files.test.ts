@@ -6,8 +6,11 @@
  * units are also checked by systemd itself.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { shebangNodeFlags } from '../../src/util/node-flags.js';
 import { loadConfig } from '../../src/config/index.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 
@@ -72,6 +75,18 @@ describe('deploy file helpers', () => {
   ])('size %s is %d bytes', (size, bytes) => {
     expect(sizeBytes(size)).toBe(bytes);
   });
+  it('reads the node flags of a script\'s first line', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'adl-shebang-'));
+    const file = (first: string) => {
+      const f = path.join(dir, 'x.js');
+      writeFileSync(f, `${first}\nconsole.log(1);\n`);
+      return f;
+    };
+    expect(shebangNodeFlags(file('#!/usr/bin/env -S node --a=1  --b'))).toEqual(['--a=1', '--b']);
+    expect(shebangNodeFlags(file('#!/usr/bin/env -S node'))).toEqual([]);
+    expect(shebangNodeFlags(file('#!/usr/bin/env node'))).toEqual([]);
+    expect(shebangNodeFlags(file('console.log(0);'))).toEqual([]);
+  });
   it('keeps every value of a repeated key', () => {
     const unit = parseUnit('[Service]\nEnvironmentFile=-/a\n# comment\nEnvironmentFile=-/b\nCapabilityBoundingSet=\n');
     expect(unit.get('Service')?.get('EnvironmentFile')).toEqual(['-/a', '-/b']);
@@ -99,8 +114,7 @@ describe.each([
   });
 
   it('runs node with the flags of the CLI\'s own first line (memory tuning)', () => {
-    const shebang = readFileSync('src/cli/main.ts', 'utf8').split('\n', 1)[0]!;
-    const flags = shebang.replace(/^#!\/usr\/bin\/env -S node/, '').trim().split(/\s+/);
+    const flags = shebangNodeFlags('src/cli/main.ts');
     expect(flags).toContain('--max-semi-space-size=2');
     const execStart = one('ExecStart');
     for (const f of flags) expect(execStart, file).toContain(` ${f} `);
