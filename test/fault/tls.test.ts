@@ -4,7 +4,6 @@
  * certificate (webhook.ca_file, NODE_EXTRA_CA_CERTS). The shared server on 5432 is not touched
  * for the database cases: they run on a private cluster from the embedded binaries.
  */
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { STACK_FRAME } from '../support/fault.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { startPrivateMariaDb, startPrivatePostgres, type PrivateMariaDb, type PrivatePostgres } from '../support/private-servers.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 import { waitUntil } from '../support/wait.js';
 
 const pki: TestPki | undefined = makeTestPki();
@@ -50,34 +50,6 @@ async function stopDaemon(d: DaemonProcess): Promise<void> {
 /** Distinct webhook ids the receiver answered 2xx. */
 function deliveredIds(rx: Receiver): Set<string> {
   return new Set(rx.events.filter((e) => typeof e.response === 'number' && e.response < 300).map((e) => String(e.headers['webhook-id'])));
-}
-
-/** A TCP forwarder listening on `host` (another loopback address) to 127.0.0.1:`port`. */
-async function forward(host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(port, '127.0.0.1');
-    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
-      sockets.add(a);
-      a.pipe(b);
-      a.on('error', () => b.destroy());
-      a.on('close', () => {
-        sockets.delete(a);
-        b.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 describe.skipIf(!pki)('PostgreSQL over TLS (private server, ssl on, certificate from the test CA)', () => {
@@ -145,7 +117,7 @@ describe.skipIf(!pki)('PostgreSQL over TLS (private server, ssl on, certificate 
 
   it('verify-full by an address the certificate does not list (127.0.0.2): exit 1, host name mismatch; verify-ca accepts it', async () => {
     const url = new URL(server.url);
-    const fwd = await forward('127.0.0.2', Number(url.port));
+    const fwd = await startTcpProxy(Number(url.port), '127.0.0.1', '127.0.0.2');
     url.hostname = '127.0.0.2';
     url.port = String(fwd.port);
     try {
@@ -318,7 +290,7 @@ describe.skipIf(!pki)('MariaDB over TLS (private server, require_secure_transpor
   });
 
   it('verify-full by an IP address: refused at start (the driver would check it against "localhost"); verify-ca connects', async () => {
-    const fwd = await forward('127.0.0.2', server.port);
+    const fwd = await startTcpProxy(server.port, '127.0.0.1', '127.0.0.2');
     try {
       const full = spawnWithTls(`mysql://root@127.0.0.2:${fwd.port}/adl_tls`, rx.url, { sslmode: 'verify-full', sslrootcert: pki!.caFile });
       const { code } = await full.closed;

@@ -1,6 +1,6 @@
 /**
- * A TCP proxy on 127.0.0.1 in front of a real server, to take the server away from
- * a daemon and give it back:
+ * A TCP proxy on 127.0.0.1 (or another loopback address) in front of a real server,
+ * to take the server away from a daemon and give it back:
  *
  *   const proxy = await startTcpProxy(5432);   // connect the daemon to proxy.port
  *   await proxy.cut();                         // connections dropped, new ones refused
@@ -21,7 +21,12 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+export async function startTcpProxy(
+  targetPort: number,
+  targetHost = '127.0.0.1',
+  /** Where the proxy listens: another loopback address (127.0.0.2) makes a different host name. */
+  listenHost = '127.0.0.1',
+): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
 
@@ -43,7 +48,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
         }
       });
       s.once('error', reject);
-      s.listen(port, '127.0.0.1', () => resolve(s));
+      s.listen(port, listenHost, () => resolve(s));
     });
 
   const stop = async () => {
