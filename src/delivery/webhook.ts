@@ -66,7 +66,7 @@ export class WebhookClient {
   readonly #watched = new WeakSet<AbortSignal>();
   /** What every attempt needs of its client. */
   readonly #context: AttemptContext = {
-    timeoutMs: 0,
+    timeoutMs: () => this.#timeoutMs,
     now: () => this.#now(),
     failure: (err, timedOut) => this.#failure(err, timedOut),
     settled: (attempt) => this.#inFlight.delete(attempt),
@@ -121,7 +121,6 @@ export class WebhookClient {
     this.#credentials = [...urlPassword, ...authorization, ...cfg.secrets, ...cfg.secrets.map((s) => s.replace(/^whsec_/, ''))];
     this.#timeoutMs = Math.max(1, Math.round(cfg.timeout * 1000));
     this.#now = opts.now ?? Date.now;
-    this.#context.timeoutMs = this.#timeoutMs;
 
     this.#pool = new Pool(url.origin, {
       connections: Math.max(1, poolSize),
@@ -251,7 +250,7 @@ function aborted(signal: AbortSignal): RetryOutcome {
  * (for a non-2xx answer) the first bytes of the body, and settles exactly once.
  */
 interface AttemptContext {
-  timeoutMs: number;
+  timeoutMs(): number;
   now(): number;
   failure(err: unknown, timedOut: boolean): RetryOutcome;
   settled(attempt: Attempt): void;
@@ -277,7 +276,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     readonly signal: AbortSignal | undefined,
     private readonly resolve: (o: Outcome) => void,
   ) {
-    this.deadline = performance.now() + client.timeoutMs;
+    this.deadline = performance.now() + client.timeoutMs();
   }
 
   /** webhook.timeout ran out. */
