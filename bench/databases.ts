@@ -16,12 +16,19 @@ export interface BenchDatabase {
   readonly family: Family;
   /** Server version, as the server reports it. */
   readonly version: string;
-  /** The `database:` and `listener:` sections of a config watching `items`. */
+  /** The `database:` section of a config watching `items`. */
   configSections(): string;
+  /** listener.poll_interval the scenarios use unless they say otherwise, seconds. */
+  readonly pollInterval: number;
   /** Single-row INSERT transactions per second from `clients` writers into `table` over `seconds`. */
   insertRate(table: 'plain' | 'items', clients: number, seconds: number): Promise<number>;
   /** `n` committed changes to `items`, written in large transactions (the trigger runs per row). */
   backlog(n: number): Promise<void>;
+  /**
+   * `n` committed changes to `items` as transactions of `perTransaction` rows, each one
+   * INSERT … SELECT over a series (as an application's bulk job writes them).
+   */
+  backlogTransactions(n: number, perTransaction: number): Promise<void>;
   /** One INSERT into `items`; its id and the time its commit returned. */
   insertOne(): Promise<{ id: number; committedAt: number }>;
   /** Events in the journal not yet delivered. */
@@ -61,6 +68,7 @@ export async function openPostgres(): Promise<BenchDatabase> {
     family: 'postgres',
     version,
     configSections: () => sections,
+    pollInterval: 1,
     async insertRate(table, clients, seconds) {
       const script = path.join(scripts, `${table}.sql`);
       writeFileSync(script, `INSERT INTO ${table} (name, amount) VALUES ${ROW};\n`);
@@ -74,6 +82,11 @@ export async function openPostgres(): Promise<BenchDatabase> {
     async backlog(n) {
       for (let done = 0; done < n; done += 100_000) {
         await pool.query(`INSERT INTO items (name, amount) SELECT 'backlog', 12.50 FROM generate_series(1, $1::int)`, [Math.min(100_000, n - done)]);
+      }
+    },
+    async backlogTransactions(n, perTransaction) {
+      for (let done = 0; done < n; done += perTransaction) {
+        await pool.query(`INSERT INTO items (name, amount) SELECT 'backlog', 12.50 FROM generate_series(1, $1::int)`, [Math.min(perTransaction, n - done)]);
       }
     },
     async insertOne() {
@@ -106,13 +119,14 @@ export async function openMySql(): Promise<BenchDatabase> {
   }
   const sections =
     `database:\n  type: "mysql"\n  host: "127.0.0.1"\n  port: 3306\n  user: "root"\n  password: ""\n  database: "${BENCH_DB}"\n  table: "items"\n` +
-    `listener:\n  poll_interval: 0.1\n`;
+    '';
   await install(sections);
 
   return {
     family: 'mysql',
     version,
     configSections: () => sections,
+    pollInterval: 0.1,
     async insertRate(table, clients, seconds) {
       // mariadb-slap runs a number of queries rather than a time: size it from a short probe.
       const probe = await slap(table, clients, clients * 200);
@@ -124,6 +138,16 @@ export async function openMySql(): Promise<BenchDatabase> {
       for (let done = 0; done < n; done += 2_000) {
         const k = Math.min(2_000, n - done);
         await pool.query(`INSERT INTO items (name, amount) VALUES ${Array.from({ length: k }, () => ROW).join(',')}`);
+      }
+    },
+    async backlogTransactions(n, perTransaction) {
+      for (let done = 0; done < n; done += perTransaction) {
+        const k = Math.min(perTransaction, n - done);
+        // MariaDB's sequence engine; MySQL 8 has none, so a recursive CTE there.
+        await pool.query(
+          `INSERT INTO items (name, amount) WITH RECURSIVE s (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?) SELECT 'backlog', 12.50 FROM s`,
+          [k],
+        );
       }
     },
     async insertOne() {

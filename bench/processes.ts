@@ -78,6 +78,11 @@ export function inScenario(name: string): void {
 
 export interface DaemonOptions {
   readonly poolSize?: number;
+  /** listener.poll_interval in seconds (default: the database's bench default, see BenchDatabase). */
+  readonly pollInterval?: number;
+  /** logging.level (default warn) and logging.file (default: standard output, discarded). */
+  readonly logLevel?: 'warn' | 'info';
+  readonly logFile?: string;
   /** Extra Node.js flags (e.g. --cpu-prof). */
   readonly nodeFlags?: readonly string[];
 }
@@ -104,8 +109,10 @@ export class Daemon {
     writeFileSync(
       configPath,
       db.configSections() +
+        `listener:\n  poll_interval: ${options.pollInterval ?? db.pollInterval}\n` +
         `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n` +
-        `logging:\n  level: "warn"\nworker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n`,
+        `logging:\n  level: "${options.logLevel ?? 'warn'}"\n${options.logFile ? `  file: ${JSON.stringify(options.logFile)}\n` : ''}` +
+        `worker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n`,
     );
     const child = track(spawn(process.execPath, [...(options.nodeFlags ?? []), cliPath, 'run', '--config', configPath], {
       stdio: ['ignore', process.env.BENCH_DAEMON_OUT ? 'inherit' : 'ignore', 'inherit'],

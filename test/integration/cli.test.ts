@@ -323,6 +323,21 @@ describe('logs', () => {
     expect(d.output()).toBe('');
   });
 
+  it('a burst of deliveries logged to a file: every line is there after SIGTERM, one per event', async () => {
+    await db.query(`CREATE TABLE log_burst (id int PRIMARY KEY)`);
+    const file = path.join(tempDir(), 'app.log');
+    const d = cli(['--config', writeTempConfig(configYaml(opts({ tables: ['log_burst'], logFile: file })))]);
+    await fileContains(file, ' started', d);
+    await db.query(`INSERT INTO log_burst SELECT generate_series(1, 500)`);
+    await rx.waitFor((evs) => new Set(evs.filter((e) => e.response === 200 && e.body.includes('"table":"log_burst"')).map((e) => String(e.headers['webhook-id']))).size >= 500, 30_000);
+    await settled('log_burst');
+    // Stopped at once: lines still in the buffer are written by the graceful stop.
+    expect(await stop(d)).toEqual({ code: 0, signal: null });
+    const logged = lines(readText(file));
+    expect(logged.filter((l) => l.includes(' INFO: Webhook delivered: INSERT on table log_burst '))).toHaveLength(500);
+    expect(logged.at(-1)).toMatch(/stopped/);
+  });
+
   it('SIGHUP reopens the log file after it was renamed', async () => {
     await db.query(`CREATE TABLE log_hup (id int PRIMARY KEY, v text)`);
     const file = path.join(tempDir(), 'app.log');

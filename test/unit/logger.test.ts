@@ -196,6 +196,43 @@ describe('log file', () => {
   });
 });
 
+describe('buffered file writes', () => {
+  it('a line is not written by the log call itself, and reaches the file within a second', async () => {
+    const file = path.join(dir, 'buffered', 'app.log');
+    const handle = createLogger({ level: 'info', format: 'text', file });
+    handle.logger.info('first line');
+    // No synchronous write(2) per line: the call returned with the line still in memory.
+    expect(readIfExists(file)).not.toContain('first line');
+    await fileContaining(file, 'INFO: first line');
+    await handle.close();
+  });
+
+  it('close() writes every buffered line, in order', async () => {
+    const file = path.join(dir, 'buffered', 'close.log');
+    const handle = createLogger({ level: 'info', format: 'json', file });
+    for (let i = 0; i < 5000; i++) handle.logger.info({ n: i }, 'line');
+    await handle.close();
+    const numbers = readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n);
+    expect(numbers).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+  });
+
+  it('process.exit right after logging loses nothing', async () => {
+    const file = path.join(dir, 'buffered', 'exit.log');
+    const script = `
+      import { createLogger } from ${JSON.stringify(new URL('../../src/observability/logger.ts', import.meta.url).href)};
+      const h = createLogger({ level: 'info', format: 'text', file: ${JSON.stringify(file)} });
+      for (let i = 0; i < 100; i++) h.logger.info('line ' + i);
+      h.logger.info('last line');
+      process.exit(3);`;
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(3);
+    const text = readFileSync(file, 'utf8');
+    expect(text.trim().split('\n')).toHaveLength(101);
+    expect(text).toMatch(/INFO: last line\n$/);
+  });
+});
+
 describe('redaction', () => {
   const PASSWORD = 'Db-pa55word-Q7';
   const SECRET = 'whsec_' + Buffer.from('a-signing-secret-of-32-bytes-ok!').toString('base64');
