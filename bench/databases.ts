@@ -31,6 +31,10 @@ export interface BenchDatabase {
   backlogTransactions(n: number, perTransaction: number): Promise<void>;
   /** One INSERT into `items`; its id and the time its commit returned. */
   insertOne(): Promise<{ id: number; committedAt: number }>;
+  /** Inserts the hot row (id HOT_ROW_ID, amount 0) for `updateHotRow`. */
+  insertHotRow(): Promise<void>;
+  /** `n` single-row UPDATE transactions of the hot row, one after another (amount + 1 each). */
+  updateHotRow(n: number): Promise<void>;
   /** Events in the journal not yet delivered. */
   pending(): Promise<number>;
   /** Empties both tables and the journal. */
@@ -39,6 +43,8 @@ export interface BenchDatabase {
 }
 
 const BENCH_DB = 'adl_bench';
+/** The id of the row one scenario updates thousands of times (far above the ids the others get). */
+export const HOT_ROW_ID = 1_000_000_000_000;
 const ROW = `('user', 12.50)`;
 
 /** Installs the schema and triggers through the built CLI, as an operator would. */
@@ -92,6 +98,17 @@ export async function openPostgres(): Promise<BenchDatabase> {
     async insertOne() {
       const r = await pool.query<{ id: string }>(`INSERT INTO items (name, amount) VALUES ${ROW} RETURNING id`);
       return { id: Number(r.rows[0]!.id), committedAt: now() };
+    },
+    async insertHotRow() {
+      await pool.query(`INSERT INTO items (id, name, amount) VALUES (${HOT_ROW_ID}, 'hot', 0)`);
+    },
+    async updateHotRow(n) {
+      const c = await pool.connect();
+      try {
+        for (let i = 0; i < n; i++) await c.query({ name: 'hot', text: `UPDATE items SET amount = amount + 1 WHERE id = ${HOT_ROW_ID}` });
+      } finally {
+        c.release();
+      }
     },
     async pending() {
       return (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM app_db_listener.events')).rows[0]!.n;
@@ -153,6 +170,17 @@ export async function openMySql(): Promise<BenchDatabase> {
     async insertOne() {
       const [r] = await pool.query<mysql.ResultSetHeader>(`INSERT INTO items (name, amount) VALUES ${ROW}`);
       return { id: r.insertId, committedAt: now() };
+    },
+    async insertHotRow() {
+      await pool.query(`INSERT INTO items (id, name, amount) VALUES (${HOT_ROW_ID}, 'hot', 0)`);
+    },
+    async updateHotRow(n) {
+      const c = await pool.getConnection();
+      try {
+        for (let i = 0; i < n; i++) await c.execute(`UPDATE items SET amount = amount + 1 WHERE id = ${HOT_ROW_ID}`);
+      } finally {
+        c.release();
+      }
     },
     async pending() {
       const [r] = await pool.query<mysql.RowDataPacket[]>('SELECT count(*) AS n FROM app_db_listener_events');

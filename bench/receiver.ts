@@ -1,11 +1,12 @@
 /**
  * Benchmark receiver, run as its own process so that its CPU is not the daemon's.
  * Answers 200 (after a delay set over IPC), counts requests and distinct event ids,
- * and while recording keeps the receipt time of each row id.
+ * and while recording keeps the receipt time of each row id (and its amount, for
+ * scenarios that update one row and check the order).
  *
  * IPC requests (each answered with a message of the same type):
  *   { type: 'count' }                -> { count, distinct }
- *   { type: 'stats' }                -> { count, distinct, received: [rowId, atMs][] }
+ *   { type: 'stats' }                -> { count, distinct, received: [rowId, atMs, amount][] }
  *   { type: 'reset', delayMs?, record? }
  *   { type: 'stop' }
  */
@@ -13,11 +14,11 @@ import { createServer } from 'node:http';
 import { now } from './lib.js';
 
 export type ReceiverRequest = { type: 'count' | 'stats' | 'stop' } | { type: 'reset'; delayMs?: number; record?: boolean };
-export type ReceiverMessage = { type: string; port?: number; count?: number; distinct?: number; received?: Array<[number, number]> };
+export type ReceiverMessage = { type: string; port?: number; count?: number; distinct?: number; received?: Array<[number, number, number]> };
 
 let delayMs = 0;
 let record = false;
-let received: Array<[number, number]> = [];
+let received: Array<[number, number, number]> = [];
 let count = 0;
 let ids = new Set<string>();
 
@@ -30,8 +31,10 @@ const server = createServer((req, res) => {
     const id = req.headers['webhook-id'];
     if (typeof id === 'string') ids.add(id);
     if (record) {
-      const m = /"data":\s*\{"id":\s*"?(\d+)/.exec(Buffer.concat(chunks).toString());
-      if (m) received.push([Number(m[1]), at]);
+      const body = Buffer.concat(chunks).toString();
+      const m = /"data":\s*\{"id":\s*"?(\d+)/.exec(body);
+      const amount = /"data":\s*\{[^}]*?"amount":\s*"?([\d.]+)/.exec(body);
+      if (m) received.push([Number(m[1]), at, amount ? Number(amount[1]) : NaN]);
     }
     const reply = () => res.writeHead(200, { 'content-length': '0' }).end();
     if (delayMs > 0) setTimeout(reply, delayMs);

@@ -14,18 +14,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { shebangNodeFlags } from '../src/util/node-flags.js';
-import { openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
+import { HOT_ROW_ID, openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
 import { cliPath, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
 import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
 
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
 const PROFILE_DIR = flag('cpu-prof', '');
+/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, latency, hot, multirow, slow, instances). */
+const ONLY = flag('only', '').split(',').filter(Boolean);
+const want = (name: string): boolean => ONLY.length === 0 || ONLY.includes(name);
 
 /** Sizes of each scenario, full and quick. */
 const SIZE = QUICK
-  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000 }
-  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000 };
+  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000, hotUpdates: 10_000 }
+  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000, hotUpdates: 10_000 };
 
 type Row = { family: Family; scenario: string; value: number; unit: string; ratio?: number; ratioOf?: string; target?: string; met?: boolean; detail?: string };
 const rows: Row[] = [];
@@ -168,15 +171,113 @@ async function latency(db: BenchDatabase, receiver: Receiver) {
   return out;
 }
 
+/**
+ * One hot row: `updates` quick UPDATEs of one row, one after another, while other
+ * rows change at 50/s. The other rows' commit-to-receipt latency, the hot row's
+ * delivery rate (first to last receipt), and whether its changes arrived in order.
+ */
+async function hotRow(db: BenchDatabase, receiver: Receiver, updates: number) {
+  await db.reset();
+  const daemon = await startReady(db, receiver);
+  await db.insertHotRow();
+  await waitForDistinct(receiver, 2, 30_000);
+  await receiver.reset({ record: true });
+  const commits = new Map<number, number>();
+  let writing = true;
+  const others = (async () => {
+    const start = now();
+    for (let i = 0; writing; i++) {
+      const wait = start + i * 20 - now();
+      if (wait > 1) await sleep(wait);
+      const c = await db.insertOne();
+      commits.set(c.id, c.committedAt);
+    }
+  })();
+  const t0 = now();
+  await db.updateHotRow(updates);
+  const written = now();
+  await until(async () => {
+    const s = await receiver.ask({ type: 'stats' });
+    return (s.received ?? []).filter(([id]) => id === HOT_ROW_ID).length >= updates;
+  }, 300_000, `${updates} changes of the hot row`, 100);
+  writing = false;
+  await others;
+  await waitForDistinct(receiver, updates + commits.size, 60_000);
+  const stats = await receiver.ask({ type: 'stats' });
+  await daemon.stop();
+  const received = stats.received ?? [];
+  const hot = received.filter(([id]) => id === HOT_ROW_ID);
+  let outOfOrder = 0;
+  for (let i = 1; i < hot.length; i++) if (!(hot[i]![2] > hot[i - 1]![2])) outOfOrder++;
+  const lat = received.filter(([id]) => commits.has(id)).map(([id, at]) => at - commits.get(id)!).sort((a, b) => a - b);
+  const hotSeconds = (hot.at(-1)![1] - hot[0]![1]) / 1000;
+  return {
+    updates,
+    writeSeconds: (written - t0) / 1000,
+    hotPerSecond: hot.length / hotSeconds,
+    hotOutOfOrder: outOfOrder,
+    others: lat.length,
+    othersP50: percentile(lat, 50),
+    othersP99: percentile(lat, 99),
+    othersMax: lat.at(-1) ?? 0,
+  };
+}
+
 async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   console.log(`\n${db.family} (${db.version})`);
   const out: Record<string, unknown> = { version: db.version };
-  const c = await ceilings(db, receiver);
-  out.ceilings = c;
   const firstPeak = peaks.length;
-  inScenario('sustained');
-  out.sustained = await sustained(db, receiver, c.watched);
+  const c = want('ceilings') || want('sustained') || want('drain') ? await ceilings(db, receiver) : undefined;
+  out.ceilings = c;
+  if (c && want('sustained')) {
+    inScenario('sustained');
+    out.sustained = await sustained(db, receiver, c.watched);
+  }
+  if (c && want('drain')) await drainScenarios(db, receiver, c, out);
+  if (want('latency')) {
+    inScenario('latency');
+    out.latency = await latency(db, receiver);
+  }
+  if (want('hot')) {
+    inScenario('hot row');
+    const h = await hotRow(db, receiver, SIZE.hotUpdates);
+    record({
+      family: db.family, scenario: `hot row: ${SIZE.hotUpdates.toLocaleString('en-US')} updates of one row`, value: h.hotPerSecond, unit: 'events/s',
+      target: '≥ 200/s, in order', met: h.hotPerSecond >= 200 && h.hotOutOfOrder === 0,
+      detail: `written in ${round(h.writeSeconds, 1)} s, ${h.hotOutOfOrder} out of order`,
+    });
+    record({
+      family: db.family, scenario: 'hot row: other rows at 50/s, latency p99', value: h.othersP99, unit: 'ms',
+      target: '≤ 1,000 ms', met: h.othersP99 <= 1000,
+      detail: `${h.others} changes, p50 ${h.othersP50.toFixed(1)}, max ${h.othersMax.toFixed(1)} ms`,
+    });
+    out.hotRow = h;
+  }
+  if (want('slow')) out.slowReceiver = await slowReceiver(db, receiver);
+  if (want('instances')) {
+    inScenario('two instances');
+    const one = await drain(db, receiver, SIZE.fanOut);
+    const two = await drain(db, receiver, SIZE.fanOut, { instances: 2 });
+    record({
+      family: db.family, scenario: 'two instances on one database', value: two.perSecond, unit: 'events/s',
+      ratio: two.perSecond / one.perSecond, ratioOf: 'one instance', detail: `one instance ${Math.round(one.perSecond)}/s, ${two.duplicates} duplicates`,
+    });
+    out.fanOut = { one, two };
+  }
 
+  const mine = peaks.slice(firstPeak);
+  const top = mine.reduce((a, b) => (b.mb > a.mb ? b : a), { scenario: '', mb: 0 });
+  const byScenario = new Map<string, number>();
+  for (const p of mine) byScenario.set(p.scenario, Math.max(byScenario.get(p.scenario) ?? 0, p.mb));
+  record({
+    family: db.family, scenario: 'peak RSS, every scenario', value: top.mb, unit: 'MB', target: '≤ 100 MB', met: top.mb <= 100,
+    detail: [...byScenario].map(([name, mb]) => `${name} ${Math.round(mb)}`).join(', '),
+  });
+  out.peakRss = Object.fromEntries(byScenario);
+  return out;
+}
+
+async function drainScenarios(db: BenchDatabase, receiver: Receiver, c: { watched: number; http: number }, out: Record<string, unknown>) {
   inScenario('drain');
   const d = await drain(db, receiver, SIZE.drain);
   const drainTarget = db.family === 'postgres' ? 5_000 : 2_500;
@@ -212,9 +313,9 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     out.million = m;
   }
 
-  inScenario('latency');
-  out.latency = await latency(db, receiver);
+}
 
+async function slowReceiver(db: BenchDatabase, receiver: Receiver) {
   const slow: Record<string, unknown> = {};
   for (const pool of [10, 100]) {
     const ideal = pool / 0.02;
@@ -230,27 +331,7 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     });
     slow[`pool_${pool}`] = { ...s, ideal, bareClient: bare };
   }
-  out.slowReceiver = slow;
-
-  inScenario('two instances');
-  const one = await drain(db, receiver, SIZE.fanOut);
-  const two = await drain(db, receiver, SIZE.fanOut, { instances: 2 });
-  record({
-    family: db.family, scenario: 'two instances on one database', value: two.perSecond, unit: 'events/s',
-    ratio: two.perSecond / one.perSecond, ratioOf: 'one instance', detail: `one instance ${Math.round(one.perSecond)}/s, ${two.duplicates} duplicates`,
-  });
-  out.fanOut = { one, two };
-
-  const mine = peaks.slice(firstPeak);
-  const top = mine.reduce((a, b) => (b.mb > a.mb ? b : a), { scenario: '', mb: 0 });
-  const byScenario = new Map<string, number>();
-  for (const p of mine) byScenario.set(p.scenario, Math.max(byScenario.get(p.scenario) ?? 0, p.mb));
-  record({
-    family: db.family, scenario: 'peak RSS, every scenario', value: top.mb, unit: 'MB', target: '≤ 100 MB', met: top.mb <= 100,
-    detail: [...byScenario].map(([name, mb]) => `${name} ${Math.round(mb)}`).join(', '),
-  });
-  out.peakRss = Object.fromEntries(byScenario);
-  return out;
+  return slow;
 }
 
 async function main(): Promise<void> {

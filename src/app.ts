@@ -99,7 +99,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     });
     const sender = new WebhookClient(config.webhook, config.worker.pool_size, VERSION);
     const plan = batchPlan(config.worker.pool_size);
-    const completer = new Completer(journal, bus, () => wake.notify(), {
+    const completer = new Completer(journal, bus, () => dispatcher.outcomesWritten(), {
       outcomesPerWrite: plan.outcomesPerWrite,
       moreComing: (): boolean => dispatcher.deliveriesInFlight > 0,
     });

@@ -74,6 +74,12 @@ export class Dispatcher {
   private claimFailing = false;
   private markChain: Promise<void> = Promise.resolve();
   private batchDeadline = 0;
+  /**
+   * The last claim came back short while deliveries were in flight: claiming again
+   * before one of their outcomes is written would find nothing new (the rows they
+   * hold are still gated), so the next claim waits for a write (or a poll interval).
+   */
+  private awaitingWrite = false;
   /** Claimed events waiting for a free slot, oldest first, with the time of their claim. */
   private ready: Array<{ event: JournalEvent; claimedAt: number }> = [];
   /** Moving average of delivery durations, ms. */
@@ -100,6 +106,12 @@ export class Dispatcher {
 
   get deliveriesInFlight(): number {
     return this.inFlight;
+  }
+
+  /** The completer wrote outcomes: rows they held may now be claimed (their next events, busy rows' heads). */
+  outcomesWritten(): void {
+    this.awaitingWrite = false;
+    this.wake.notify();
   }
 
   start(): void {
@@ -150,6 +162,13 @@ export class Dispatcher {
         await this.wake.wait(this.pollMs());
         continue;
       }
+      if (this.awaitingWrite && this.inFlight + this.completer.backlog > 0) {
+        // A hot row's next event is claimable only once its predecessor's outcome is
+        // written: a claim in between cost a round trip and delayed the one that finds it.
+        if (!(await this.wake.wait(this.pollMs()))) this.awaitingWrite = false;
+        continue;
+      }
+      this.awaitingWrite = false;
       // Under load, gather free slots before claiming, so one round trip brings a
       // batch instead of one event per finished delivery. Bounded by a short
       // deadline so a slow delivery never holds back the others.
@@ -172,6 +191,7 @@ export class Dispatcher {
         claimBackoff = Math.min(claimBackoff * 2, CLAIM_RETRY_MAX_MS);
         continue;
       }
+      if (batch.length < free && this.inFlight + batch.length > 0) this.awaitingWrite = true;
       if (batch.length > 0) {
         if (this.waiter.marked) this.clearWaiting();
         const claimedAt = Date.now();
@@ -309,7 +329,7 @@ export class Dispatcher {
     this.avgDeliveryMs += (outcome.durationMs - this.avgDeliveryMs) * 0.1;
     if (outcome.kind === 'success') {
       this.health.record(outcome, probe);
-      this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken, schema: e.schema, table: e.table });
+      this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken, schema: e.schema, table: e.table, ...rowOf(e) });
       this.bus.emit('delivery:succeeded', {
         event: e,
         status: outcome.status,
@@ -320,7 +340,7 @@ export class Dispatcher {
     }
     if (outcome.kind === 'dead') {
       this.health.record(outcome, probe);
-      this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
+      this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error, ...rowOf(e) });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
       return;
     }
@@ -341,7 +361,7 @@ export class Dispatcher {
       const untilNextProbe = probe ? Math.max(0, this.health.nextProbeAt() - Date.now()) * 2 : 0;
       delayMs = Math.max(retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs), untilNextProbe);
     } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
-      this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error });
+      this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error, ...rowOf(e) });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
       return;
     } else {
@@ -371,4 +391,9 @@ export class Dispatcher {
   private pollMs(): number {
     return jitter(this.opts.pollIntervalMs);
   }
+}
+
+/** The row hash an outcome carries when the row had more events waiting (its next one is looked up at once). */
+function rowOf(e: JournalEvent): { rowHash?: string } {
+  return e.rowHash === undefined ? {} : { rowHash: e.rowHash };
 }

@@ -19,6 +19,12 @@ export interface JournalEvent {
   readonly attempts: number;
   /** Identifies this claim of the event; outcomes are written only while it holds. */
   readonly claimToken: string;
+  /**
+   * The row's hash, when more events of the same row waited at claim time: once this
+   * one is delivered or dead-lettered, the journal looks up the row's next event
+   * directly (see claim-window.ts) instead of waiting for its walk to reach it.
+   */
+  readonly rowHash?: string;
 }
 
 /** The recorded outcome of one claimed event. */
@@ -30,6 +36,8 @@ export type Completion =
       /** The event's table, for the table's "last delivery" time. */
       readonly schema?: string;
       readonly table?: string;
+      /** JournalEvent.rowHash: the row has more events waiting. */
+      readonly rowHash?: string;
     }
   | {
       readonly kind: 'retry';
@@ -43,7 +51,15 @@ export type Completion =
       /** Undefined for an event given back unsent: its previous status and error stay. */
       readonly error?: string;
     }
-  | { readonly kind: 'dead'; readonly id: string; readonly token: string; readonly status?: number; readonly error: string };
+  | {
+      readonly kind: 'dead';
+      readonly id: string;
+      readonly token: string;
+      readonly status?: number;
+      readonly error: string;
+      /** JournalEvent.rowHash: the row has more events waiting. */
+      readonly rowHash?: string;
+    };
 
 /**
  * The durable journal of one database. Every method that changes an event is
