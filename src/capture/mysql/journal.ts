@@ -3,6 +3,7 @@ import type mysql from 'mysql2/promise';
 import type { Operation } from '../../config/types.js';
 import type { Completion, JournalEvent } from '../../journal/types.js';
 import { BACKLOG_SCAN_LIMIT, type SourceJournal, type TableBacklog } from '../source.js';
+import { CLAIM_WINDOW, ClaimCursor, hintBusyRows } from '../../journal/claim-window.js';
 import { AppError } from '../../util/errors.js';
 import { CLAIM_ISOLATION, makeQueries, type Queries } from './queries.js';
 
@@ -16,6 +17,8 @@ interface ClaimRow {
   old_row: string | null;
   attempts: string | number;
   token: string;
+  row_hash: string | null;
+  has_next: string | number;
 }
 
 export interface MySqlJournalOptions {
@@ -37,7 +40,10 @@ const DEADLOCK_RETRIES = 5;
 const MAX_ERROR_CHARS = 8_000;
 
 export class MySqlJournal implements SourceJournal {
-  private readonly claimSql: string;
+  /** Where the next walk starts, and the busy rows whose heads to claim (see claim-window.ts). */
+  private readonly cursor = new ClaimCursor();
+  private readonly walkSql: string;
+  private readonly headsSql: string;
   private readonly retryNowSql: string;
   private readonly tableParams: string[];
 
@@ -46,7 +52,8 @@ export class MySqlJournal implements SourceJournal {
     private readonly q: Queries,
     private readonly opts: MySqlJournalOptions,
   ) {
-    this.claimSql = q.claimCandidates(opts.tables.length);
+    this.walkSql = q.claimWalk(opts.tables.length);
+    this.headsSql = q.claimHeads(opts.tables.length);
     this.retryNowSql = q.retryNow(opts.tables.length);
     this.tableParams = opts.tables.flatMap((t) => [t.schema, t.name]);
   }
@@ -54,25 +61,61 @@ export class MySqlJournal implements SourceJournal {
   /**
    * Claims at most `limit` due events, at most one per row, oldest first. MySQL
    * has no UPDATE … FROM (SELECT … SKIP LOCKED), so a claim is a short transaction:
-   * lock the candidates with FOR UPDATE SKIP LOCKED, mark them claimed, commit.
+   * lock the candidates with FOR UPDATE SKIP LOCKED (the heads of busy rows, then the
+   * walk; see journal/claim-window.ts), mark them claimed, commit.
    * READ COMMITTED keeps it free of gap locks: under REPEATABLE READ the scan would
    * lock the end of the events index and hold up every trigger insert until commit.
    */
   async claim(limit: number): Promise<JournalEvent[]> {
     if (limit <= 0 || this.opts.tables.length === 0) return [];
-    const rows = await this.transaction(async (conn) => {
-      const [found] = await conn.execute<mysql.RowDataPacket[]>(this.claimSql, [
-        Math.round(this.opts.leaseMs * 1000),
-        ...this.tableParams,
-        // A string: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
-        String(Math.floor(limit)),
-      ]);
-      const claimed = found as ClaimRow[];
-      if (claimed.length > 0) {
-        await conn.execute(this.q.markClaimed, [JSON.stringify(claimed.map((r) => r.id)), this.opts.instanceId, claimed[0]!.token]);
-      }
-      return claimed;
-    });
+    const { floor, heads } = this.cursor.next();
+    const leaseUs = Math.round(this.opts.leaseMs * 1000);
+    let rows: ClaimRow[];
+    try {
+      rows = await this.transaction(async (conn) => {
+        const claimed: ClaimRow[] = [];
+        if (heads.length > 0) {
+          const [found] = await conn.execute<mysql.RowDataPacket[]>(this.headsSql, [leaseUs, JSON.stringify(heads), ...this.tableParams]);
+          claimed.push(...(found as ClaimRow[]).slice(0, limit));
+        }
+        const room = limit - claimed.length;
+        if (room > 0) {
+          // A floor of 0 starts at the lowest id, read in this transaction: a late commit below any earlier floor is seen.
+          const lo = floor === '0' ? await this.firstIdFrom(conn, '0') : floor;
+          let walked = 0;
+          let walkMin: string | null = null;
+          let nextLo: string | null = null;
+          if (lo !== null) {
+            const [found] = await conn.execute<mysql.RowDataPacket[]>(this.walkSql, [
+              leaseUs,
+              lo,
+              (BigInt(lo) + BigInt(CLAIM_WINDOW)).toString(),
+              ...this.tableParams,
+              // A string: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
+              String(room),
+            ]);
+            const walk = found as ClaimRow[];
+            walked = walk.length;
+            walkMin = walk[0] ? String(walk[0].id) : null;
+            if (walked < room) nextLo = await this.firstIdFrom(conn, (BigInt(lo) + BigInt(CLAIM_WINDOW)).toString());
+            // Rows this transaction already locked as heads are not skipped by SKIP LOCKED.
+            const taken = new Set(claimed.map((r) => String(r.id)));
+            claimed.push(...walk.filter((r) => !taken.has(String(r.id))));
+          }
+          this.cursor.report({ lo, walked, walkMin, nextLo }, room);
+        }
+        if (claimed.length > 0) {
+          // One token for the whole claim: the first statement's lease end.
+          const token = claimed[0]!.token;
+          for (const row of claimed) row.token = token;
+          await conn.execute(this.q.markClaimed, [JSON.stringify(claimed.map((r) => String(r.id))), this.opts.instanceId, token]);
+        }
+        return claimed;
+      });
+    } catch (err) {
+      this.cursor.giveBack(heads);
+      throw err;
+    }
     return rows.map((row) => ({
       id: String(row.id),
       eventId: this.opts.eventIdPrefix + String(row.id),
@@ -85,7 +128,14 @@ export class MySqlJournal implements SourceJournal {
       oldRow: row.old_row,
       attempts: Number(row.attempts),
       claimToken: row.token,
+      ...(Number(row.has_next) === 1 && row.row_hash !== null ? { rowHash: String(row.row_hash) } : {}),
     }));
+  }
+
+  private async firstIdFrom(conn: mysql.PoolConnection, from: string): Promise<string | null> {
+    const [r] = await conn.execute<mysql.RowDataPacket[]>(this.q.firstIdFrom, [from]);
+    const id = r[0]?.id as string | number | null | undefined;
+    return id === null || id === undefined ? null : String(id);
   }
 
   /**
@@ -119,6 +169,7 @@ export class MySqlJournal implements SourceJournal {
     const results = await Promise.allSettled(work);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+    hintBusyRows(this.cursor, batch);
   }
 
   /** Copies the held events of `json` with `copySql`, then deletes them, in one transaction. */
