@@ -2,10 +2,12 @@
  * The MySQL/MariaDB journal at its own level: what the triggers capture (type
  * fidelity, big rows), claims, outcomes, tokens, ordering and concurrency.
  */
+import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyInstall } from '../../src/capture/mysql/install.js';
 import { MySqlJournal, readEventIdPrefix, type MySqlJournalOptions } from '../../src/capture/mysql/journal.js';
 import { makeQueries } from '../../src/capture/mysql/queries.js';
+import { CLAIM_WINDOW } from '../../src/journal/claim-window.js';
 import type { JournalEvent } from '../../src/journal/types.js';
 import { createMySqlTestDatabase, withConnection, type MySqlTestDatabase } from '../support/mysql.js';
 import { waitUntil } from '../support/wait.js';
@@ -390,5 +392,70 @@ describe('concurrency', () => {
     expect(claimedIds.size).toBe(total);
     for (let r = 0; r < rowsCount; r++) expect(perRow.get(r)).toEqual(Array.from({ length: updates + 1 }, (_, n) => n));
     expect(await count('adl_cc_events')).toBe(0);
+  });
+});
+
+describe('a row with a long backlog (hot row)', () => {
+  /** `n` changes of row 1 of `table` (column n counting them), in one transaction. */
+  async function hotBacklog(table: string, n: number): Promise<void> {
+    await withConnection(db.pool, async (c) => {
+      await c.query('START TRANSACTION');
+      for (let i = 0; i < n; i++) await c.query(`UPDATE \`${table}\` SET n = n + 1 WHERE id = 1`);
+      await c.query('COMMIT');
+    });
+  }
+
+  it('a walk reads at most the window of its waiting events, and the other rows are reached window by window', async () => {
+    await db.exec(`CREATE TABLE hot_walk (id INT PRIMARY KEY, n INT)`);
+    await install(['hot_walk'], 'adl_hot_walk');
+    await db.exec(`INSERT INTO hot_walk VALUES (1, 0)`);
+    await hotBacklog('hot_walk', 2000);
+    await db.exec(`INSERT INTO hot_walk VALUES (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)`);
+    const j = journal('adl_hot_walk', ['hot_walk']);
+    const first = await j.claim(10);
+    expect(first.map((e) => (JSON.parse(e.newRow!) as { id: number }).id)).toEqual([1]);
+    expect(first[0]!.rowHash).toBeDefined();
+
+    // What the walk reads from the journal, as the server reports it.
+    const [minRow] = await db.query<{ id: string }>(`SELECT MIN(id) AS id FROM adl_hot_walk_events`);
+    const lo = Number(minRow!.id);
+    const analyzed = await withConnection(db.pool, async (c) => {
+      await c.query('START TRANSACTION');
+      const [r] = await c.query<mysql.RowDataPacket[]>(`ANALYZE FORMAT=JSON ${makeQueries('adl_hot_walk').claimWalk(1)}`, [60_000_000, lo, lo + CLAIM_WINDOW, db.name, 'hot_walk', 10]);
+      await c.query('ROLLBACK');
+      return JSON.stringify(r);
+    });
+    const read = /\\"table_name\\":\s*\\"e\\"[\s\S]*?\\"r_rows\\":\s*([\d.]+)/.exec(analyzed);
+    expect(read, analyzed).not.toBeNull();
+    expect(Number(read![1])).toBeGreaterThan(100);
+    expect(Number(read![1])).toBeLessThanOrEqual(CLAIM_WINDOW);
+
+    const others = new Set<number>();
+    for (let i = 0; i < Math.ceil(2000 / CLAIM_WINDOW) + 2 && others.size < 5; i++) {
+      for (const e of await j.claim(10)) {
+        const row = JSON.parse(e.newRow!) as { id: number };
+        expect(row.id).not.toBe(1);
+        others.add(row.id);
+      }
+    }
+    expect([...others].sort()).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('settling the head of a busy row claims its next event in the very next claim, in commit order', async () => {
+    await db.exec(`CREATE TABLE hot_heads (id INT PRIMARY KEY, n INT)`);
+    await install(['hot_heads'], 'adl_hot_heads');
+    await db.exec(`INSERT INTO hot_heads VALUES (1, 0)`);
+    await hotBacklog('hot_heads', 600);
+    const j = journal('adl_hot_heads', ['hot_heads']);
+    const seen: number[] = [];
+    for (let claims = 0; claims < 601; claims++) {
+      const batch = await j.claim(10);
+      expect(batch.length, `claim ${claims}`).toBe(1);
+      const e = batch[0]!;
+      seen.push((JSON.parse(e.newRow!) as { n: number }).n);
+      await j.complete([{ ...delivered(e), ...(e.rowHash ? { rowHash: e.rowHash } : {}) }]);
+    }
+    expect(seen).toEqual(Array.from({ length: 601 }, (_, i) => i));
+    expect(await j.claim(10)).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import { PgJournal } from '../../src/capture/postgres/journal.js';
 import { makeQueries } from '../../src/capture/postgres/queries.js';
 import { JOURNAL_SESSION_SETTINGS } from '../../src/capture/postgres/source.js';
 import { PgWaker } from '../../src/capture/postgres/waker.js';
+import { CLAIM_WINDOW } from '../../src/journal/claim-window.js';
 import { DaemonEventBus } from '../../src/observability/events.js';
 import { WakeSignal } from '../../src/util/wake.js';
 import { waitUntil } from '../support/wait.js';
@@ -251,5 +252,80 @@ describe('journal', () => {
     }
     await db.query(`INSERT INTO busy VALUES (1)`);
     await install(['busy'], 'adl_busy');
+  });
+});
+
+interface PlanNode {
+  Alias?: string;
+  'Index Name'?: string;
+  'Actual Rows'?: number;
+  'Rows Removed by Filter'?: number;
+  Plans?: PlanNode[];
+}
+const planNodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(planNodes)];
+
+describe('a row with a long backlog (hot row)', () => {
+  it('a claim reads at most the window of its waiting events, and the other rows are reached window by window', async () => {
+    await db.query(`CREATE TABLE hot_walk (id int PRIMARY KEY, n int)`);
+    await install(['hot_walk'], 'adl_hot_walk');
+    await db.query(`INSERT INTO hot_walk VALUES (1, 0)`);
+    // 2,000 changes of row 1, in one transaction, then one change of each of 5 other rows.
+    await db.query(`DO $$ BEGIN FOR i IN 1..2000 LOOP UPDATE hot_walk SET n = n + 1 WHERE id = 1; END LOOP; END $$`);
+    await db.query(`INSERT INTO hot_walk SELECT g, 0 FROM generate_series(2, 6) g`);
+    const j = journal('adl_hot_walk', [{ schema: 'public', name: 'hot_walk' }]);
+    // The row's first event is its head; the rest wait behind it.
+    const first = await j.claim(10);
+    expect(first.map((e) => JSON.parse(e.newRow!).id)).toEqual([1]);
+    expect(first[0]!.rowHash).toBeDefined();
+
+    // What one claim reads: the walk's scan of the journal (alias e) looks at most at
+    // CLAIM_WINDOW events, those it keeps and those it filters out together.
+    const q = makeQueries('adl_hot_walk');
+    const c = await db.pool.connect();
+    try {
+      for (const setting of JOURNAL_SESSION_SETTINGS) await c.query(`SET ${setting.replace('=', ' = ')}`);
+      await c.query('BEGIN');
+      const [plan] = (await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.claim(1)}`, [10, 'other', 60_000, 'public', 'hot_walk', '0', CLAIM_WINDOW, []])).rows[0]!['QUERY PLAN'];
+      await c.query('ROLLBACK');
+      const walk = planNodes(plan!.Plan).find((n) => n.Alias === 'e');
+      expect(walk?.['Index Name'], JSON.stringify(plan)).toBe('events_pkey');
+      const looked = walk!['Actual Rows']! + (walk!['Rows Removed by Filter'] ?? 0);
+      expect(looked).toBeGreaterThan(100);
+      expect(looked).toBeLessThanOrEqual(CLAIM_WINDOW);
+    } finally {
+      await c.query('RESET ALL').catch(() => undefined);
+      c.release();
+    }
+
+    // While the head is in flight, further claims cross the waiting events a window at a
+    // time and reach the other rows; none of the waiting events is ever claimed.
+    const others = new Set<number>();
+    for (let i = 0; i < Math.ceil(2000 / CLAIM_WINDOW) + 2 && others.size < 5; i++) {
+      for (const e of await j.claim(10)) {
+        const row = JSON.parse(e.newRow!) as { id: number };
+        expect(row.id).not.toBe(1);
+        others.add(row.id);
+      }
+    }
+    expect([...others].sort()).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('settling the head of a busy row claims its next event in the very next claim, in commit order', async () => {
+    await db.query(`CREATE TABLE hot_heads (id int PRIMARY KEY, n int)`);
+    await install(['hot_heads'], 'adl_hot_heads');
+    await db.query(`INSERT INTO hot_heads VALUES (1, 0)`);
+    await db.query(`DO $$ BEGIN FOR i IN 1..600 LOOP UPDATE hot_heads SET n = n + 1 WHERE id = 1; END LOOP; END $$`);
+    const j = journal('adl_hot_heads', [{ schema: 'public', name: 'hot_heads' }]);
+    const seen: number[] = [];
+    for (let claims = 0; claims < 601; claims++) {
+      const batch = await j.claim(10);
+      // One event at a time: the row's next one only once the previous is settled.
+      expect(batch.length, `claim ${claims}`).toBe(1);
+      const e = batch[0]!;
+      seen.push((JSON.parse(e.newRow!) as { n: number }).n);
+      await j.complete([{ kind: 'delivered', id: e.id, token: e.claimToken, ...(e.rowHash ? { rowHash: e.rowHash } : {}) }]);
+    }
+    expect(seen).toEqual(Array.from({ length: 601 }, (_, i) => i));
+    expect(await j.claim(10)).toEqual([]);
   });
 });
