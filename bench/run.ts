@@ -41,7 +41,7 @@ function record(row: Row): void {
   console.log(`  ${row.scenario.padEnd(38)} ${fmt(row.value).padStart(10)} ${row.unit}${ratio}${target}${row.detail ? `  [${row.detail}]` : ''}`);
 }
 
-const fmt = (x: number): string => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(1));
+const fmt = (x: number): string => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 /**
  * The daemon runs with the Node.js flags it is deployed with: those of the CLI's first

@@ -255,6 +255,16 @@ export function createLogger(cfg: LoggingConfig, opts: CreateLoggerOptions = {})
     options.base = null;
     options.timestamp = pino.stdTimeFunctions.epochTime;
   }
+  if (cfg.format !== 'json') {
+    options.hooks = {
+      logMethod(args, method, level) {
+        // Children carry bindings that only pino's JSON line holds.
+        const line = (this as unknown as Record<symbol, unknown>)[pino.symbols.chindingsSym] ? undefined : directTextLine(level, args);
+        if (line === undefined) method.apply(this, args);
+        else sink.write(redactText(line));
+      },
+    };
+  }
   const logger = pino(options, destination);
   // pino applies no formatter to child bindings, so they are censored here.
   // Children are created from their parent's prototype chain and inherit this.
@@ -299,6 +309,18 @@ export function formatLocalTime(date: Date): string {
   );
 }
 
+/** formatLocalTime of the second holding `ms`, computed once per second (every delivery logs a line). */
+let cachedSecond = NaN;
+let cachedText = '';
+function localSecond(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedText = formatLocalTime(new Date(second * 1000));
+  }
+  return cachedText;
+}
+
 function isSerializedError(value: unknown): value is { message: string } {
   if (value === null || typeof value !== 'object') return false;
   const v = value as Record<string, unknown>;
@@ -336,17 +358,50 @@ export function formatTextLine(jsonLine: string): string {
   } catch {
     return jsonLine;
   }
-  const level = typeof record.level === 'number' ? (LEVEL_NAMES[record.level] ?? `LEVEL${record.level}`) : 'INFO';
-  const time = typeof record.time === 'number' ? new Date(record.time) : new Date();
-  // One event, one line: a message's line breaks are written as \n.
-  const message = typeof record.msg === 'string' ? record.msg.replace(/\r?\n/g, '\\n') : '';
+  const level = typeof record.level === 'number' ? record.level : 30;
+  const time = typeof record.time === 'number' ? record.time : Date.now();
+  return textLine(level, time, record, typeof record.msg === 'string' ? record.msg : '');
+}
 
-  const parts: string[] = message === '' ? [] : [message];
-  for (const [key, value] of Object.entries(record)) {
+/** The text line of a record: its fields but level, time and msg, in their order. */
+function textLine(level: number, time: number, fields: Record<string, unknown>, msg: string): string {
+  // One event, one line: a message's line breaks are written as \n.
+  const message = msg.replace(/\r?\n/g, '\\n');
+  let line = `[${localSecond(time)}] ${LEVEL_NAMES[level] ?? `LEVEL${level}`}: ${message}`;
+  let first = message === '';
+  for (const key in fields) {
+    const value = fields[key];
     if (FIXED_KEYS.has(key) || value === undefined) continue;
     // logger.error(err) puts the error's message in msg; do not repeat it.
-    if (isSerializedError(value) && value.message === record.msg) continue;
-    parts.push(`${key}=${formatValue(value)}`);
+    if (isSerializedError(value) && value.message === msg) continue;
+    line += `${first ? '' : ' '}${key}=${formatValue(value)}`;
+    first = false;
   }
-  return `[${formatLocalTime(time)}] ${level}: ${parts.join(' ')}\n`;
+  return line + '\n';
+}
+
+/**
+ * The text line of a log call made as `log.info(fields, message)` or `log.info(message)`
+ * with fields that are all strings, numbers, booleans or null, on the root logger
+ * (every per-delivery line): written without pino's JSON line, which the text format
+ * would only parse again (two thirds of a line's cost). Anything else (errors,
+ * nested objects, interpolation, children) goes through pino. Undefined when it does.
+ */
+function directTextLine(level: number, args: readonly unknown[]): string | undefined {
+  let fields: Record<string, unknown> = {};
+  let msg: unknown;
+  if (args.length === 1) {
+    msg = args[0];
+  } else if (args.length === 2 && args[0] !== null && typeof args[0] === 'object' && Object.getPrototypeOf(args[0]) === Object.prototype) {
+    fields = args[0] as Record<string, unknown>;
+    msg = args[1];
+  } else {
+    return undefined;
+  }
+  if (typeof msg !== 'string' || msg.includes('%')) return undefined;
+  for (const key in fields) {
+    const v = fields[key];
+    if (v !== null && v !== undefined && typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return undefined;
+  }
+  return textLine(level, Date.now(), censorSecrets(fields), msg);
 }

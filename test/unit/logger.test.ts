@@ -196,6 +196,34 @@ describe('log file', () => {
   });
 });
 
+describe('text lines written without the JSON line', () => {
+  it('are the same lines pino\'s JSON gives, secrets hidden', async () => {
+    const text = textLogger({ level: 'info' });
+    const json = collector();
+    const jsonHandle = createLogger({ level: 'info', format: 'json' }, { destination: json.stream });
+    const calls: Array<[Record<string, unknown>, string] | [string]> = [
+      [{ event_id: 'evt_a_1', attempt: 1, status: 200, duration_ms: 3, latency_ms: 12, ok: true, none: null }, 'Webhook delivered: INSERT on table t'],
+      [{ note: 'two words', quote: 'a"b', empty: '', url: 'https://u:pw@h/x', password: 'pw-123456' }, 'fields that need quoting'],
+      ['a message alone'],
+    ];
+    for (const call of calls) {
+      (text.log.info as (...a: unknown[]) => void)(...call);
+      (jsonHandle.logger.info as (...a: unknown[]) => void)(...call);
+    }
+    const got = await linesOf(text, calls.length);
+    // The JSON format carries pid and hostname, which the text format has no room for.
+    const withoutBase = (l: string) => {
+      const { pid: _pid, hostname: _host, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      return JSON.stringify(rest);
+    };
+    const want = (await linesOf(json, calls.length)).map((l) => formatTextLine(withoutBase(l)).trimEnd());
+    const withoutTime = (l: string) => l.replace(/^\[[^\]]+\] /, '');
+    expect(got.map(withoutTime)).toEqual(want.map(withoutTime));
+    expect(got.join('\n')).not.toContain('pw-123456');
+    expect(got[1]).toContain('url=https://***@h/x');
+  });
+});
+
 describe('buffered file writes', () => {
   it('a line is not written by the log call itself, and reaches the file within a second', async () => {
     const file = path.join(dir, 'buffered', 'app.log');
