@@ -75,6 +75,8 @@ export interface Driver {
   quote(name: string): string;
   /** Runs one statement (`?` placeholders). */
   exec(sql: string, params?: readonly unknown[]): Promise<void>;
+  /** Runs the statements (`?` placeholders) one after another in one transaction. */
+  transaction(statements: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<void>;
   /** Runs one query (`?` placeholders) and returns its rows. */
   rows<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** Events of `table` still in the journal (pending, retrying or claimed). */
@@ -171,6 +173,19 @@ export async function postgresDriver(label: string): Promise<Driver> {
     async exec(sql, params = []) {
       await db.pool.query(numberPlaceholders(sql), [...params]);
     },
+    async transaction(statements) {
+      const c = await db.pool.connect();
+      try {
+        await c.query('BEGIN');
+        for (const [sql, params] of statements) await c.query(numberPlaceholders(sql), [...params]);
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        c.release();
+      }
+    },
     rows,
     journalCount: (table) => count(`SELECT count(*) AS n FROM ${journal} WHERE table_name = ?`, [table]),
     claimedIds: async (table) =>
@@ -237,6 +252,19 @@ export async function mysqlDriver(label: string): Promise<Driver> {
     quote: (name) => `\`${name.replace(/`/g, '``')}\``,
     async exec(sql, params = []) {
       await db.exec(sql, [...params]);
+    },
+    async transaction(statements) {
+      const c = await db.pool.getConnection();
+      try {
+        await c.query('START TRANSACTION');
+        for (const [sql, params] of statements) await c.query(sql, [...params]);
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        c.release();
+      }
     },
     rows,
     journalCount: (table) => count(`SELECT count(*) AS n FROM ${journal} WHERE table_name = ?`, [table]),

@@ -32,6 +32,7 @@ const T = {
   reshape: 'cf_reshape',
   refused: 'cf_refused',
   failing: 'cf_failing',
+  hot: 'cf_hot',
 } as const;
 
 /** The event id, read from the body's text (the daemon always writes it first). */
@@ -432,6 +433,37 @@ export function conformanceSuite(makeDriver: (label: string) => Promise<Driver>,
       await rx.waitFor(() => distinctIds(T.reshape).size >= committed.length, 15_000);
       await journalEmpty(T.reshape);
       expect(new Set(forTable(T.reshape).map((e) => rowIdOf(e.body)))).toEqual(new Set(committed));
+    });
+
+    it('9. one row with a backlog of 1,500 changes: other rows go out meanwhile, every change once, the row in commit order', async () => {
+      const others = 10;
+      const hot = 1_500;
+      await driver.exec(`CREATE TABLE ${q(T.hot)} (id ${driver.types.int} PRIMARY KEY, seq ${driver.types.int} NOT NULL DEFAULT 0)`);
+      await driver.exec(insertIds(driver, T.hot, 1, 1 + others));
+      await daemon({ tables: [T.hot], poolSize: 10 });
+      // The hot row's changes commit together, then one change of each other row.
+      await driver.transaction(Array.from({ length: hot }, () => [`UPDATE ${q(T.hot)} SET seq = seq + 1 WHERE id = 1`, []] as const));
+      for (let id = 2; id <= 1 + others; id++) await driver.exec(`UPDATE ${q(T.hot)} SET seq = seq + 1 WHERE id = ?`, [id]);
+      const expected = new Map([['1', Array.from({ length: hot }, (_, i) => i + 1)]]);
+      for (let id = 2; id <= 1 + others; id++) expected.set(String(id), [1]);
+      const pick = (b: Record<string, unknown>) => {
+        if (b.table !== T.hot || b.operation !== 'UPDATE') return undefined;
+        const d = b.data as { id: number; seq: number };
+        return { key: String(d.id), value: d.seq };
+      };
+      await rx.waitFor(() => forTable(T.hot).filter((e) => e.body.includes('"operation":"UPDATE"')).length >= hot + others, 120_000);
+      await journalEmpty(T.hot);
+      const t = tally(rx.events, expected, pick);
+      expect(t.lost).toEqual([]);
+      expect(t.orderViolations).toEqual([]);
+      expect(t.duplicates).toBe(0);
+      // Not starved: every other row's change arrived while most of the hot row's were still
+      // waiting (one at a time, each after the previous one's outcome is written, they take
+      // seconds; a walk that stalled behind them would hold the other rows until the end).
+      const updates = forTable(T.hot).filter((e) => e.body.includes('"operation":"UPDATE"'));
+      const lastOther = Math.max(...updates.filter((e) => rowIdOf(e.body) !== 1).map((e) => e.seq));
+      const hotBefore = updates.filter((e) => rowIdOf(e.body) === 1 && e.seq < lastOther).length;
+      expect(hotBefore, 'hot-row changes received before the last other row').toBeLessThan(hot / 2);
     });
 
     it('8a. a 4xx goes to dead letters at once; other rows keep flowing', async () => {

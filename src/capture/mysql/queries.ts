@@ -324,3 +324,5 @@ function deadLetterFilter(time: '>=' | '<'): string {
 
 /** Claims run in READ COMMITTED: no gap locks, so a claim never holds up the triggers' inserts. */
 export const CLAIM_ISOLATION = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED';
+/** The same for every transaction of a session: the claims' own connection. */
+export const CLAIM_SESSION_ISOLATION = 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED';
