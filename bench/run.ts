@@ -7,6 +7,7 @@
  *   npm run bench -- --db postgres    one database only
  *   npm run bench -- --million-mysql  also drain 1,000,000 on MySQL (long)
  *   npm run bench -- --cpu-prof DIR   write the daemon's CPU profiles to DIR
+ *   npm run bench -- --only hot,multirow   some scenarios only (see ONLY)
  *
  * Prints a table and writes bench/results/<time>-<mode>.json.
  */
