@@ -7,11 +7,15 @@ import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Config, HttpListen } from './config/types.js';
-import type { CaptureSource } from './capture/source.js';
+import type { Config, DestinationConfig, HttpListen } from './config/types.js';
+import { sameTable } from './config/schema.js';
+import type { CaptureSource, ResolvedTable, SourceJournal } from './capture/source.js';
 import { EndpointHealth } from './delivery/health.js';
-import { WebhookClient } from './delivery/webhook.js';
+import { WebhookClient, WebhookSink } from './delivery/webhook.js';
+import { compileDestination } from './dispatch/destination.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
+import { RouteLoop } from './dispatch/routing.js';
+import type { Route } from './journal/types.js';
 import { Completer } from './journal/completer.js';
 import { batchPlan } from './dispatch/batching.js';
 import { DatabaseStatus } from './observability/database-status.js';
@@ -54,7 +58,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   // scope:pid:random. The pid lets a restarted daemon release a crashed predecessor's claims.
   const instanceId = `${localScope()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const status = new DatabaseStatus(bus);
-  const metrics = new DaemonMetrics(bus, status, VERSION);
+  const metrics = new DaemonMetrics(bus, status, VERSION, config.destinations.map((d) => d.name));
   // Bound first: a busy port fails the start before the database is touched, and
   // /healthz answers (and /readyz says "starting") while installing.
   const admin = config.http.listen
@@ -72,49 +76,38 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
 
   try {
     const tables = await source.prepare(options.install ?? config.listener.auto_install, bus, log);
-    const webhookTimeoutMs = config.webhook.timeout * 1000;
+    const longestTimeoutMs = Math.max(...config.destinations.map((d) => d.webhook.timeout * 1000));
     const journal = await source.openJournal({
       instanceId,
       // The lease outlives the longest delivery (the per-attempt timeout) with a margin.
-      leaseMs: Math.round(webhookTimeoutMs + LEASE_MARGIN_MS),
+      leaseMs: Math.round(longestTimeoutMs + LEASE_MARGIN_MS),
       keepDelivered: config.listener.retention > 0,
       tables,
     });
     const released = await journal.releaseClaimsOfDeadLocalProcesses(localScope(), isProcessAlive);
     if (released > 0) log.info({ events: released }, 'Released the claims of a previous process of this host that is gone');
+    // The webhook: section, when it has a url, is the first destination ("default").
+    const listedFrom = config.webhook.url !== '' ? 1 : 0;
+    const destinations = config.destinations.map((d, i) =>
+      startDestination(d, config, tables, journal, bus, log, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`),
+    );
+    const byName = new Map(destinations.map((d) => [d.name, d]));
     const wake = new WakeSignal();
-    const health = new EndpointHealth({
-      probeInitialMs: Math.max(1_000, Math.min(config.webhook.retry_delay * 1000, 10_000)),
-      onTransition: (t) => {
-        if (t.type === 'down') bus.emit('endpoint:down', { consecutiveFailures: t.consecutiveFailures, lastError: t.lastError ?? '' });
-        else {
-          bus.emit('endpoint:up', { downForMs: t.downForMs });
-          // Resume at full speed: what backed off during the outage goes out now.
-          journal
-            .retryNow()
-            .then(() => wake.notify())
-            .catch((err: unknown) => log.warn({ error: describeError(err) }, 'Could not make waiting retries due'));
-        }
+    const waker = source.waiter(wake, bus);
+    const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
+      pollIntervalMs: config.listener.poll_interval * 1000,
+      routed: (names) => {
+        for (const name of names) byName.get(name)?.dispatcher.routed();
       },
     });
-    const sender = new WebhookClient(config.webhook, config.worker.pool_size, VERSION);
-    const plan = batchPlan(config.worker.pool_size);
-    const completer = new Completer(journal, bus, () => dispatcher.outcomesWritten(), {
-      outcomesPerWrite: plan.outcomesPerWrite,
-      moreComing: (): boolean => dispatcher.deliveriesInFlight > 0,
+    metrics.attach({
+      backlog: () => journal.backlog(config.destinations.map((d) => d.name)),
+      deliveriesInFlight: () => destinations.reduce((n, d) => n + d.dispatcher.deliveriesInFlight, 0),
     });
-    const waker = source.waiter(wake, bus);
-    const dispatcher = new Dispatcher(journal, waker, sender, health, completer, wake, bus, {
-      poolSize: config.worker.pool_size,
-      pollIntervalMs: config.listener.poll_interval * 1000,
-      retry: config.webhook,
-      // An event claimed ahead must still hold its lease at the end of its delivery.
-      maxWaitForSlotMs: LEASE_MARGIN_MS - 5_000,
-    });
-    metrics.attach({ backlog: () => journal.backlog(), deliveriesInFlight: () => dispatcher.deliveriesInFlight });
     status.watchChannel(() => waker.connected);
     waker.start();
-    dispatcher.start();
+    for (const d of destinations) d.dispatcher.start();
+    routeLoop.start();
     status.phase = 'running';
 
     let sweeping = false;
@@ -140,8 +133,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
         instance: instanceId,
         database: `${config.database.type}://${config.database.host}:${config.database.port}/${config.database.database}`,
         tables: tables.map((t) => `${t.schema}.${t.name}`),
-        webhook: sender.url,
-        pool_size: config.worker.pool_size,
+        destinations: destinations.map((d) => `${d.name}=${d.url}`),
       },
       `app-db-listener ${VERSION} started`,
     );
@@ -157,12 +149,13 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
         stopped ??= (async () => {
           status.phase = 'stopping';
           if (purgeTimer) clearInterval(purgeTimer);
-          await dispatcher.stop(graceMs);
+          await routeLoop.stop(graceMs);
+          await Promise.all(destinations.map((d) => d.dispatcher.stop(graceMs)));
           await journal.releaseClaims().catch((err: unknown) => {
             log.warn({ error: describeError(err) }, 'Could not release claims; they expire with their lease');
           });
           await waker.stop();
-          await sender.close().catch(() => undefined);
+          await Promise.all(destinations.map((d) => d.sender.close().catch(() => undefined)));
           await source.close();
           await admin?.stop();
           log.info('app-db-listener stopped');
@@ -175,6 +168,63 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     await admin?.stop();
     throw err;
   }
+}
+
+/** One destination's delivery side: its queue, sender, endpoint health, completer and dispatcher. */
+function startDestination(
+  d: DestinationConfig,
+  config: Config,
+  tables: readonly ResolvedTable[],
+  journal: SourceJournal,
+  bus: DaemonEventBus,
+  log: Logger,
+  where: string,
+) {
+  const queue = journal.destination(d.name);
+  const wake = new WakeSignal();
+  const health = new EndpointHealth({
+    probeInitialMs: Math.max(1_000, Math.min(d.webhook.retry_delay * 1000, 10_000)),
+    onTransition: (t) => {
+      if (t.type === 'down') {
+        bus.emit('endpoint:down', { destination: d.name, consecutiveFailures: t.consecutiveFailures, lastError: t.lastError ?? '' });
+      } else {
+        bus.emit('endpoint:up', { destination: d.name, downForMs: t.downForMs });
+        // Resume at full speed: what backed off during the outage goes out now.
+        queue
+          .retryNow()
+          .then(() => wake.notify())
+          .catch((err: unknown) => log.warn({ destination: d.name, error: describeError(err) }, 'Could not make waiting retries due'));
+      }
+    },
+  });
+  const sender = new WebhookSink(new WebhookClient(d.webhook, d.pool_size, VERSION), d.format);
+  const plan = batchPlan(d.pool_size);
+  const delivery = compileDestination(d, tables, config.database.database, where);
+  const completer: Completer = new Completer(queue, bus, () => dispatcher.outcomesWritten(), {
+    outcomesPerWrite: plan.outcomesPerWrite,
+    moreComing: (): boolean => dispatcher.deliveriesInFlight > 0,
+  });
+  const dispatcher: Dispatcher = new Dispatcher(queue, sender, delivery, health, completer, wake, bus, {
+    destination: d.name,
+    poolSize: d.pool_size,
+    pollIntervalMs: config.listener.poll_interval * 1000,
+    retry: d.webhook,
+    // An event claimed ahead must still hold its lease at the end of its delivery.
+    maxWaitForSlotMs: LEASE_MARGIN_MS - 5_000,
+  });
+  return { name: d.name, url: sender.description, sender, dispatcher };
+}
+
+/** The routes of every destination over the resolved watched tables. */
+function routesOf(destinations: readonly DestinationConfig[], tables: readonly ResolvedTable[]): Route[] {
+  const routes: Route[] = [];
+  for (const d of destinations) {
+    for (const t of tables) {
+      const named = d.tables === undefined || d.tables.some((ref) => sameTable(ref, { schema: t.schema, name: t.name }));
+      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations: d.operations });
+    }
+  }
+  return routes;
 }
 
 /** The capture source for the configured database family; only its driver is loaded. */

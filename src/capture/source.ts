@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../util/errors.js';
 import { delay } from '../util/wake.js';
-import type { Journal, Waiter } from '../journal/types.js';
+import type { Journal, Route, Router, Waiter } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import type { WakeSignal } from '../util/wake.js';
 
@@ -28,8 +28,10 @@ export interface JournalOptions {
   readonly tables: readonly ResolvedTable[];
 }
 
-/** One watched table's backlog, for the metrics. */
+/** One destination's backlog of one watched table, for the metrics. */
 export interface TableBacklog {
+  /** The destination; '' for changes captured but not routed yet. */
+  readonly destination: string;
   readonly schema: string;
   readonly table: string;
   /** Events still in the journal: waiting, retrying or in flight (counted up to BACKLOG_SCAN_LIMIT). */
@@ -46,11 +48,20 @@ export interface TableBacklog {
  */
 export const BACKLOG_SCAN_LIMIT = 100_000;
 
-export interface SourceJournal extends Journal {
+/** The journal of one database: the capture inbox, its router, and every destination's queue. */
+export interface SourceJournal {
+  /** The queue of one destination. */
+  destination(name: string): Journal;
+  /** The router of this daemon's tables, moving changes along `routes`. */
+  router(routes: readonly Route[]): Router;
+  /** Gives back every claim this instance still holds (graceful stop), refunding the attempt. */
+  releaseClaims(): Promise<number>;
   /** Releases claims of earlier processes in this pid scope that no longer run. */
   releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number>;
-  /** The backlog of each watched table, in one cheap query (see BACKLOG_SCAN_LIMIT). */
-  backlog(): Promise<TableBacklog[]>;
+  /** Removes delivered events older than the retention. */
+  purgeDelivered(retentionSeconds: number): Promise<number>;
+  /** The backlog of each destination and watched table, in one cheap query (see BACKLOG_SCAN_LIMIT). */
+  backlog(destinations: readonly string[]): Promise<TableBacklog[]>;
 }
 
 export interface SourceWaiter extends Waiter {

@@ -8,6 +8,7 @@ import { EXIT, printError } from './output.js';
 
 export interface FilterOptions {
   readonly config: string;
+  readonly destination?: string;
   readonly table?: string;
   readonly since?: string;
   readonly before?: string;
@@ -56,10 +57,21 @@ function buildFilter(
   if (requireScope && !scoped && !opts.all) {
     throw new AppError('NO_SELECTION', 'say which dead letters: event ids, --table, --' + timeFlag + ', or --all');
   }
-  return { ids: ids.map(parseEventRef), table, time };
+  return { ids: ids.map(parseEventRef), table, time, ...destinationOf(config, opts) };
 }
 
-const USAGE_ERRORS = ['BAD_EVENT_ID', 'BAD_TIME', 'BAD_TABLE', 'BAD_LIMIT', 'NO_SELECTION'];
+/** `--destination NAME`: one of the config's destinations (a removed one's dead letters stay reachable by name). */
+function destinationOf(config: Config, opts: FilterOptions): { destination?: string } {
+  if (opts.destination === undefined) return {};
+  if (!/^[a-z0-9_-]{1,40}$/.test(opts.destination)) {
+    throw new AppError('BAD_DESTINATION', `--destination ${JSON.stringify(opts.destination)} is not a destination name (lower-case letters, digits, - and _)`, {
+      hint: `the configured destinations: ${config.destinations.map((d) => d.name).join(', ')}`,
+    });
+  }
+  return { destination: opts.destination };
+}
+
+const USAGE_ERRORS = ['BAD_EVENT_ID', 'BAD_TIME', 'BAD_TABLE', 'BAD_LIMIT', 'NO_SELECTION', 'BAD_DESTINATION'];
 
 /**
  * Runs an admin action on the configured database (PostgreSQL or MySQL, through
@@ -95,10 +107,15 @@ export function ago(atMs: number, nowMs = Date.now()): string {
 }
 
 export function statusCommand(opts: FilterOptions): Promise<number> {
-  return act(opts.config, async (ops) => {
+  return act(opts.config, async (ops, config) => {
     const rows = await ops.status();
+    // Whether each destination's endpoint is up, as the running daemon sees it (its /metrics).
+    const up = await endpointsUp(config);
+    const endpoint = (destination: string | null): string | null =>
+      destination === null || destination === '' ? null : up === undefined ? null : (up.get(destination) ?? null);
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ tables: rows }, null, 2)}\n`);
+      const tables = rows.map((r) => ({ ...r, endpointUp: endpoint(r.destination) }));
+      process.stdout.write(`${JSON.stringify({ tables }, null, 2)}\n`);
       return EXIT.ok;
     }
     if (rows.length === 0) {
@@ -106,8 +123,9 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
       return EXIT.ok;
     }
     printTable(
-      ['TABLE', 'OPERATIONS', 'PENDING', 'RETRYING', 'IN FLIGHT', 'DEAD LETTERS', 'OLDEST', 'LAST DELIVERY'],
+      ['DESTINATION', 'TABLE', 'OPERATIONS', 'PENDING', 'RETRYING', 'IN FLIGHT', 'DEAD LETTERS', 'OLDEST', 'LAST DELIVERY', 'ENDPOINT'],
       rows.map((r) => [
+        r.destination === null ? '-' : r.destination === '' ? '(not routed yet)' : r.destination,
         `${r.schema}.${r.table}`,
         r.operations.join(','),
         String(r.pending),
@@ -116,10 +134,35 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
         String(r.deadLetters),
         r.oldestPendingSeconds === null ? '-' : `${r.oldestPendingSeconds}s`,
         r.lastDeliveryAt === null ? '-' : ago(Date.parse(r.lastDeliveryAt)),
+        endpoint(r.destination) ?? '-',
       ]),
     );
+    if (up === undefined && config.http.listen) {
+      process.stdout.write(`(ENDPOINT: the daemon's admin server at ${config.http.listen.host}:${config.http.listen.port} did not answer)\n`);
+    }
     return EXIT.ok;
   });
+}
+
+/**
+ * Each destination's endpoint_up as the daemon's /metrics says ("up"/"down"), or
+ * undefined when no daemon answers there (stopped, another host, http.listen off).
+ */
+async function endpointsUp(config: Config): Promise<Map<string, string> | undefined> {
+  const listen = config.http.listen;
+  if (!listen) return undefined;
+  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+  try {
+    const r = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${listen.port}/metrics`, { signal: AbortSignal.timeout(1_000) });
+    if (!r.ok) return undefined;
+    const out = new Map<string, string>();
+    for (const m of (await r.text()).matchAll(/^app_db_listener_endpoint_up\{destination="([^"]*)"\} (\S+)$/gm)) {
+      out.set(m[1]!, Number(m[2]) === 1 ? 'up' : 'down');
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
 }
 
 export function deadLettersListCommand(opts: FilterOptions): Promise<number> {
@@ -136,16 +179,25 @@ export function deadLettersListCommand(opts: FilterOptions): Promise<number> {
       return EXIT.ok;
     }
     printTable(
-      ['EVENT ID', 'OPERATION', 'TABLE', 'ATTEMPTS', 'STATUS', 'FAILED AT', 'ERROR'],
-      rows.map((d) => [d.eventId, d.op, `${d.schema}.${d.table}`, String(d.attempts), d.lastStatus === null ? '-' : String(d.lastStatus), d.failedAt, shortError(d)]),
+      ['EVENT ID', 'DESTINATION', 'OPERATION', 'TABLE', 'ATTEMPTS', 'STATUS', 'FAILED AT', 'ERROR'],
+      rows.map((d) => [
+        d.eventId,
+        d.destination,
+        d.op,
+        `${d.schema}.${d.table}`,
+        String(d.attempts),
+        d.lastStatus === null ? '-' : String(d.lastStatus),
+        d.failedAt,
+        shortError(d),
+      ]),
     );
     return EXIT.ok;
   });
 }
 
 export function deadLettersShowCommand(ref: string, opts: FilterOptions): Promise<number> {
-  return act(opts.config, async (ops) => {
-    const [d] = await ops.listDeadLetters({ ids: [parseEventRef(ref)] }, 1);
+  return act(opts.config, async (ops, config) => {
+    const [d] = await ops.listDeadLetters({ ids: [parseEventRef(ref)], ...destinationOf(config, opts) }, 1);
     if (!d) {
       process.stderr.write(`error: no dead letter ${ref}\n`);
       return EXIT.runtime;
@@ -159,6 +211,7 @@ export function deadLettersShowCommand(ref: string, opts: FilterOptions): Promis
     }
     const lines = [
       ['event id', d.eventId],
+      ['destination', d.destination],
       ['operation', d.op],
       ['table', `${d.schema}.${d.table}`],
       ['changed at', d.createdAt],
@@ -177,7 +230,9 @@ export function deadLettersShowCommand(ref: string, opts: FilterOptions): Promis
 export function deadLettersReplayCommand(refs: readonly string[], opts: FilterOptions): Promise<number> {
   return act(opts.config, async (ops, config) => {
     const ids = await ops.replayDeadLetters(buildFilter(config, refs, opts, 'since', true));
-    process.stdout.write(`Replayed ${ids.length} dead letter${ids.length === 1 ? '' : 's'}: back in the journal with the same event ids.\n`);
+    process.stdout.write(
+      `Replayed ${ids.length} dead letter${ids.length === 1 ? '' : 's'}: back in ${opts.destination === undefined ? 'their destinations\' queues' : `the queue of ${opts.destination}`} with the same event ids.\n`,
+    );
     return EXIT.ok;
   });
 }

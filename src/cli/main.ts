@@ -68,7 +68,7 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('per watched table: pending, retrying, in flight, dead letters, oldest pending age')
+    .description('per destination and watched table: pending, retrying, in flight, dead letters, oldest pending age, last delivery, endpoint up/down')
     .option('-c, --config <path>', 'config file', 'config.yaml')
     .option('--json', 'machine-readable output')
     .action(async (opts: FilterOptions) => {
@@ -79,6 +79,7 @@ export function buildProgram(): Command {
   dl.command('list')
     .description('list dead letters, oldest first')
     .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--destination <name>', 'only this destination\'s dead letters (default: every destination)')
     .option('--table <name>', 'only this table ([schema.]name)')
     .option('--since <time>', 'only those that failed at or after this time')
     .option('--limit <n>', 'at most this many', '100')
@@ -89,13 +90,15 @@ export function buildProgram(): Command {
   dl.command('show <event-id>')
     .description('one dead letter, with its rows and last error')
     .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--destination <name>', 'only this destination\'s dead letters (default: every destination)')
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: FilterOptions) => {
       process.exitCode = await (await import('./admin.js')).deadLettersShowCommand(id, opts);
     });
   dl.command('replay [event-ids...]')
-    .description('put dead letters back in the journal (same event ids) to be delivered again')
+    .description("put dead letters back in their destination's queue (same event ids) to be delivered again, to that destination only")
     .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--destination <name>', 'only this destination\'s dead letters (default: every destination)')
     .option('--table <name>', 'all of this table ([schema.]name)')
     .option('--since <time>', 'all that failed at or after this time')
     .option('--all', 'every dead letter')
@@ -105,6 +108,7 @@ export function buildProgram(): Command {
   dl.command('purge [event-ids...]')
     .description('delete dead letters for good')
     .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--destination <name>', 'only this destination\'s dead letters (default: every destination)')
     .option('--table <name>', 'all of this table ([schema.]name)')
     .option('--before <time>', 'all that failed before this time')
     .option('--all', 'every dead letter')

@@ -12,7 +12,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNo
 import type { $ZodIssue } from 'zod/v4/core';
 import { redactText, redactUrl } from '../observability/redact.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import { checkWebhookSecret, configSchema, parseDatabaseUrl, SECTIONS } from './schema.js';
+import { checkWebhookSecret, configSchema, destinationEntry, parseDatabaseUrl, SECTIONS } from './schema.js';
 import { substituteTree, type Env, type Path } from './substitute.js';
 import type { Config } from './types.js';
 
@@ -182,7 +182,10 @@ function isSensitivePath(path: Path): boolean {
 }
 
 function isHeaderValue(path: Path): boolean {
-  return path.length > 2 && path[0] === 'webhook' && path[1] === 'headers';
+  return (
+    (path.length > 2 && path[0] === 'webhook' && path[1] === 'headers') ||
+    (path.length > 3 && path[0] === 'destinations' && path[2] === 'headers')
+  );
 }
 
 function valueAt(tree: unknown, path: Path): unknown {
@@ -240,6 +243,8 @@ function toIssues(zodIssues: readonly $ZodIssue[], input: unknown, positions: Ma
 const KNOWN_KEYS: Record<string, readonly string[]> = Object.fromEntries(
   Object.entries(SECTIONS).map(([name, section]) => [name, Object.keys(section.shape)]),
 );
+/** `destinations:` is a list; these are the keys of each entry. */
+const DESTINATION_KEYS: readonly string[] = Object.keys(destinationEntry.shape);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -276,6 +281,20 @@ function keepKnownKeys(tree: unknown, positions: Map<string, Position>, sourceNa
 
   const out: Record<string, unknown> = {};
   for (const [sectionName, section] of Object.entries(cleaned)) {
+    if (sectionName === 'destinations') {
+      out[sectionName] = Array.isArray(section)
+        ? section.map((entry: unknown, index) => {
+            if (!isPlainObject(entry)) return entry;
+            const kept: Record<string, unknown> = {};
+            for (const [key, value] of Object.entries(entry)) {
+              if (DESTINATION_KEYS.includes(key)) kept[key] = value;
+              else warn([sectionName, index, key]);
+            }
+            return kept;
+          })
+        : section;
+      continue;
+    }
     const keys = KNOWN_KEYS[sectionName];
     if (keys === undefined) {
       warn([sectionName]);
@@ -299,10 +318,14 @@ function keepKnownKeys(tree: unknown, positions: Map<string, Position>, sourceNa
 function suggestKey(path: Path): string | undefined {
   const name = String(path[path.length - 1]);
   if (path.length === 1) {
-    const section = closest(name, Object.keys(KNOWN_KEYS));
+    const section = closest(name, [...Object.keys(KNOWN_KEYS), 'destinations']);
     return section;
   }
   const sectionName = String(path[0]);
+  if (sectionName === 'destinations') {
+    const sibling = closest(name, DESTINATION_KEYS);
+    return sibling === undefined ? undefined : formatPath([...path.slice(0, -1), sibling]);
+  }
   const sibling = closest(name, KNOWN_KEYS[sectionName] ?? []);
   if (sibling !== undefined) return `${sectionName}.${sibling}`;
   for (const [other, keys] of Object.entries(KNOWN_KEYS)) {

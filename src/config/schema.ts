@@ -13,9 +13,11 @@
  * `database.port must be an integer between 1 and 65535, got "abc"`.
  */
 import * as z from 'zod';
+import { isReservedHeader } from '../delivery/headers.js';
+import { compileFilter } from '../dispatch/filter.js';
+import { checkWebhookSecret } from '../delivery/sign.js';
 import { parseTableName, splitTableList, tableKey } from './tables.js';
 import type {
-  Config,
   DatabaseType,
   HttpListen,
   LogLevel,
@@ -32,20 +34,14 @@ export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const satisfies readonly Operation[];
+export const DESTINATION_TYPES = ['webhook'] as const;
+export const PAYLOAD_FORMATS = ['original', 'cloudevents', 'cloudevents-binary'] as const;
+/** Name of the destination the `webhook:` section describes. */
+export const DEFAULT_DESTINATION = 'default';
+const DESTINATION_NAME = /^[a-z0-9_-]{1,40}$/;
 
-/**
- * Headers the delivery sets itself; `webhook.headers` may not override them.
- * Lower case.
- */
-export const RESERVED_HEADERS = [
-  'content-type',
-  'content-length',
-  'host',
-  'user-agent',
-  'webhook-id',
-  'webhook-timestamp',
-  'webhook-signature',
-] as const;
+/** Headers the delivery sets itself (one list, in delivery/headers.ts); `headers:` may not set them. */
+export { RESERVED_HEADERS } from '../delivery/headers.js';
 
 /** Every default, in one place (docs/configuration.md lists the same values). */
 export const DEFAULTS = {
@@ -207,17 +203,20 @@ function fail(ctx: z.core.$RefinementCtx, message: string, path?: (string | numb
 
 const WEBHOOK_URL_REQUIRED = 'is required: the http:// or https:// URL that receives the events';
 
-/** http(s) URL of the receiver. Required. */
+/**
+ * http(s) URL of the receiver. Blank is "not set": whether it is required depends on
+ * other keys (webhook.url, unless destinations are listed), checked by the caller.
+ */
 const webhookUrl = z.preprocess(
-  toText,
+  (v) => blankToUndefined(toText(v)),
   z
-    .string({ error: (issue) => (issue.input === undefined ? WEBHOOK_URL_REQUIRED : 'must be an http:// or https:// URL') })
+    .string({ error: 'must be an http:// or https:// URL' })
     .transform((text, ctx) => {
       const url = text.trim();
-      if (url === '') return fail(ctx, WEBHOOK_URL_REQUIRED);
       if (!isHttpUrl(url)) return fail(ctx, 'must be an http:// or https:// URL with a host name');
       return url;
-    }),
+    })
+    .optional(),
 );
 
 function isHttpUrl(text: string): boolean {
@@ -355,11 +354,14 @@ const tableNames = z.preprocess(
  * empty text is an error rather than the default: capturing nothing is never
  * what was meant, and capturing everything instead would be a surprise.
  */
-const operations = z.preprocess(
+const operations = operationList(() => [...DEFAULTS.listener.modes]);
+
+function operationList<D extends Operation[] | undefined>(fallback: () => D) {
+  return z.preprocess(
   (v) => (v === null ? undefined : v),
-  z.unknown().transform((value, ctx): Operation[] => {
+  z.unknown().transform((value, ctx): Operation[] | D => {
     const expected = 'must list one or more of insert, update, delete (comma-separated)';
-    if (value === undefined) return [...DEFAULTS.listener.modes];
+    if (value === undefined) return fallback();
     const words: string[] = [];
     for (const item of Array.isArray(value) ? value : [value]) {
       const text = toText(item);
@@ -378,22 +380,10 @@ const operations = z.preprocess(
     if (chosen.size === 0) return fail(ctx, expected);
     return OPERATIONS.filter((op) => chosen.has(op));
   }),
-);
-
-const WHSEC_PREFIX = 'whsec_';
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
-
-/** Why a Standard Webhooks secret is unusable, or undefined when it is fine. Never quotes the secret. */
-export function checkWebhookSecret(secret: string): string | undefined {
-  if (!secret.startsWith(WHSEC_PREFIX)) return 'does not start with whsec_';
-  const body = secret.slice(WHSEC_PREFIX.length);
-  if (body === '') return 'has nothing after whsec_';
-  if (!BASE64.test(body) || body.replace(/=+$/, '').length % 4 === 1) {
-    return 'is not standard base64 after whsec_ (letters, digits, + and /)';
-  }
-  if (Buffer.from(body, 'base64').length < 1) return 'decodes to no bytes';
-  return undefined;
+  );
 }
+
+export { checkWebhookSecret } from '../delivery/sign.js';
 
 /** `secret`: one or more `whsec_…` separated by spaces (or a YAML list). Output: the secrets, without duplicates. */
 const webhookSecrets = z.preprocess(
@@ -438,7 +428,7 @@ const webhookHeaders = z.preprocess(
       const text = raw === null || raw === undefined ? '' : toText(raw);
       if (!HEADER_NAME.test(name)) {
         fail(ctx, 'is not a valid header name (letters, digits and !#$%&\'*+-.^_`|~ only)', [name]);
-      } else if ((RESERVED_HEADERS as readonly string[]).includes(lower)) {
+      } else if (isReservedHeader(lower)) {
         fail(ctx, 'cannot be set: app-db-listener sets this header itself', [name]);
       } else if (seen.has(lower)) {
         fail(ctx, `repeats the header ${JSON.stringify(seen.get(lower))} (header names ignore case)`, [name]);
@@ -581,6 +571,100 @@ export const webhookSection = z
     }
   }, { when: always });
 
+/** `columns:` `{ include: [a, b] }` or `{ exclude: [c] }`: a list of names, or names separated by commas. */
+const columnNames = z.preprocess(
+  blankToUndefined,
+  z.unknown().transform((value, ctx): string[] | undefined => {
+    if (value === undefined) return undefined;
+    const names: string[] = [];
+    for (const item of Array.isArray(value) ? value : [value]) {
+      const text = toText(item);
+      if (typeof text !== 'string') return fail(ctx, 'must be a list of column names');
+      names.push(...text.split(',').map((n) => n.trim()).filter((n) => n !== ''));
+    }
+    if (names.length === 0) return fail(ctx, 'must name at least one column');
+    return [...new Set(names)];
+  }),
+);
+
+const columnsSelection = z
+  .object({ include: columnNames, exclude: columnNames }, { error: 'must be a mapping with include: [columns] or exclude: [columns]' })
+  .superRefine((c, ctx) => {
+    if (c.include !== undefined && c.exclude !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'takes include or exclude, not both' });
+    } else if (c.include === undefined && c.exclude === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must have include: [columns] or exclude: [columns]' });
+    }
+  })
+  .optional();
+
+const batchSettings = z
+  .object(
+    {
+      max_events: numberField({ min: 1, max: 10_000, integer: true }, 100),
+      max_wait: numberField({ min: 0, max: 60, noun: 'number of seconds' }, 0.05),
+    },
+    { error: 'must be a mapping: { max_events: 100, max_wait: 0.05 }' },
+  )
+  .optional();
+
+/**
+ * One entry of `destinations:`. Every key of `webhook:` is accepted, with the same
+ * defaults (not inherited from the `webhook:` section: each destination says what it
+ * needs); the rest says what the destination takes and how it is written.
+ */
+export const destinationEntry = z
+  .object(
+    {
+      name: z.preprocess(
+        (v) => blankToUndefined(toText(v)),
+        z
+          .string({ error: 'is required: a unique name of lower-case letters, digits, - and _ (at most 40), e.g. billing' })
+          .regex(DESTINATION_NAME, { error: 'must be lower-case letters, digits, - and _ (1 to 40 characters), e.g. billing' }),
+      ),
+      type: choice(DESTINATION_TYPES),
+      url: webhookUrl,
+      timeout: numberField({ min: 0, max: 3600, minExclusive: true, noun: 'number of seconds' }, DEFAULTS.webhook.timeout),
+      retry_count: numberField({ min: 0, max: 10_000, integer: true }, DEFAULTS.webhook.retry_count),
+      retry_delay: numberField({ min: 0, max: 86_400, noun: 'number of seconds' }, DEFAULTS.webhook.retry_delay),
+      retry_max_delay: optionalNumberField({ min: 0, max: 86_400, noun: 'number of seconds' }),
+      secret: webhookSecrets,
+      headers: webhookHeaders,
+      ca_file: optionalText(),
+      pool_size: optionalNumberField({ min: 1, max: 1000, integer: true }),
+      tables: tableNames,
+      operations: operationList(() => undefined),
+      filter: optionalText(),
+      columns: columnsSelection,
+      format: choice(PAYLOAD_FORMATS),
+      source: optionalText(),
+      type_prefix: optionalText(),
+      batch: batchSettings,
+    },
+    { error: 'must be a mapping of keys (- name: billing, followed by url: …)' },
+  )
+  .superRefine((entry, ctx) => {
+    const e = entry as Record<string, unknown>;
+    if (e.url === undefined && (e.type === undefined || e.type === 'webhook')) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required: the http:// or https:// URL that receives the events' });
+    }
+    if (typeof e.retry_delay === 'number' && typeof e.retry_max_delay === 'number' && e.retry_max_delay < e.retry_delay) {
+      ctx.addIssue({ code: 'custom', path: ['retry_max_delay'], message: `must be at least retry_delay (${e.retry_delay})` });
+    }
+    if (e.format === 'cloudevents-binary' && e.batch !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batch'],
+        message: 'cannot be used with format cloudevents-binary (binary mode carries one event per request); use format cloudevents',
+      });
+    }
+  }, { when: always });
+
+export const destinationsSection = z.preprocess(
+  blankToUndefined,
+  z.array(destinationEntry, { error: 'must be a list of destinations, each "- name: …" with its keys' }).optional(),
+);
+
 export const loggingSection = z.object(
   {
     file: optionalText(),
@@ -646,7 +730,156 @@ export const SECTIONS = {
 
 type RawConfig = {
   [K in keyof typeof SECTIONS]: z.output<(typeof SECTIONS)[K]>;
-};
+} & { destinations?: z.output<typeof destinationsSection> };
+
+/** Whether a table named in a destination is this watched table (an unqualified name matches any schema). */
+export function sameTable(a: TableRef, b: TableRef): boolean {
+  return a.name === b.name && (a.schema === undefined || b.schema === undefined || a.schema === b.schema);
+}
+
+/** Rules across sections: what `destinations:` may name depends on the watched tables and modes. */
+function checkDestinations(raw: RawConfig, ctx: z.core.$RefinementCtx): void {
+  const list = raw.destinations ?? [];
+  if (raw.webhook.url === undefined && list.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['webhook', 'url'], message: WEBHOOK_URL_REQUIRED });
+  }
+  const watched = mergeTables(raw.database.table, raw.database.tables);
+  const seen = new Map<string, number>();
+  list.forEach((d, i) => {
+    const at = (...path: (string | number)[]) => ['destinations', i, ...path];
+    const first = seen.get(d.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: at('name'), message: `repeats the name of destinations[${first}]; names must be unique` });
+    } else if (d.name === DEFAULT_DESTINATION && raw.webhook.url !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('name'),
+        message: `"${DEFAULT_DESTINATION}" is the destination of the webhook: section; choose another name (or remove webhook.url)`,
+      });
+    }
+    seen.set(d.name, i);
+    d.tables?.forEach((t, j) => {
+      if (!watched.some((w) => sameTable(t, w))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: d.tables!.length > 1 ? at('tables', j) : at('tables'),
+          message: `names ${JSON.stringify(tableKey(t))}, which is not a watched table (database.table / database.tables)`,
+        });
+      }
+    });
+    if (d.filter !== undefined) {
+      // Compiled here, so a filter that cannot work stops the start with its key,
+      // the expression and the position of the error.
+      const where = `destinations[${i}].filter`;
+      try {
+        compileFilter(d.filter, where);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        ctx.addIssue({ code: 'custom', path: at('filter'), message: message.startsWith(`${where}: `) ? message.slice(where.length + 2) : message });
+      }
+    }
+    const missing = d.operations?.filter((op) => !raw.listener.modes.includes(op)) ?? [];
+    if (missing.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('operations'),
+        message: `takes ${missing.join(', ').toLowerCase()}, which listener.modes does not capture`,
+      });
+    }
+  });
+}
+
+/** One destination, resolved: see DestinationConfig in types.ts for what each field means. */
+interface ResolvedDestination {
+  /** Unique, [a-z0-9_-]{1,40}: in metrics, logs, the CLI and dead letters. The `webhook:` section is "default". */
+  name: string;
+  type: (typeof DESTINATION_TYPES)[number];
+  /** Where and how to send: the keys of the `webhook:` section. */
+  webhook: ResolvedWebhook;
+  /** Concurrent deliveries. Default worker.pool_size. */
+  pool_size: number;
+  /** The watched tables this destination takes (names as in the config). Default (undefined): every watched table. */
+  tables: TableRef[] | undefined;
+  /** Operations it takes. Default listener.modes. */
+  operations: Operation[];
+  /** CEL row filter; events it does not match are not sent. */
+  filter?: string;
+  /** Columns sent (key columns always are): only `include`, or all but `exclude`. */
+  columns?: { include?: string[]; exclude?: string[] };
+  /** How events are written (src/delivery/formats.ts). Default original. */
+  format: (typeof PAYLOAD_FORMATS)[number];
+  /** CloudEvents `source`; default app-db-listener://<database>/<schema>.<table>. */
+  source?: string;
+  /** CloudEvents `type` prefix; default com.app-db-listener.row. */
+  type_prefix?: string;
+  /** Several events per request: sent when max_events are ready or max_wait seconds passed. */
+  batch?: { max_events: number; max_wait: number };
+}
+
+type ResolvedWebhook = ReturnType<typeof resolveWebhook>;
+
+/** The keys of a webhook (the `webhook:` section, or a destination's), defaults settled. */
+function resolveWebhook(w: {
+  url?: string | undefined;
+  timeout: number;
+  retry_count: number;
+  retry_delay: number;
+  retry_max_delay?: number | undefined;
+  secret: string[];
+  headers: Record<string, string>;
+  ca_file?: string | undefined;
+}) {
+  return {
+    /** http(s) URL of the receiver; '' for a `webhook:` section without one (then it is no destination). */
+    url: w.url ?? '',
+    /** Seconds per attempt. Default 30. */
+    timeout: w.timeout,
+    /** Retries after the first attempt. Default 3 (so 4 attempts). */
+    retry_count: w.retry_count,
+    /** Seconds before the first retry; later retries back off exponentially. Default 5. */
+    retry_delay: w.retry_delay,
+    /** Upper bound of one retry delay, seconds. Default 300, or retry_delay when larger. */
+    retry_max_delay: w.retry_max_delay ?? Math.max(DEFAULTS.webhook.retry_max_delay, w.retry_delay),
+    /** Standard Webhooks secrets (`whsec_…`); several sign with each (rotation). */
+    secrets: w.secret,
+    /** Extra request headers. */
+    headers: w.headers,
+    /** PEM bundle of extra CAs trusted for an https URL. */
+    ...(w.ca_file !== undefined ? { ca_file: w.ca_file as string | undefined } : {}),
+  };
+}
+
+function resolveDestinations(raw: RawConfig, webhook: ResolvedWebhook): ResolvedDestination[] {
+  const out: ResolvedDestination[] = [];
+  if (raw.webhook.url !== undefined) {
+    out.push({
+      name: DEFAULT_DESTINATION,
+      type: 'webhook',
+      webhook,
+      pool_size: raw.worker.pool_size,
+      tables: undefined,
+      operations: raw.listener.modes,
+      format: 'original',
+    });
+  }
+  for (const d of raw.destinations ?? []) {
+    out.push({
+      name: d.name,
+      type: d.type ?? 'webhook',
+      webhook: resolveWebhook(d),
+      pool_size: d.pool_size ?? raw.worker.pool_size,
+      tables: d.tables,
+      operations: d.operations ?? raw.listener.modes,
+      ...(d.filter !== undefined ? { filter: d.filter } : {}),
+      ...(d.columns !== undefined ? { columns: d.columns.include !== undefined ? { include: d.columns.include } : { exclude: d.columns.exclude ?? [] } } : {}),
+      format: d.format ?? 'original',
+      ...(d.source !== undefined ? { source: d.source } : {}),
+      ...(d.type_prefix !== undefined ? { type_prefix: d.type_prefix } : {}),
+      ...(d.batch !== undefined ? { batch: d.batch } : {}),
+    });
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------
 // Resolution: defaults that depend on other keys.
@@ -663,7 +896,12 @@ function mergeTables(...lists: (readonly TableRef[] | undefined)[]): TableRef[] 
   return tables;
 }
 
-function resolveConfig(raw: RawConfig): Config {
+/**
+ * The resolved configuration: every default applied, every cross-key rule settled.
+ * Its type is the config's type (types.ts derives `Config` from this function's
+ * result through the schema), so the fields' comments here are the reference.
+ */
+function resolveConfig(raw: RawConfig) {
   const db = raw.database;
   const parsed = db.url === undefined ? undefined : parseDatabaseUrl(db.url);
   const fromUrl = parsed && !('problem' in parsed) ? parsed : undefined;
@@ -672,6 +910,10 @@ function resolveConfig(raw: RawConfig): Config {
   const type = db.type ?? fromUrl?.type ?? DEFAULTS.database.type;
   const user = fromUrl?.user ?? db.user ?? DEFAULTS.database.user[type];
   const webhookTimeout = raw.webhook.timeout;
+  const webhook = resolveWebhook(raw.webhook);
+  const destinations = resolveDestinations(raw, webhook);
+  // A graceful stop waits for the slowest destination's longest attempt.
+  const longestTimeout = Math.max(webhookTimeout, ...destinations.map((d) => d.webhook.timeout));
 
   return {
     database: {
@@ -682,39 +924,46 @@ function resolveConfig(raw: RawConfig): Config {
       password: fromUrl?.password ?? db.password ?? DEFAULTS.database.password,
       // A PostgreSQL URL without a database means the database named after the user (as libpq does).
       database: fromUrl?.database ?? db.database ?? user,
-      ...(db.url !== undefined ? { url: db.url } : {}),
+      /** Connection URL; when set it wins over host/port/user/password/database. */
+      ...(db.url !== undefined ? { url: db.url as string | undefined } : {}),
+      /** Every watched table: `table` (the original's single key) followed by `tables`, without duplicates. */
       tables: mergeTables(db.table, db.tables),
       sslmode: fromUrl?.sslmode ?? db.sslmode ?? DEFAULTS.database.sslmode,
-      ...(db.sslrootcert !== undefined ? { sslrootcert: db.sslrootcert } : {}),
+      /** CA bundle for verify-ca / verify-full. */
+      ...(db.sslrootcert !== undefined ? { sslrootcert: db.sslrootcert as string | undefined } : {}),
     },
     listener: {
+      /** Operations captured, from `modes: "insert,update,delete"`. Default: all three. */
       modes: raw.listener.modes,
+      /** Seconds between polls when idle (PostgreSQL: the floor under LISTEN/NOTIFY). Default 1. */
       poll_interval: raw.listener.poll_interval,
+      /** Schema (PostgreSQL) or table prefix (MySQL) of what we install. Default `app_db_listener`. */
       schema: raw.listener.schema,
+      /** Install missing migrations and triggers at start. Default true. */
       auto_install: raw.listener.auto_install,
+      /** Seconds delivered events are kept in the journal before removal. Default 0 (removed at once). */
       retention: raw.listener.retention,
     },
-    webhook: {
-      url: raw.webhook.url,
-      timeout: webhookTimeout,
-      retry_count: raw.webhook.retry_count,
-      retry_delay: raw.webhook.retry_delay,
-      retry_max_delay: raw.webhook.retry_max_delay ?? Math.max(DEFAULTS.webhook.retry_max_delay, raw.webhook.retry_delay),
-      secrets: raw.webhook.secret,
-      headers: raw.webhook.headers,
-      ...(raw.webhook.ca_file !== undefined ? { ca_file: raw.webhook.ca_file } : {}),
-    },
+    /** The original section; with a url it is the destination "default". */
+    webhook,
+    /** Every destination: "default" (from `webhook:`, when it has a url) first, then `destinations:`. */
+    destinations,
     logging: {
-      ...(raw.logging.file !== undefined ? { file: raw.logging.file } : {}),
+      /** Log file; its directory is created. Default: standard output. */
+      ...(raw.logging.file !== undefined ? { file: raw.logging.file as string | undefined } : {}),
       level: raw.logging.level ?? DEFAULTS.logging.level,
+      /** `text` (the original's line shape) or `json`. Default text. */
       format: raw.logging.format ?? DEFAULTS.logging.format,
     },
     worker: {
+      /** Concurrent deliveries (of the default destination, and of others without their own). Default 10. */
       pool_size: raw.worker.pool_size,
-      shutdown_timeout: raw.worker.shutdown_timeout ?? webhookTimeout + DEFAULTS.worker.shutdown_margin,
+      /** Seconds a graceful stop waits for in-flight deliveries. Default: the longest timeout + 5. */
+      shutdown_timeout: raw.worker.shutdown_timeout ?? longestTimeout + DEFAULTS.worker.shutdown_margin,
     },
     http: {
-      listen: raw.http.listen === undefined ? parseListenAddress(DEFAULTS.http.listen)! : raw.http.listen,
+      /** Where the admin server (/metrics, /healthz, /readyz) listens; null when disabled. Default 127.0.0.1:9464. */
+      listen: (raw.http.listen === undefined ? parseListenAddress(DEFAULTS.http.listen)! : raw.http.listen) as HttpListen | null,
     },
   };
 }
@@ -736,9 +985,11 @@ export const configSchema = z
       logging: loggingSection.prefault(emptySection),
       worker: workerSection.prefault(emptySection),
       http: httpSection.prefault(emptySection),
+      destinations: destinationsSection,
     },
     {
-      error: 'the configuration must be a YAML mapping with the sections database, listener, webhook, logging, worker and http',
+      error: 'the configuration must be a YAML mapping with the sections database, listener, webhook, destinations, logging, worker and http',
     },
   )
+  .superRefine(checkDestinations)
   .transform(resolveConfig);

@@ -5,11 +5,19 @@ import { classifyError, classifyResponse, errorCode, type Outcome, type Response
 import { withDefaultCas } from '../util/certificates.js';
 import { decodeSecret, sign } from './sign.js';
 import { redactSecrets } from '../observability/redact.js';
+import { RESERVED_HEADERS } from './headers.js';
+import { createHash } from 'node:crypto';
+import { joinBatch, type PayloadFormat } from './formats.js';
+import type { Sink, SinkMessage, SinkResult } from './sink.js';
 
-/** One delivery attempt's input: the journal event id and the body from buildBody. */
+/** One delivery attempt's input: the message id (`webhook-id`) and the payload from formats.ts. */
 export interface SendInput {
   readonly eventId: string;
   readonly body: string;
+  /** Default application/json. */
+  readonly contentType?: string;
+  /** The format's own headers (binary CloudEvents' ce-*), lower case. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export type SendResult = Outcome & { durationMs: number };
@@ -28,22 +36,7 @@ const ERROR_BODY_BYTES = 512;
  */
 const MAX_DRAIN_BYTES = 64 * 1024;
 
-/**
- * Headers the configuration may not replace: they frame the request or carry
- * the Standard Webhooks signature, so a stray `headers:` entry must not break
- * delivery or verification.
- */
-const RESERVED_HEADERS = new Set([
-  'content-type',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'host',
-  'webhook-id',
-  'webhook-timestamp',
-  'webhook-signature',
-]);
+const RESERVED = new Set<string>(RESERVED_HEADERS);
 
 /**
  * Sends webhook POSTs to one URL over a keep-alive undici Pool for its origin.
@@ -105,7 +98,7 @@ export class WebhookClient {
     // RESERVED_HEADERS.
     for (const [name, value] of Object.entries(cfg.headers)) {
       const key = name.toLowerCase();
-      if (!RESERVED_HEADERS.has(key)) headers[key] = value;
+      if (!RESERVED.has(key) && !key.startsWith('ce-')) headers[key] = value;
     }
 
     // Fail at start, not on every event, when a secret cannot be decoded.
@@ -114,7 +107,6 @@ export class WebhookClient {
     url.hash = '';
     this.url = url.href;
     this.#path = url.pathname + url.search;
-    headers['content-type'] = 'application/json';
     this.#headerList = Object.entries(headers).flat();
     this.#secrets = [...cfg.secrets];
     const authorization = headers.authorization === undefined ? [] : [headers.authorization, headers.authorization.replace(/^\S+\s+/, '')];
@@ -156,7 +148,8 @@ export class WebhookClient {
    */
   #attempt(e: SendInput, signal: AbortSignal | undefined): Promise<Outcome> {
     const timestamp = Math.floor(this.#now() / 1000);
-    const headers = [...this.#headerList, 'webhook-id', e.eventId, 'webhook-timestamp', String(timestamp)];
+    const headers = [...this.#headerList, 'content-type', e.contentType ?? 'application/json', 'webhook-id', e.eventId, 'webhook-timestamp', String(timestamp)];
+    if (e.headers) for (const name in e.headers) headers.push(name, e.headers[name]!);
     if (this.#secrets.length > 0) headers.push('webhook-signature', sign(e.eventId, timestamp, e.body, this.#secrets));
     return new Promise<Outcome>((resolve) => {
       const attempt = new Attempt(this.#context, signal, resolve);
@@ -383,4 +376,34 @@ function keptText(kept: readonly Buffer[]): string | undefined {
   const text = new TextDecoder().decode(Buffer.concat(kept));
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim() || undefined;
+}
+
+/**
+ * The webhook as a Sink: one POST per message, or, for a batch, one POST whose body
+ * is the JSON array of the messages' bodies (formats.ts joinBatch), signed as one
+ * body; the answer is every message's outcome. A batch's `webhook-id` is derived
+ * from its event ids, so a batch re-sent as it was keeps its id (receivers dedupe
+ * on it, or on the event ids inside).
+ */
+export class WebhookSink implements Sink {
+  readonly description: string;
+
+  constructor(
+    private readonly client: WebhookClient,
+    private readonly format: PayloadFormat,
+  ) {
+    this.description = client.url;
+  }
+
+  async send(messages: readonly SinkMessage[], signal?: AbortSignal): Promise<SinkResult[]> {
+    if (messages.length === 1) return [await this.client.send(messages[0]!, signal)];
+    const batch = joinBatch(this.format, messages);
+    const id = 'batch_' + createHash('sha256').update(messages.map((m) => m.eventId).join(',')).digest('hex').slice(0, 24);
+    const result = await this.client.send({ eventId: id, body: batch.body, contentType: batch.contentType, headers: batch.headers }, signal);
+    return messages.map(() => result);
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
 }

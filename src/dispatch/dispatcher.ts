@@ -1,16 +1,13 @@
 /**
- * The dispatcher: claims due events from the journal, never more than it has free
- * delivery slots, delivers each one, and hands the outcome to the completer.
+ * The dispatcher of one destination: claims due events from the destination's queue,
+ * never more than it has free delivery slots, delivers each one, and hands the
+ * outcome to the completer.
  *
- * Idle and busy:
- * - When a claim comes back empty and nothing is in flight, the dispatcher marks
- *   itself waiting (it takes the wait lock, see the migration), looks once more,
- *   then sleeps until a NOTIFY, a finished delivery, or the jittered poll timer.
- *   The lock cannot be taken while a writer that did not notify is still in its
- *   transaction, so the second look sees every change that will not notify. The
- *   poll is the floor: a lost notification costs at most one poll interval.
- * - As soon as a claim returns work, the mark is cleared, so writers stop paying
- *   for notifications while the daemon is busy.
+ * Idle and busy: when a claim comes back empty and nothing is in flight, the
+ * dispatcher sleeps until the router moves changes into its queue, a finished
+ * delivery, or the jittered poll timer (the floor: retries coming due, and changes
+ * another instance routed, are found within one poll interval). The router (see
+ * routing.ts) is the one that waits for the database's wake-ups.
  *
  * Claiming ahead: while deliveries are quick, claimed events wait in memory (up to
  * two claims' worth, see batching.ts), so a finished delivery starts the next one at
@@ -21,25 +18,25 @@
  *
  * Retries: policy lives in delivery/policy.ts (classification, backoff) and
  * delivery/health.ts (outage detection). While the endpoint is down, only one
- * probe event is sent at a time, and failures give their attempt back.
+ * probe event is sent at a time, and failures give their attempt back. Each
+ * destination has its own health: one that is down pauses only itself.
  */
 import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/types.js';
-import { buildBody } from '../delivery/body.js';
 import { batchPlan, type BatchPlan } from './batching.js';
 import type { EndpointHealth } from '../delivery/health.js';
-import { isExhausted, retryDelayMs, type Outcome } from '../delivery/policy.js';
+import { isExhausted, retryDelayMs } from '../delivery/policy.js';
+import type { Sink, SinkResult } from '../delivery/sink.js';
+import type { DeliveryPlan } from './destination.js';
 import type { Completer } from '../journal/completer.js';
-import type { Journal, JournalEvent, Waiter } from '../journal/types.js';
+import type { Journal, JournalEvent } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
 import { delay, jitter, settleWithin, type WakeSignal } from '../util/wake.js';
 
-export interface Sender {
-  send(e: { eventId: string; body: string }, signal?: AbortSignal): Promise<Outcome & { durationMs: number }>;
-}
-
 export interface DispatcherOptions {
+  /** The destination's name, in events on the bus. */
+  readonly destination: string;
   readonly poolSize: number;
   readonly pollIntervalMs: number;
   readonly retry: Pick<Config['webhook'], 'retry_count' | 'retry_delay' | 'retry_max_delay'>;
@@ -54,25 +51,24 @@ export interface DispatcherOptions {
 const CLAIM_AHEAD_MAX_DELIVERY_MS = 1_000;
 
 const CLAIM_RETRY_MIN_MS = 100;
-/**
- * Waits between tries of the waiting mark when it could not be taken. Writers are
- * usually mid-commit for about a millisecond, so the change shows up at the next
- * look; the cap bounds the latency while writers are continuously active (a long
- * open writer transaction then costs a cheap empty claim every few ms).
- */
-const MARK_RETRY_MIN_MS = 1;
-const MARK_RETRY_MAX_MS = 8;
+/** Empty claims in a row that may go straight on to the next window (see ClaimCursor.moreAhead). */
+const MAX_AHEAD_CLAIMS = 16;
 /** Longest wait for more free slots before a claim while deliveries are in flight. */
 const CLAIM_GATHER_MS = 2;
 const CLAIM_RETRY_MAX_MS = 5_000;
 
 export class Dispatcher {
+  /** Requests in flight, and the events they carry (more than one per request when batching). */
   private inFlight = 0;
+  private inFlightEvents = 0;
+  /** Events one request carries at most. */
+  private readonly perRequest: number;
+  /** Set while a partial batch waits for company (batch.max_wait). */
+  private batchTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private loopDone: Promise<void> | undefined;
   private probeInFlight = false;
   private claimFailing = false;
-  private markChain: Promise<void> = Promise.resolve();
   private batchDeadline = 0;
   /**
    * The last claim came back short while deliveries were in flight: claiming again
@@ -91,8 +87,8 @@ export class Dispatcher {
 
   constructor(
     private readonly journal: Journal,
-    private readonly waiter: Waiter,
-    private readonly sender: Sender,
+    private readonly sink: Sink,
+    private readonly destination: DeliveryPlan,
     private readonly health: EndpointHealth,
     private readonly completer: Completer,
     private readonly wake: WakeSignal,
@@ -102,6 +98,7 @@ export class Dispatcher {
     // Every in-flight request listens on this signal: pool_size listeners is normal.
     setMaxListeners(0, this.abortDeliveries.signal);
     this.plan = batchPlan(opts.poolSize);
+    this.perRequest = destination.batch?.maxEvents ?? 1;
   }
 
   get deliveriesInFlight(): number {
@@ -127,6 +124,7 @@ export class Dispatcher {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.batchTimer);
     this.giveBackReady();
     this.stopSleep.abort();
     this.wake.notify();
@@ -139,13 +137,16 @@ export class Dispatcher {
       while (this.inFlight > 0) await this.wake.wait(1_000);
     }
     await this.completer.drain(Math.max(5_000, end - Date.now()));
-    await this.markChain;
-    await this.waiter.clearWaiting().catch(() => undefined);
+  }
+
+  /** Changes were moved into this destination's queue. */
+  routed(): void {
+    this.wake.notify();
   }
 
   private async loop(): Promise<void> {
     let claimBackoff = CLAIM_RETRY_MIN_MS;
-    let markRetryMs = MARK_RETRY_MIN_MS;
+    let aheadClaims = 0;
     while (!this.stopping) {
       if (this.health.state === 'down') {
         this.giveBackReady();
@@ -157,12 +158,13 @@ export class Dispatcher {
       // Backpressure: no free slot, or pool_size outcomes not yet written (the database
       // is slow). What a crash can turn into duplicates (requests in flight and outcomes
       // not yet written) is bounded in startReady.
-      const free = this.opts.poolSize + this.claimAheadLimit() - this.inFlight - this.ready.length;
-      if (free <= 0 || this.completer.backlog >= this.opts.poolSize) {
+      const per = this.perRequest;
+      const free = (this.opts.poolSize + this.claimAheadLimit()) * per - this.inFlightEvents - this.ready.length;
+      if (free <= 0 || this.completer.backlog >= this.opts.poolSize * per) {
         await this.wake.wait(this.pollMs());
         continue;
       }
-      if (this.awaitingWrite && this.inFlight + this.completer.backlog > 0) {
+      if (this.awaitingWrite && this.inFlightEvents + this.completer.backlog > 0) {
         // A hot row's next event is claimable only once its predecessor's outcome is
         // written: a claim in between cost a round trip and delayed the one that finds it.
         if (!(await this.wake.wait(this.pollMs()))) this.awaitingWrite = false;
@@ -191,32 +193,21 @@ export class Dispatcher {
         claimBackoff = Math.min(claimBackoff * 2, CLAIM_RETRY_MAX_MS);
         continue;
       }
-      if (batch.length < free && this.inFlight + batch.length > 0) this.awaitingWrite = true;
+      if (batch.length < free && this.inFlightEvents + batch.length > 0) this.awaitingWrite = true;
       if (batch.length > 0) {
-        if (this.waiter.marked) this.clearWaiting();
         const claimedAt = Date.now();
-        for (const event of batch) this.ready.push({ event, claimedAt });
+        for (const event of batch) if (this.wanted(event)) this.ready.push({ event, claimedAt });
         this.startReady();
         continue;
       }
-      if (this.inFlight === 0 && !this.waiter.marked) {
-        // Mark, then claim once more before sleeping (see the header comment). The
-        // mark fails while a writer is mid-transaction: its change is about to be
-        // visible, so look again soon rather than sleep a whole poll interval.
-        if (await this.markWaiting()) {
-          markRetryMs = MARK_RETRY_MIN_MS;
-          continue;
-        }
-        if (this.waiter.otherWaiting === true) {
-          // Another daemon on this journal waits and gets the wake-ups; it claims new
-          // work at once, and this one joins in at its next poll.
-          await this.wake.wait(this.pollMs());
-          continue;
-        }
-        await this.wake.wait(markRetryMs);
-        markRetryMs = Math.min(markRetryMs * 2, MARK_RETRY_MAX_MS, this.opts.pollIntervalMs);
+      // The walk stopped at its window with more events beyond: look there now, for a
+      // few windows at most per poll (a queue of retries that are not due must not keep
+      // the database busy with walks that find nothing).
+      if (this.journal.moreAhead === true && aheadClaims < MAX_AHEAD_CLAIMS) {
+        aheadClaims++;
         continue;
       }
+      aheadClaims = 0;
       await this.wake.wait(this.pollMs());
     }
   }
@@ -234,7 +225,7 @@ export class Dispatcher {
     } catch (err) {
       this.bus.emit('journal:error', { operation: 'claim', error: describeError(err), retryInMs: CLAIM_RETRY_MAX_MS });
     }
-    const event = batch[0];
+    const event = batch.find((e) => this.wanted(e));
     if (!event) {
       // Nothing to probe with: give the slot back (the interval does not grow) and look again later.
       this.health.probeSkipped();
@@ -242,7 +233,7 @@ export class Dispatcher {
       return;
     }
     this.probeInFlight = true;
-    void this.deliver(event, true).finally(() => {
+    void this.deliver([event], true).finally(() => {
       this.probeInFlight = false;
     });
   }
@@ -263,22 +254,48 @@ export class Dispatcher {
     }
   }
 
-  private async deliver(e: JournalEvent, probe: boolean): Promise<void> {
+  /**
+   * Whether the destination's filter takes the event. One it does not take (or whose
+   * filter failed on its row, reported) is settled at once, never sent: it leaves
+   * this destination's queue, and only this one's.
+   */
+  private wanted(e: JournalEvent): boolean {
+    const filter = this.destination.filter;
+    if (filter === undefined) return true;
+    const result = filter.matches(e);
+    if (result.match) return true;
+    this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken, ...rowOf(e) });
+    this.bus.emit('delivery:filtered', { event: e, ...(result.error !== undefined ? { error: result.error } : {}) });
+    return false;
+  }
+
+  /** One request: one event, or a batch; every event of it gets the request's outcome. */
+  private async deliver(events: readonly JournalEvent[], probe: boolean): Promise<void> {
     this.inFlight++;
-    let outcome: Outcome & { durationMs: number };
+    this.inFlightEvents += events.length;
+    let results: SinkResult[];
     try {
-      const body = buildBody(e);
-      outcome = await this.sender.send({ eventId: e.eventId, body }, this.abortDeliveries.signal);
+      results = await this.sink.send(
+        events.map((e) => this.destination.message(e)),
+        this.abortDeliveries.signal,
+      );
     } catch (err) {
       // send() reports transport problems as outcomes; this is a bug or a bad row.
-      // Keep the event: retry it later, counting the attempt.
-      outcome = { kind: 'retry', error: `internal error: ${describeError(err)}`, endpointFailure: false, durationMs: 0 };
+      // Keep the events: retry them later, counting the attempt.
+      const failed: SinkResult = { kind: 'retry', error: `internal error: ${describeError(err)}`, endpointFailure: false, durationMs: 0 };
+      results = events.map(() => failed);
     } finally {
-      // Before the outcome is pushed: the completer asks whether more are on their way.
+      // Before the outcomes are pushed: the completer asks whether more are on their way.
       this.inFlight--;
+      this.inFlightEvents -= events.length;
     }
     try {
-      this.settle(e, outcome, probe);
+      // The endpoint's health counts requests, not events: the worst answer of this one.
+      const worst = results.find((r) => r.kind === 'retry') ?? results.find((r) => r.kind === 'dead') ?? results[0]!;
+      this.avgDeliveryMs += (worst.durationMs - this.avgDeliveryMs) * 0.1;
+      const interrupted = worst.kind === 'retry' && this.abortDeliveries.signal.aborted;
+      const spared = interrupted ? false : this.health.record(worst, probe);
+      events.forEach((e, i) => this.settle(e, results[i] ?? worst, probe, spared));
     } catch (err) {
       // A bug: the outcome is not recorded, so the event stays claimed until its lease
       // ends and is delivered again. Reported, never an unhandled rejection.
@@ -297,16 +314,35 @@ export class Dispatcher {
   private startReady(): void {
     const maxWait = this.opts.maxWaitForSlotMs ?? 10_000;
     const pool = this.opts.poolSize;
+    const batch = this.destination.batch;
     while (
       this.ready.length > 0 &&
       this.inFlight < pool &&
-      this.inFlight + this.completer.backlog < 2 * pool &&
+      this.inFlightEvents + this.completer.backlog < 2 * pool * this.perRequest &&
       !this.stopping &&
       this.health.state !== 'down'
     ) {
-      const { event, claimedAt } = this.ready.shift()!;
-      if (Date.now() - claimedAt > maxWait) this.giveBack(event);
-      else void this.deliver(event, false);
+      if (batch === undefined) {
+        const { event, claimedAt } = this.ready.shift()!;
+        if (Date.now() - claimedAt > maxWait) this.giveBack(event);
+        else void this.deliver([event], false);
+        continue;
+      }
+      // A batch goes when it is full or its first event waited batch.max_wait.
+      const waited = Date.now() - this.ready[0]!.claimedAt;
+      if (this.ready.length < batch.maxEvents && waited < batch.maxWaitMs) {
+        this.batchTimer ??= setTimeout(() => {
+          this.batchTimer = undefined;
+          this.startReady();
+        }, batch.maxWaitMs - waited);
+        break;
+      }
+      const events: JournalEvent[] = [];
+      for (const { event, claimedAt } of this.ready.splice(0, batch.maxEvents)) {
+        if (Date.now() - claimedAt > maxWait) this.giveBack(event);
+        else events.push(event);
+      }
+      if (events.length > 0) void this.deliver(events, false);
     }
     if (this.stopping) this.giveBackReady();
   }
@@ -325,10 +361,9 @@ export class Dispatcher {
     return this.avgDeliveryMs < CLAIM_AHEAD_MAX_DELIVERY_MS ? this.plan.claimAhead : 0;
   }
 
-  private settle(e: JournalEvent, outcome: Outcome & { durationMs: number }, probe: boolean): void {
-    this.avgDeliveryMs += (outcome.durationMs - this.avgDeliveryMs) * 0.1;
+  /** Records one event's outcome; `spared`: the endpoint's health took the failure on itself (see EndpointHealth.record). */
+  private settle(e: JournalEvent, outcome: SinkResult, probe: boolean, spared: boolean): void {
     if (outcome.kind === 'success') {
-      this.health.record(outcome, probe);
       this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken, schema: e.schema, table: e.table, ...rowOf(e) });
       this.bus.emit('delivery:succeeded', {
         event: e,
@@ -339,7 +374,6 @@ export class Dispatcher {
       return;
     }
     if (outcome.kind === 'dead') {
-      this.health.record(outcome, probe);
       this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error, ...rowOf(e) });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
       return;
@@ -349,7 +383,6 @@ export class Dispatcher {
       this.completer.push({ kind: 'retry', id: e.id, token: e.claimToken, delayMs: 0, refund: true, status: outcome.status, error: 'interrupted by shutdown' });
       return;
     }
-    const spared = this.health.record(outcome, probe);
     let delayMs: number;
     if (spared) {
       // Endpoint suspect or down: the attempt does not count, but the event still
@@ -376,16 +409,6 @@ export class Dispatcher {
       retryInMs: delayMs,
       counted: !spared,
     });
-  }
-
-  /** Mark changes run one after another, so a late "clear" never undoes a newer "mark". */
-  private async markWaiting(): Promise<boolean> {
-    await this.markChain;
-    return this.waiter.markWaiting();
-  }
-
-  private clearWaiting(): void {
-    this.markChain = this.markChain.then(() => this.waiter.clearWaiting()).catch(() => undefined);
   }
 
   private pollMs(): number {

@@ -32,11 +32,16 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
       : check('config', 'warning', `${loaded}; ${warnings.join('; ')}`, `edit ${path}`),
   ];
   const fix = installFix(shellArg(path));
-  const [database, webhook] = await Promise.all([
+  // Every destination's endpoint (the webhook: section is "default"), side by side.
+  const listedFrom = config.webhook.url !== '' ? 1 : 0;
+  const several = config.destinations.length > 1;
+  const [database, ...endpoints] = await Promise.all([
     config.database.type === 'postgres' ? checkPostgres(config, fix) : checkMySql(config, fix),
-    checkWebhook(config.webhook),
+    ...config.destinations.map((d, i) =>
+      checkWebhook(d.webhook, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`, several || i >= listedFrom ? d.name : undefined),
+    ),
   ]);
-  checks.push(...database, webhook);
+  checks.push(...database, ...endpoints);
   return scrubReport(buildReport(checks), config);
 }
 

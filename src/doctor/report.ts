@@ -68,8 +68,9 @@ export function shellArg(text: string): string {
 
 /** The config's secrets, as they could appear in text: passwords and webhook secrets. */
 function secretsOf(config: Config): string[] {
-  const out = [config.database.password, ...config.webhook.secrets.flatMap((s) => [s, s.replace(/^whsec_/, '')])];
-  for (const raw of [config.webhook.url, config.database.url ?? '']) {
+  const hooks = [config.webhook, ...config.destinations.map((d) => d.webhook)];
+  const out = [config.database.password, ...hooks.flatMap((h) => h.secrets.flatMap((s) => [s, s.replace(/^whsec_/, '')]))];
+  for (const raw of [...hooks.map((h) => h.url), config.database.url ?? '']) {
     try {
       const u = new URL(raw);
       out.push(u.password, decodeURIComponent(u.password));

@@ -12,7 +12,12 @@ import { check, type DoctorCheck } from './report.js';
 /** The longest doctor waits for the endpoint, whatever webhook.timeout says. */
 export const WEBHOOK_CHECK_MAX_MS = 10_000;
 
-export async function checkWebhook(cfg: WebhookConfig): Promise<DoctorCheck> {
+/**
+ * `key`: where the destination is in the config (`webhook`, `destinations[1]`), for
+ * the fixes; `name`: the destination's name, shown when there are several.
+ */
+export async function checkWebhook(cfg: WebhookConfig, key = 'webhook', name?: string): Promise<DoctorCheck> {
+  const who = name === undefined ? '' : `destination ${name}: `;
   const url = new URL(cfg.url);
   // Credentials are not needed to see whether something answers, and never shown.
   url.username = '';
@@ -23,9 +28,9 @@ export async function checkWebhook(cfg: WebhookConfig): Promise<DoctorCheck> {
   let ca: string[] | undefined;
   if (cfg.ca_file !== undefined) {
     try {
-      ca = withDefaultCas(cfg.ca_file, 'webhook.ca_file');
+      ca = withDefaultCas(cfg.ca_file, `${key}.ca_file`);
     } catch (err) {
-      return check('webhook', 'problem', oneLine(err), 'point webhook.ca_file at a readable PEM file of CA certificates');
+      return check('webhook', 'problem', who + oneLine(err), `point ${key}.ca_file at a readable PEM file of CA certificates`);
     }
   }
   const agent = new Agent({
@@ -42,15 +47,15 @@ export async function checkWebhook(cfg: WebhookConfig): Promise<DoctorCheck> {
       signal: AbortSignal.timeout(timeoutMs),
     });
     await res.body.dump();
-    return check('webhook', 'ok', `${shown} answered HTTP ${res.statusCode} to a HEAD request (no event was sent)`);
+    return check('webhook', 'ok', `${who}${shown} answered HTTP ${res.statusCode} to a HEAD request (no event was sent)`);
   } catch (err) {
     const code = errorCode(err);
     const why = code === 'TIMEOUT' || /timeout/i.test(code) ? `no answer within ${timeoutMs / 1000} s` : `${code}: ${oneLine(err)}`;
     return check(
       'webhook',
       'problem',
-      `${shown} is not reachable (${why})`,
-      `check webhook.url, that the receiver is running and that this host can reach it (firewall, DNS${url.protocol === 'https:' ? ', TLS: webhook.ca_file' : ''}); try: curl -I ${shown}`,
+      `${who}${shown} is not reachable (${why})`,
+      `check ${key}.url, that the receiver is running and that this host can reach it (firewall, DNS${url.protocol === 'https:' ? `, TLS: ${key}.ca_file` : ''}); try: curl -I ${shown}`,
     );
   } finally {
     await agent.close().catch(() => undefined);

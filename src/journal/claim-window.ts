@@ -67,6 +67,7 @@ export function nextFloor(report: WalkReport, limit: number): string {
 export class ClaimCursor {
   private floor = '0';
   private lastFromStart = 0;
+  private ahead = false;
   private readonly heads = new Set<string>();
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -100,5 +101,16 @@ export class ClaimCursor {
 
   report(walk: WalkReport, limit: number): void {
     this.floor = nextFloor(walk, limit);
+    this.ahead = walk.walked < limit && walk.nextLo !== null;
+  }
+
+  /**
+   * The last walk came back short with events past its window: the next claim should
+   * come at once (it starts there), not after a poll interval, or a claim every poll
+   * would start from the lowest id each time and never get past a window of events
+   * that are not due (retries waiting for later) to the due ones beyond.
+   */
+  get moreAhead(): boolean {
+    return this.ahead;
   }
 }

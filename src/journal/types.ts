@@ -2,6 +2,8 @@ import type { Operation } from '../config/types.js';
 
 /** One claimed event, as the dispatcher sees it. Row values stay raw JSON text. */
 export interface JournalEvent {
+  /** The destination whose queue it was claimed from. */
+  readonly destination: string;
   /** Journal row id (a bigint, kept as text). */
   readonly id: string;
   /** Stable event id sent as `id` and `webhook-id`: the same on every attempt and after restarts. */
@@ -62,22 +64,52 @@ export type Completion =
     };
 
 /**
- * The durable journal of one database. Every method that changes an event is
- * guarded by ownership: it only touches events this instance has claimed.
+ * One destination's queue in the durable journal. Every method that changes an event
+ * is guarded by ownership: it only touches events this instance has claimed.
  */
 export interface Journal {
+  /** The destination whose queue this is. */
+  readonly destination: string;
   /** Claims at most `limit` due events, at most one per row key, oldest first. */
   claim(limit: number): Promise<JournalEvent[]>;
+  /** After a claim: events lie past the window its walk covered (claim again at once, see ClaimCursor.moreAhead). */
+  readonly moreAhead?: boolean;
   /** Records a batch of outcomes in one round trip per kind. */
   complete(batch: readonly Completion[]): Promise<void>;
   /** Makes every retry waiting for a later time due now (the endpoint is back). */
   retryNow(): Promise<number>;
-  /** Gives back every claim this instance still holds (graceful stop), refunding the attempt. */
-  releaseClaims(): Promise<number>;
-  /** Removes delivered events older than the retention. */
-  purgeDelivered(retentionSeconds: number): Promise<number>;
-  /** Sets a watched table's "last delivery" time to now (best effort, see LastDeliveryRecorder). */
+  /** Sets the destination's "last delivery" time of a table to now (best effort, see LastDeliveryRecorder). */
   touchLastDelivery?(schema: string, table: string): Promise<void>;
+}
+
+/** Where a change goes: a destination takes the changes of these tables and operations. */
+export interface Route {
+  readonly destination: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly operations: readonly Operation[];
+}
+
+/** What one move from the capture inbox did. */
+export interface RouteResult {
+  /** Changes taken out of the inbox (routed to one or more destinations, or to none). */
+  readonly moved: number;
+  /** Destinations whose queues received changes. */
+  readonly destinations: readonly string[];
+  /** False when this instance leads none of its tables (another instance routes them). */
+  readonly leading: boolean;
+}
+
+/**
+ * The router: moves captured changes from the capture inbox into the queue of each
+ * destination they route to. For each table, one instance at a time routes (it holds
+ * the table's route lock); the others deliver what it routed.
+ */
+export interface Router {
+  /** Moves at most `limit` changes, oldest first. */
+  route(limit: number): Promise<RouteResult>;
+  /** Gives up the route locks (stop). */
+  close(): Promise<void>;
 }
 
 /**

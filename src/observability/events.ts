@@ -11,8 +11,10 @@ export interface DaemonEvents {
   'delivery:succeeded': [{ event: JournalEvent; status: number; durationMs: number; latencyMs: number }];
   'delivery:failed': [{ event: JournalEvent; status?: number; error: string; durationMs: number; retryInMs: number; counted: boolean }];
   'delivery:dead': [{ event: JournalEvent; status?: number; error: string; durationMs: number }];
-  'endpoint:down': [{ consecutiveFailures: number; lastError: string }];
-  'endpoint:up': [{ downForMs: number }];
+  /** The destination's filter did not take the event (or failed on its row: `error`); it is not sent there. */
+  'delivery:filtered': [{ event: JournalEvent; error?: string }];
+  'endpoint:down': [{ destination: string; consecutiveFailures: number; lastError: string }];
+  'endpoint:up': [{ destination: string; downForMs: number }];
   'listen:connected': [{ reconnect: boolean }];
   'listen:lost': [{ error: string; retryInMs: number }];
   'journal:error': [{ operation: string; error: string; retryInMs: number }];

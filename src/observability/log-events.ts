@@ -6,34 +6,54 @@
 import type { Logger } from 'pino';
 import type { DaemonEventBus } from './events.js';
 
+/** How often a destination's filter errors are logged at most. */
+const FILTER_ERROR_LOG_MS = 10_000;
+
 export function logDaemonEvents(bus: DaemonEventBus, log: Logger): void {
   bus.on('delivery:succeeded', ({ event, status, durationMs, latencyMs }) => {
     if (!log.isLevelEnabled('info')) return;
     log.info(
-      { event_id: event.eventId, attempt: event.attempts, status, duration_ms: Math.round(durationMs), latency_ms: Math.round(latencyMs) },
+      { destination: event.destination, event_id: event.eventId, attempt: event.attempts, status, duration_ms: Math.round(durationMs), latency_ms: Math.round(latencyMs) },
       `Webhook delivered: ${event.op} on table ${event.table}`,
     );
   });
   bus.on('delivery:failed', ({ event, status, error, retryInMs, counted }) => {
     log.warn(
-      { event_id: event.eventId, attempt: event.attempts, status, error, retry_in_ms: Math.round(retryInMs), counted },
+      { destination: event.destination, event_id: event.eventId, attempt: event.attempts, status, error, retry_in_ms: Math.round(retryInMs), counted },
       `Webhook failed: ${event.op} on table ${event.table}, will retry`,
     );
   });
   bus.on('delivery:dead', ({ event, status, error }) => {
     log.error(
-      { event_id: event.eventId, attempt: event.attempts, status, error },
+      { destination: event.destination, event_id: event.eventId, attempt: event.attempts, status, error },
       `Webhook gave up: ${event.op} on table ${event.table} moved to dead letters`,
     );
   });
-  bus.on('endpoint:down', ({ consecutiveFailures, lastError }) => {
-    log.error(
-      { consecutive_failures: consecutiveFailures, error: lastError },
-      'Webhook endpoint is down: delivery paused, probing with one event at a growing interval; retries are not consumed',
+  // A filter failing on rows is reported, at most once per destination every
+  // FILTER_ERROR_LOG_MS with the count since, never once per event.
+  const filterErrors = new Map<string, { at: number; suppressed: number }>();
+  bus.on('delivery:filtered', ({ event, error }) => {
+    if (error === undefined) return;
+    const seen = filterErrors.get(event.destination);
+    const now = Date.now();
+    if (seen && now - seen.at < FILTER_ERROR_LOG_MS) {
+      seen.suppressed++;
+      return;
+    }
+    filterErrors.set(event.destination, { at: now, suppressed: 0 });
+    log.warn(
+      { destination: event.destination, event_id: event.eventId, error, ...(seen?.suppressed ? { more_since_last_report: seen.suppressed } : {}) },
+      `Filter of destination ${event.destination} failed on a row of table ${event.table}: the event is not sent there (treated as not matching)`,
     );
   });
-  bus.on('endpoint:up', ({ downForMs }) => {
-    log.info({ down_for_ms: Math.round(downForMs) }, 'Webhook endpoint is back: delivery resumed');
+  bus.on('endpoint:down', ({ destination, consecutiveFailures, lastError }) => {
+    log.error(
+      { destination, consecutive_failures: consecutiveFailures, error: lastError },
+      `Webhook endpoint is down (destination ${destination}): its delivery paused, probing with one event at a growing interval; retries are not consumed`,
+    );
+  });
+  bus.on('endpoint:up', ({ destination, downForMs }) => {
+    log.info({ destination, down_for_ms: Math.round(downForMs) }, `Webhook endpoint is back (destination ${destination}): delivery resumed`);
   });
   bus.on('listen:connected', ({ reconnect }) => {
     if (reconnect) log.info('LISTEN connection re-established');

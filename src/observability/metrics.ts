@@ -46,6 +46,8 @@ export class DaemonMetrics {
     bus: DaemonEventBus,
     private readonly status: DatabaseStatus,
     version: string,
+    /** The configured destinations (their endpoint_up starts at 1). */
+    destinations: readonly string[] = [],
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -54,7 +56,7 @@ export class DaemonMetrics {
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(name);
     }
-    const byOp = ['table', 'operation'] as const;
+    const byOp = ['destination', 'table', 'operation'] as const;
     const counter = (name: string, help: string) => new Counter({ name: PREFIX + name, help, labelNames: byOp, registers });
     const captured = counter(
       'changes_captured_total',
@@ -64,38 +66,61 @@ export class DaemonMetrics {
     const failed = counter('deliveries_failed_total', 'Failed delivery attempts, each one (including the last attempt of an event moved to dead letters).');
     const retried = counter('deliveries_retried_total', 'Delivery attempts after the first attempt of an event.');
     const dead = counter('dead_letters_total', 'Events moved to dead letters (refused with a 4xx, or retries used up).');
+    const filtered = counter('events_filtered_total', "Events a destination's filter did not take (not sent there), including those it failed on.");
+    const filterErrors = new Counter({
+      name: PREFIX + 'filter_errors_total',
+      help: "Events a destination's filter failed on at run time (a missing field, a wrong type): treated as not matching.",
+      labelNames: ['destination'],
+      registers,
+    });
     const latency = new Histogram({
       name: PREFIX + 'delivery_latency_seconds',
       help: 'Time from the change (its journal write, in the writer transaction) to its successful delivery.',
-      labelNames: ['table'],
+      labelNames: ['destination', 'table'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
     const requestDuration = new Histogram({
       name: PREFIX + 'webhook_request_duration_seconds',
       help: 'Duration of each webhook request, whatever its outcome.',
+      labelNames: ['destination'],
       buckets: REQUEST_BUCKETS,
       registers,
     });
-    const endpointUp = new Gauge({ name: PREFIX + 'endpoint_up', help: '1 while the webhook endpoint is considered up, 0 during an outage (delivery paused, probing).', registers });
-    endpointUp.set(1);
+    const endpointUp = new Gauge({
+      name: PREFIX + 'endpoint_up',
+      help: "1 while the destination's endpoint is considered up, 0 during an outage (its delivery paused, probing).",
+      labelNames: ['destination'],
+      registers,
+    });
+    for (const name of destinations) endpointUp.set({ destination: name }, 1);
     const reconnects = new Counter({ name: PREFIX + 'listen_reconnects_total', help: 'Times the LISTEN connection to the database was re-established after a loss.', registers });
     new Gauge({ name: PREFIX + 'info', help: 'Always 1; the version label says which version runs.', labelNames: ['version'], registers }).set({ version }, 1);
 
     // One label object per table (and operation), made once: these run for every event,
     // looked up without building a key string.
-    const perTable = new Map<string, Map<string, { table: { table: string }; byOp: Map<string, { table: string; operation: string }> }>>();
+    type TableLabels = { destination: string; table: string };
+    type OpLabels = TableLabels & { operation: string };
+    const perTable = new Map<string, Map<string, Map<string, { table: TableLabels; byOp: Map<string, OpLabels> }>>>();
     const tableEntry = (e: JournalEvent) => {
-      let inSchema = perTable.get(e.schema);
-      if (!inSchema) perTable.set(e.schema, (inSchema = new Map()));
+      let inDestination = perTable.get(e.destination);
+      if (!inDestination) perTable.set(e.destination, (inDestination = new Map()));
+      let inSchema = inDestination.get(e.schema);
+      if (!inSchema) inDestination.set(e.schema, (inSchema = new Map()));
       let entry = inSchema.get(e.table);
-      if (!entry) inSchema.set(e.table, (entry = { table: { table: tableLabel(e) }, byOp: new Map() }));
+      if (!entry) inSchema.set(e.table, (entry = { table: { destination: e.destination, table: tableLabel(e) }, byOp: new Map() }));
       return entry;
     };
     const labels = (e: JournalEvent) => {
       const entry = tableEntry(e);
       let l = entry.byOp.get(e.op);
-      if (!l) entry.byOp.set(e.op, (l = { table: entry.table.table, operation: e.op }));
+      if (!l) entry.byOp.set(e.op, (l = { ...entry.table, operation: e.op }));
+      return l;
+    };
+    const perDestination = new Map<string, { destination: string }>();
+    const destinationOnly = (e: JournalEvent) => {
+      let l = perDestination.get(e.destination);
+      if (!l) perDestination.set(e.destination, (l = { destination: e.destination }));
       return l;
     };
     const tableOnly = (e: JournalEvent) => tableEntry(e).table;
@@ -104,20 +129,24 @@ export class DaemonMetrics {
     });
     bus.on('delivery:succeeded', ({ event, durationMs, latencyMs }) => {
       succeeded.inc(labels(event));
-      requestDuration.observe(durationMs / 1000);
+      requestDuration.observe(destinationOnly(event), durationMs / 1000);
       latency.observe(tableOnly(event), Math.max(0, latencyMs) / 1000);
     });
     bus.on('delivery:failed', ({ event, durationMs }) => {
       failed.inc(labels(event));
-      requestDuration.observe(durationMs / 1000);
+      requestDuration.observe(destinationOnly(event), durationMs / 1000);
     });
     bus.on('delivery:dead', ({ event, durationMs }) => {
       failed.inc(labels(event));
       dead.inc(labels(event));
-      requestDuration.observe(durationMs / 1000);
+      requestDuration.observe(destinationOnly(event), durationMs / 1000);
     });
-    bus.on('endpoint:down', () => endpointUp.set(0));
-    bus.on('endpoint:up', () => endpointUp.set(1));
+    bus.on('delivery:filtered', ({ event, error }) => {
+      filtered.inc(labels(event));
+      if (error !== undefined) filterErrors.inc(destinationOnly(event));
+    });
+    bus.on('endpoint:down', ({ destination }) => endpointUp.set({ destination }, 0));
+    bus.on('endpoint:up', ({ destination }) => endpointUp.set({ destination }, 1));
     bus.on('listen:connected', ({ reconnect }) => {
       if (reconnect) reconnects.inc();
     });
@@ -137,21 +166,36 @@ export class DaemonMetrics {
       new Gauge({
         name: PREFIX + name,
         help,
-        labelNames: ['table'],
+        labelNames: ['destination', 'table'],
         registers,
         async collect() {
           const rows = await backlog();
           this.reset();
-          for (const b of rows) this.set({ table: tableLabel(b) }, value(b));
+          for (const b of rows) if (b.destination !== '') this.set({ destination: b.destination, table: tableLabel(b) }, value(b));
         },
       });
     backlogGauge(
       'journal_pending',
-      'Events of the table still in the journal: waiting, retrying or in flight (counted among the oldest 100000 of the journal).',
+      "Events of the table still in the destination's queue: waiting, retrying or in flight (counted among its oldest 100000).",
       (b) => b.pending,
     );
-    backlogGauge('journal_oldest_pending_age_seconds', 'Age of the oldest event of the table still in the journal; 0 when there is none.', (b) => b.oldestPendingSeconds);
-    backlogGauge('dead_letters', 'Events of the table in dead letters now (counted among the oldest 100000 dead letters).', (b) => b.deadLetters);
+    backlogGauge(
+      'journal_oldest_pending_age_seconds',
+      "Age of the oldest event of the table in the destination's queue; 0 when there is none.",
+      (b) => b.oldestPendingSeconds,
+    );
+    backlogGauge('dead_letters', "Events of the table in the destination's dead letters now (counted among the oldest 100000 dead letters).", (b) => b.deadLetters);
+    new Gauge({
+      name: PREFIX + 'journal_unrouted',
+      help: 'Changes of the table captured but not yet moved into the destinations\' queues (counted among the oldest 100000).',
+      labelNames: ['table'],
+      registers,
+      async collect() {
+        const rows = await backlog();
+        this.reset();
+        for (const b of rows) if (b.destination === '') this.set({ table: tableLabel(b) }, b.pending);
+      },
+    });
     new Gauge({
       name: PREFIX + 'database_connected',
       help: '1 while the database answers every query of this instance and its LISTEN connection is in place, else 0.',

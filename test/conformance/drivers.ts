@@ -55,6 +55,10 @@ export interface DaemonConfigOptions {
   readonly pollInterval?: number;
   readonly shutdownTimeout?: number;
   readonly logLevel?: string;
+  /** No `webhook:` section (the destinations are all in `extraYaml`). */
+  readonly noWebhook?: boolean;
+  /** YAML appended at the top level, e.g. a `destinations:` list. */
+  readonly extraYaml?: string;
 }
 
 export interface Driver {
@@ -116,12 +120,16 @@ function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInte
     'listener:',
     '  modes: "insert,update,delete"',
     `  poll_interval: ${o.pollInterval ?? pollInterval}`,
-    'webhook:',
-    `  url: ${JSON.stringify(o.webhookUrl)}`,
-    `  timeout: ${o.timeout ?? 5}`,
-    `  retry_count: ${o.retryCount ?? 3}`,
-    `  retry_delay: ${o.retryDelay ?? 0.05}`,
-    `  retry_max_delay: ${o.retryMaxDelay ?? 1}`,
+    ...(o.noWebhook
+      ? []
+      : [
+          'webhook:',
+          `  url: ${JSON.stringify(o.webhookUrl)}`,
+          `  timeout: ${o.timeout ?? 5}`,
+          `  retry_count: ${o.retryCount ?? 3}`,
+          `  retry_delay: ${o.retryDelay ?? 0.05}`,
+          `  retry_max_delay: ${o.retryMaxDelay ?? 1}`,
+        ]),
     'logging:',
     `  level: ${JSON.stringify(o.logLevel ?? 'info')}`,
     'worker:',
@@ -131,7 +139,7 @@ function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInte
     'http:',
     '  listen: "off"',
   ];
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n' + (o.extraYaml ?? '');
 }
 
 const testLogger = () => pino({ level: process.env.ADL_TEST_LOG ?? 'silent' });
@@ -157,7 +165,9 @@ export function numberPlaceholders(sql: string): string {
 
 export async function postgresDriver(label: string): Promise<Driver> {
   const db = await createTestDatabase(`cf_${label}`);
-  const journal = 'app_db_listener.events';
+  // Dispatch state lives in the destinations' queues; the inbox holds changes not routed yet.
+  const journal = 'app_db_listener.deliveries';
+  const inbox = 'app_db_listener.events';
   const dead = 'app_db_listener.dead_letters';
   const rows = async <T>(sql: string, params: readonly unknown[] = []): Promise<T[]> =>
     (await db.pool.query(numberPlaceholders(sql), [...params])).rows as T[];
@@ -187,7 +197,8 @@ export async function postgresDriver(label: string): Promise<Driver> {
       }
     },
     rows,
-    journalCount: (table) => count(`SELECT count(*) AS n FROM ${journal} WHERE table_name = ?`, [table]),
+    journalCount: (table) =>
+      count(`SELECT (SELECT count(*) FROM ${journal} WHERE table_name = ?) + (SELECT count(*) FROM ${inbox} WHERE table_name = ?) AS n`, [table, table]),
     claimedIds: async (table) =>
       (await rows<{ id: string }>(`SELECT id FROM ${journal} WHERE table_name = ? AND claimed_by IS NOT NULL`, [table])).map((r) => String(r.id)),
     async holdClaimedEvents(table) {
@@ -230,7 +241,9 @@ export async function postgresDriver(label: string): Promise<Driver> {
 
 export async function mysqlDriver(label: string): Promise<Driver> {
   const db = await createMySqlTestDatabase(`cf_${label}`);
-  const journal = '`app_db_listener_events`';
+  // Dispatch state lives in the destinations' queues; the inbox holds changes not routed yet.
+  const journal = '`app_db_listener_deliveries`';
+  const inbox = '`app_db_listener_events`';
   const dead = '`app_db_listener_dead_letters`';
   const rows = async <T>(sql: string, params: readonly unknown[] = []): Promise<T[]> => db.query<T>(sql, [...params]);
   const count = async (sql: string, params: readonly unknown[] = []) => Number((await rows<{ n: string | number }>(sql, params))[0]!.n);
@@ -267,7 +280,8 @@ export async function mysqlDriver(label: string): Promise<Driver> {
       }
     },
     rows,
-    journalCount: (table) => count(`SELECT count(*) AS n FROM ${journal} WHERE table_name = ?`, [table]),
+    journalCount: (table) =>
+      count(`SELECT (SELECT count(*) FROM ${journal} WHERE table_name = ?) + (SELECT count(*) FROM ${inbox} WHERE table_name = ?) AS n`, [table, table]),
     claimedIds: async (table) =>
       (await rows<{ id: string | number }>(`SELECT id FROM ${journal} WHERE table_name = ? AND claimed_by IS NOT NULL`, [table])).map((r) =>
         String(r.id),

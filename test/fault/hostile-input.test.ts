@@ -58,7 +58,7 @@ function pgAdapter(db: TestDatabase): Db {
     quote,
     exec: async (sql, params = []) => (await db.query(numberPlaceholders(sql), params)).rowCount ?? 0,
     journalCount: async (table) =>
-      Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM app_db_listener.events WHERE table_name = $1', [table])).rows[0]!.n),
+      Number((await db.query<{ n: string }>('SELECT (SELECT count(*) FROM app_db_listener.events WHERE table_name = $1) + (SELECT count(*) FROM app_db_listener.deliveries WHERE table_name = $1) AS n', [table])).rows[0]!.n),
     longText: 'text',
     schema: 'public',
     configName: (table) => configTableName(table),
@@ -71,7 +71,7 @@ function myAdapter(db: MySqlTestDatabase): Db {
     quote: (n) => `\`${n.replace(/`/g, '``')}\``,
     exec: (sql, params = []) => db.exec(sql, params),
     journalCount: async (table) =>
-      Number((await db.query<{ n: number }>('SELECT count(*) AS n FROM `app_db_listener_events` WHERE table_name = ?', [table]))[0]!.n),
+      Number((await db.query<{ n: number }>('SELECT (SELECT count(*) FROM `app_db_listener_events` WHERE table_name = ?) + (SELECT count(*) FROM `app_db_listener_deliveries` WHERE table_name = ?) AS n', [table, table]))[0]!.n),
     longText: 'LONGTEXT',
     schema: db.name,
     configName: (table) => configTableName(table),

@@ -77,7 +77,8 @@ async function privatePostgres(): Promise<PrivateTarget> {
     exec: async (sql, params) => void (await rows(sql, params)),
     rows,
     databaseYaml: ['type: "postgres"', `url: ${JSON.stringify(server.url)}`],
-    journalCount: async (table) => Number((await rows<{ n: string }>('SELECT count(*) AS n FROM app_db_listener.events WHERE table_name = ?', [table]))[0]!.n),
+    journalCount: async (table) =>
+      Number((await rows<{ n: string }>('SELECT (SELECT count(*) FROM app_db_listener.events WHERE table_name = ?) + (SELECT count(*) FROM app_db_listener.deliveries WHERE table_name = ?) AS n', [table, table]))[0]!.n),
     async terminateDaemonConnections() {
       // Every daemon connection names itself app-db-listener (the LISTEN one app-db-listener:listen).
       // In the select list, not the WHERE clause: only the rows filtered in are terminated.
@@ -125,7 +126,8 @@ async function privateMariaDb(): Promise<PrivateTarget> {
       `password: "${password}"`,
       `database: "${database}"`,
     ],
-    journalCount: async (table) => Number((await rows<{ n: number }>('SELECT count(*) AS n FROM `app_db_listener_events` WHERE table_name = ?', [table]))[0]!.n),
+    journalCount: async (table) =>
+      Number((await rows<{ n: number }>('SELECT (SELECT count(*) FROM `app_db_listener_events` WHERE table_name = ?) + (SELECT count(*) FROM `app_db_listener_deliveries` WHERE table_name = ?) AS n', [table, table]))[0]!.n),
     async terminateDaemonConnections() {
       const ids = await rows<{ id: number }>('SELECT id FROM information_schema.processlist WHERE user = ? AND id <> CONNECTION_ID()', [MY_DAEMON_USER]);
       let killed = 0;

@@ -173,9 +173,9 @@ describe.skipIf(!pki)('HTTPS webhook signed by a private CA', () => {
 
   async function journalCounts(): Promise<{ events: number; dead: number; certErrors: number }> {
     const r = await db.query<{ events: number; dead: number; cert_errors: number }>(
-      `SELECT (SELECT count(*)::int FROM app_db_listener.events) AS events,
+      `SELECT (SELECT count(*)::int FROM app_db_listener.events) + (SELECT count(*)::int FROM app_db_listener.deliveries) AS events,
               (SELECT count(*)::int FROM app_db_listener.dead_letters) AS dead,
-              (SELECT count(*)::int FROM app_db_listener.events WHERE last_error ~* 'certificate') AS cert_errors`,
+              (SELECT count(*)::int FROM app_db_listener.deliveries WHERE last_error ~* 'certificate') AS cert_errors`,
     );
     const row = r.rows[0]!;
     return { events: row.events, dead: row.dead, certErrors: row.cert_errors };

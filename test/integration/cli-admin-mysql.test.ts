@@ -93,7 +93,7 @@ describe('status and dead-letters commands with MySQL', () => {
     expect(notes.oldestPendingSeconds).not.toBeNull();
     expect(notes.oldestPendingSeconds!).toBeGreaterThanOrEqual(0);
     daemon = await startDaemon(parseConfig(configText(db.name, rx.url), {}, 'test').config, { logger: pino({ level: 'silent' }) });
-    await waitUntil(async () => (await count('adl_admin_events')) === 0, 15_000, 'pending note delivered');
+    await waitUntil(async () => (await count('adl_admin_deliveries')) === 0, 15_000, 'pending note delivered');
   });
 
   it('list and show tell what failed and why, with the rows exactly as captured', async () => {
@@ -114,7 +114,7 @@ describe('status and dead-letters commands with MySQL', () => {
     expect(show.stdout).toContain('"balance": 9007199254740993');
     expect(JSON.parse(show.stdout)).toMatchObject({ eventId: dead_letters[0]!.eventId, table: 'accounts', op: 'INSERT', oldRow: null });
     const human = await cli(['dead-letters', 'list']);
-    expect(human.stdout).toMatch(/EVENT ID\s+OPERATION\s+TABLE/);
+    expect(human.stdout).toMatch(/EVENT ID\s+DESTINATION\s+OPERATION\s+TABLE/);
     expect(human.stdout.trim().split('\n')).toHaveLength(6);
     const future = await cli(['dead-letters', 'list', '--since', '2999-01-01T00:00:00Z']);
     expect(future.stdout).toContain('No dead letters.');
@@ -138,7 +138,7 @@ describe('status and dead-letters commands with MySQL', () => {
     const byTable = await cli(['dead-letters', 'replay', '--table', 'notes']);
     expect(byTable.stdout).toContain('Replayed 3 dead letters');
     await waitUntil(async () => (await deadCount()) === 1, 15_000, 'notes replayed');
-    await waitUntil(async () => (await count('adl_admin_events')) === 0, 15_000, 'replayed events delivered');
+    await waitUntil(async () => (await count('adl_admin_deliveries')) === 0, 15_000, 'replayed events delivered');
   });
 
   it('status shows when each table last had an event delivered', async () => {

@@ -81,7 +81,7 @@ describe('status and dead-letters commands', () => {
     const byTable = await cli(['dead-letters', 'replay', '--table', 'notes']);
     expect(byTable.stdout).toContain('Replayed 3 dead letters');
     await waitUntil(async () => (await deadCount()) === 1, 10_000, 'notes replayed');
-    await waitUntil(async () => Number((await db.query(`SELECT count(*) AS n FROM adl_admin.events`)).rows[0]!.n) === 0, 10_000, 'delivered');
+    await waitUntil(async () => Number((await db.query(`SELECT count(*) AS n FROM adl_admin.deliveries`)).rows[0]!.n) === 0, 10_000, 'delivered');
   });
 
   it('status shows when each table last had an event delivered', async () => {

@@ -82,7 +82,10 @@ async function fileContains(file: string, text: string, d?: DaemonProcess, timeo
 
 /** Events of `table` still in the journal. */
 async function pending(table: string): Promise<number> {
-  const r = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM app_db_listener.events WHERE table_name = $1`, [table]);
+  const r = await db.query<{ n: number }>(
+    `SELECT (SELECT count(*)::int FROM app_db_listener.events WHERE table_name = $1) + (SELECT count(*)::int FROM app_db_listener.deliveries WHERE table_name = $1) AS n`,
+    [table],
+  );
   return r.rows[0]!.n;
 }
 

@@ -193,7 +193,7 @@ describe.each([
       await Promise.all(daemons.map((p) => p.ready()));
       const victim = daemons[2]!;
       // Instance ids are scope:pid:random (src/app.ts).
-      const journal = driver.name === 'postgres' ? 'app_db_listener.events' : '`app_db_listener_events`';
+      const journal = driver.name === 'postgres' ? 'app_db_listener.deliveries' : '`app_db_listener_deliveries`';
       const claimsOfVictim = async () =>
         (await driver.rows<{ id: unknown }>(`SELECT id FROM ${journal} WHERE claimed_by LIKE ?`, [`%:${victim.child.pid}:%`])).map((r) => String(r.id));
 

@@ -54,7 +54,11 @@ describe('MySQL mode, end to end', () => {
     expect(upd!.raw).toMatch(/"old_data":\{[^}]*"price": 12\.50/);
     expect(del!.json).toMatchObject({ operation: 'DELETE', old_data: null });
     expect(del!.raw).toContain('"price": 13.00');
-    await waitUntil(async () => (await db.query<{ n: number }>(`SELECT count(*) AS n FROM app_db_listener_events`))[0]!.n == 0, 5_000, 'empty journal');
+    await waitUntil(
+      async () => (await db.query<{ n: number }>(`SELECT (SELECT count(*) FROM app_db_listener_events) + (SELECT count(*) FROM app_db_listener_deliveries) AS n`))[0]!.n == 0,
+      5_000,
+      'empty journal',
+    );
   });
 
   it('keeps per-row commit order with concurrent writers and two instances', async () => {

@@ -12,6 +12,7 @@ import {
 } from '../../src/capture/mysql/install.js';
 import { MySqlJournal } from '../../src/capture/mysql/journal.js';
 import { makeQueries } from '../../src/capture/mysql/queries.js';
+import { closeTestQueues, testQueue } from '../support/queue.js';
 import { checkServerVersion, parseServerVersion } from '../../src/capture/mysql/server.js';
 import { mysqlPoolOptions } from '../../src/capture/mysql/connection.js';
 import { quoteIdent, quoteLiteral, splitStatements } from '../../src/capture/mysql/sql.js';
@@ -33,11 +34,21 @@ beforeAll(async () => {
   db = await createMySqlTestDatabase('install');
 });
 afterAll(async () => {
+  await closeTestQueues();
   await db?.drop();
 });
 
+/** The destination "default"'s queue of the journal with `prefix` (claims route first). */
 function journal(prefix: string, tables: Array<{ schema: string; name: string }>, instanceId = 'test:1:a') {
-  return new MySqlJournal(db.pool, makeQueries(prefix), { instanceId, leaseMs: 60_000, keepDelivered: false, eventIdPrefix: 'evt_t_', tables });
+  const j = new MySqlJournal(db.pool, makeQueries(prefix), {
+    instanceId,
+    leaseMs: 60_000,
+    keepDelivered: false,
+    eventIdPrefix: 'evt_t_',
+    tables,
+    lockScope: `${db.name}:${prefix}`,
+  });
+  return testQueue(j, tables);
 }
 
 async function triggersOn(table: string): Promise<string[]> {
@@ -57,7 +68,7 @@ describe('MySQL install', () => {
     expect(results.filter((p) => p.steps.length > 0)).toHaveLength(1);
     const again = await withConnection(db.pool, (c) => planInstall(c, config));
     expect(again.steps).toEqual([]);
-    expect(await db.query(`SELECT version FROM adl_race_migrations ORDER BY 1`)).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await db.query(`SELECT version FROM adl_race_migrations ORDER BY 1`)).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
     expect(await triggersOn('accounts')).toEqual(['adl_race_del_accounts', 'adl_race_ins_accounts', 'adl_race_upd_accounts']);
     const meta = await db.query<{ value: string }>('SELECT `value` FROM adl_race_meta');
     expect(meta).toHaveLength(1);
@@ -72,6 +83,7 @@ describe('MySQL install', () => {
       'create table adl_dry_migrations',
       'migration 000001_journal',
       'migration 000002_last_delivery',
+      'migration 000003_destinations',
       `capture triggers on ${db.name}.dry (INSERT, UPDATE, DELETE)`,
     ]);
     const sql = plan.steps.map((s) => s.sql).join('\n');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyInstall } from '../../src/capture/mysql/install.js';
 import { MySqlJournal, readEventIdPrefix, type MySqlJournalOptions } from '../../src/capture/mysql/journal.js';
 import { makeQueries } from '../../src/capture/mysql/queries.js';
+import { closeTestQueues, testQueue } from '../support/queue.js';
 import { CLAIM_WINDOW } from '../../src/journal/claim-window.js';
 import type { JournalEvent } from '../../src/journal/types.js';
 import { createMySqlTestDatabase, withConnection, type MySqlTestDatabase } from '../support/mysql.js';
@@ -18,6 +19,7 @@ beforeAll(async () => {
   db = await createMySqlTestDatabase('journal');
 });
 afterAll(async () => {
+  await closeTestQueues();
   await db?.drop();
 });
 
@@ -25,15 +27,19 @@ async function install(tables: string[], prefix: string, modes?: string) {
   return withConnection(db.pool, (c) => applyInstall(c, db.config({ tables, schema: prefix, ...(modes ? { modes } : {}) })));
 }
 
+/** The destination "default"'s queue of the journal with `prefix` (claims route first). */
 function journal(prefix: string, tables: string[], options: Partial<MySqlJournalOptions> = {}) {
-  return new MySqlJournal(db.pool, makeQueries(prefix), {
+  const refs = tables.map((name) => ({ schema: db.name, name }));
+  const j = new MySqlJournal(db.pool, makeQueries(prefix), {
     instanceId: 'test:1:a',
     leaseMs: 60_000,
     keepDelivered: false,
     eventIdPrefix: 'evt_t_',
-    tables: tables.map((name) => ({ schema: db.name, name })),
+    tables: refs,
+    lockScope: `${db.name}:${prefix}`,
     ...options,
   });
+  return testQueue(j, refs);
 }
 
 async function count(table: string): Promise<number> {
@@ -196,6 +202,7 @@ describe('claims and outcomes', () => {
 
   async function drain(prefix = 'adl_j') {
     await db.exec(`DELETE FROM \`${prefix}_events\``);
+    await db.exec(`DELETE FROM \`${prefix}_deliveries\``);
   }
 
   it('delivered deletes the event, or keeps it for the retention, then purges it', async () => {
@@ -203,13 +210,13 @@ describe('claims and outcomes', () => {
     await db.exec(`INSERT INTO items VALUES (1, 0), (2, 0)`);
     const [a, b] = await journal('adl_j', ['items']).claim(10);
     await journal('adl_j', ['items']).complete([delivered(a!)]);
-    expect(await count('adl_j_events')).toBe(1);
+    expect(await count('adl_j_deliveries')).toBe(1);
     const keeping = journal('adl_j', ['items'], { keepDelivered: true });
     await keeping.complete([delivered(b!)]);
-    expect(await count('adl_j_events')).toBe(0);
+    expect(await count('adl_j_deliveries')).toBe(0);
     const kept = await db.query<{ id: string; attempts: number }>(`SELECT id, attempts FROM adl_j_delivered_events`);
     expect(kept).toEqual([{ id: b!.id, attempts: 1 }]);
-    await waitUntil(async () => (await keeping.purgeDelivered(0)) === 1, 5_000, 'the delivered event to pass its retention');
+    await waitUntil(async () => (await keeping.journal.purgeDelivered(0)) === 1, 5_000, 'the delivered event to pass its retention');
     expect(await count('adl_j_delivered_events')).toBe(0);
   });
 
@@ -227,7 +234,7 @@ describe('claims and outcomes', () => {
     // r1 is due again with its attempt counted; r2 waits a minute, its attempt refunded.
     expect(again.map((e) => [e.id, e.attempts])).toEqual([[r1!.id, 2]]);
     const rows = await db.query<{ id: string; attempts: number; last_status: number | null; last_error: string; due_later: number }>(
-      `SELECT id, attempts, last_status, last_error, run_at > UTC_TIMESTAMP(6) AS due_later FROM adl_j_events WHERE id = ?`,
+      `SELECT id, attempts, last_status, last_error, run_at > UTC_TIMESTAMP(6) AS due_later FROM adl_j_deliveries WHERE id = ?`,
       [r2!.id],
     );
     expect(rows).toEqual([{ id: r2!.id, attempts: 0, last_status: null, last_error: 'outage', due_later: 1 }]);
@@ -241,7 +248,7 @@ describe('claims and outcomes', () => {
     expect(dead).toEqual([
       { id: d!.id, op: 'INSERT', table_name: 'items', attempts: 1, last_status: 410, last_error: 'gone', new_row: d!.newRow },
     ]);
-    expect(await count('adl_j_events')).toBe(2);
+    expect(await count('adl_j_deliveries')).toBe(2);
   });
 
   it('an event given back unsent keeps its last error and status, and its attempt is refunded', async () => {
@@ -253,7 +260,7 @@ describe('claims and outcomes', () => {
     const [second] = await j.claim(10);
     expect(second!.attempts).toBe(2);
     await j.complete([{ kind: 'retry', id: second!.id, token: second!.claimToken, delayMs: 0, refund: true }]);
-    const rows = await db.query<Record<string, unknown>>(`SELECT attempts, last_status, last_error, claimed_by FROM adl_j_events WHERE id = ?`, [first!.id]);
+    const rows = await db.query<Record<string, unknown>>(`SELECT attempts, last_status, last_error, claimed_by FROM adl_j_deliveries WHERE id = ?`, [first!.id]);
     expect(rows).toEqual([{ attempts: 1, last_status: 503, last_error: 'HTTP 503', claimed_by: null }]);
     await j.complete([delivered((await j.claim(10))[0]!)]);
   });
@@ -300,20 +307,20 @@ describe('claims and outcomes', () => {
     await a.complete([delivered(first!)]);
     await a.complete([{ kind: 'dead', id: first!.id, token: first!.claimToken, error: 'late' }]);
     await a.complete([{ kind: 'retry', id: first!.id, token: first!.claimToken, delayMs: 0, refund: true, error: 'late' }]);
-    expect(await count('adl_j_events')).toBe(1);
+    expect(await count('adl_j_deliveries')).toBe(1);
     expect(await count('adl_j_dead_letters')).toBe(deadBefore);
-    const held = await db.query<{ claimed_by: string }>(`SELECT claimed_by FROM adl_j_events`);
+    const held = await db.query<{ claimed_by: string }>(`SELECT claimed_by FROM adl_j_deliveries`);
     expect(held).toEqual([{ claimed_by: 'b:1:b' }]);
 
     // The same instance claiming again after its own lease ran out: the old token is void too.
     const self = journal('adl_j', ['items'], { instanceId: 'b:1:b', leaseMs: 300 });
-    await db.exec(`UPDATE adl_j_events SET claimed_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND`);
+    await db.exec(`UPDATE adl_j_deliveries SET claimed_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND`);
     const [again] = await self.claim(10);
     expect(again!.claimToken).not.toBe(taken!.claimToken);
     await self.complete([delivered(taken!)]);
-    expect(await count('adl_j_events')).toBe(1);
+    expect(await count('adl_j_deliveries')).toBe(1);
     await self.complete([delivered(again!)]);
-    expect(await count('adl_j_events')).toBe(0);
+    expect(await count('adl_j_deliveries')).toBe(0);
   });
 
   it('claims only the configured tables, and gives claims back on stop and after a crash', async () => {
@@ -323,17 +330,17 @@ describe('claims and outcomes', () => {
     expect((await journal('adl_j', ['other'], { instanceId: 'o:1:o' }).claim(10)).map((e) => e.table)).toEqual(['other']);
     const mine = journal('adl_j', ['items'], { instanceId: 'host-x:4242:aa' });
     expect((await mine.claim(10)).map((e) => e.table)).toEqual(['items']);
-    expect(await mine.releaseClaims()).toBe(1);
+    expect(await mine.journal.releaseClaims()).toBe(1);
     const [back] = await mine.claim(10);
     expect(back!.attempts).toBe(1); // the released attempt was refunded
     // A restarted process on the same host releases the claims of its dead predecessor (pid 4242)...
     const successor = journal('adl_j', ['items'], { instanceId: 'host-x:5000:bb' });
-    expect(await successor.releaseClaimsOfDeadLocalProcesses('host-x', (pid) => pid !== 4242)).toBe(1);
+    expect(await successor.journal.releaseClaimsOfDeadLocalProcesses('host-x', (pid) => pid !== 4242)).toBe(1);
     // ...but never those of a live one, nor of another host.
     await mine.claim(10);
-    expect(await successor.releaseClaimsOfDeadLocalProcesses('host-x', () => true)).toBe(0);
-    expect(await successor.releaseClaimsOfDeadLocalProcesses('host-y', () => false)).toBe(0);
-    expect(await successor.releaseClaimsOfDeadLocalProcesses('host_x', () => false)).toBe(0); // _ is not a wildcard
+    expect(await successor.journal.releaseClaimsOfDeadLocalProcesses('host-x', () => true)).toBe(0);
+    expect(await successor.journal.releaseClaimsOfDeadLocalProcesses('host-y', () => false)).toBe(0);
+    expect(await successor.journal.releaseClaimsOfDeadLocalProcesses('host_x', () => false)).toBe(0); // _ is not a wildcard
   });
 
   it('reads the installation id for event ids', async () => {
@@ -391,7 +398,7 @@ describe('concurrency', () => {
     expect(problems).toEqual([]);
     expect(claimedIds.size).toBe(total);
     for (let r = 0; r < rowsCount; r++) expect(perRow.get(r)).toEqual(Array.from({ length: updates + 1 }, (_, n) => n));
-    expect(await count('adl_cc_events')).toBe(0);
+    expect(await count('adl_cc_deliveries')).toBe(0);
   });
 });
 
@@ -417,11 +424,19 @@ describe('a row with a long backlog (hot row)', () => {
     expect(first[0]!.rowHash).toBeDefined();
 
     // What the walk reads from the journal, as the server reports it.
-    const [minRow] = await db.query<{ id: string }>(`SELECT MIN(id) AS id FROM adl_hot_walk_events`);
+    const [minRow] = await db.query<{ id: string }>(`SELECT MIN(id) AS id FROM adl_hot_walk_deliveries WHERE destination = 'default'`);
     const lo = Number(minRow!.id);
     const analyzed = await withConnection(db.pool, async (c) => {
       await c.query('START TRANSACTION');
-      const [r] = await c.query<mysql.RowDataPacket[]>(`ANALYZE FORMAT=JSON ${makeQueries('adl_hot_walk').claimWalk(1)}`, [60_000_000, lo, lo + CLAIM_WINDOW, db.name, 'hot_walk', 10]);
+      const [r] = await c.query<mysql.RowDataPacket[]>(`ANALYZE FORMAT=JSON ${makeQueries('adl_hot_walk').claimWalk(1)}`, [
+        60_000_000,
+        'default',
+        lo,
+        lo + CLAIM_WINDOW,
+        db.name,
+        'hot_walk',
+        10,
+      ]);
       await c.query('ROLLBACK');
       return JSON.stringify(r);
     });

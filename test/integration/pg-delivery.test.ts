@@ -96,7 +96,7 @@ describe('PostgreSQL capture and delivery', () => {
     // DELETE carries the old row in data, as the original did.
     expect(del!.json).toMatchObject({ operation: 'DELETE', old_data: null, data: { id: 1, label: 'Zoé <>&" 😀' } });
     // Delivered events leave the journal.
-    await waitUntil(async () => (await db.query('SELECT count(*)::int AS n FROM app_db_listener.events')).rows[0]!.n === 0, 5_000, 'empty journal');
+    await waitUntil(async () => (await db.query('SELECT (SELECT count(*)::int FROM app_db_listener.events) + (SELECT count(*)::int FROM app_db_listener.deliveries) AS n')).rows[0]!.n === 0, 5_000, 'empty journal');
   });
 
   it('captures a 1 MB row without failing the writer', async () => {
@@ -135,7 +135,7 @@ describe('PostgreSQL capture and delivery', () => {
     await db.query(`UPDATE only_ins SET v = 2`);
     await db.query(`INSERT INTO only_ins VALUES (2, 1)`);
     await rx.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"only_ins"')).length >= 2, 10_000);
-    await waitUntil(async () => (await db.query('SELECT count(*)::int AS n FROM app_db_listener.events')).rows[0]!.n === 0, 5_000, 'empty journal');
+    await waitUntil(async () => (await db.query('SELECT (SELECT count(*)::int FROM app_db_listener.events) + (SELECT count(*)::int FROM app_db_listener.deliveries) AS n')).rows[0]!.n === 0, 5_000, 'empty journal');
     expect(bodies('only_ins').map((b) => b.json.operation)).toEqual(['INSERT', 'INSERT']);
   });
 

@@ -35,7 +35,7 @@ async function daemon(o: Partial<ConfigOptions> & { tables: string[] }) {
 }
 
 const count = async (sql: string) => Number((await db.query<{ n: string }>(sql)).rows[0]!.n);
-const journalSize = () => count('SELECT count(*) AS n FROM app_db_listener.events');
+const journalSize = () => count('SELECT (SELECT count(*) FROM app_db_listener.events) + (SELECT count(*) FROM app_db_listener.deliveries) AS n');
 const deadLetters = (table: string) => count(`SELECT count(*) AS n FROM app_db_listener.dead_letters WHERE table_name = '${table}'`);
 const forTable = (table: string) => rx.events.filter((e) => e.body.includes(`"table":"${table}"`));
 
@@ -122,7 +122,7 @@ describe('delivery faults', () => {
     await db.query(`INSERT INTO frefused SELECT generate_series(1, 30)`);
     // Wait until the daemon has failed enough to treat the endpoint as down.
     await waitUntil(
-      async () => (await count(`SELECT count(*) AS n FROM app_db_listener.events WHERE last_error LIKE 'ECONNREFUSED%'`)) > 0,
+      async () => (await count(`SELECT count(*) AS n FROM app_db_listener.deliveries WHERE last_error LIKE 'ECONNREFUSED%'`)) > 0,
       10_000,
       'connection-refused failures recorded',
     );
@@ -202,7 +202,7 @@ describe('process faults (built CLI)', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(d.output()).toContain('stopped');
     // Every in-flight delivery was answered and recorded; nothing is left claimed.
-    expect(await count(`SELECT count(*) AS n FROM app_db_listener.events WHERE claimed_by IS NOT NULL`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM app_db_listener.deliveries WHERE claimed_by IS NOT NULL`)).toBe(0);
     const pending = await journalSize();
     expect(pending + distinctIds('fterm2').size).toBeGreaterThanOrEqual(500);
     rx.setMode('ok');

@@ -12,6 +12,7 @@ import { WakeSignal } from '../../src/util/wake.js';
 import { waitUntil } from '../support/wait.js';
 import { testConfig } from '../support/daemon.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
+import { closeTestQueues, testQueue } from '../support/queue.js';
 
 let db: TestDatabase;
 
@@ -19,6 +20,7 @@ beforeAll(async () => {
   db = await createTestDatabase('journal');
 });
 afterAll(async () => {
+  await closeTestQueues();
   await db?.drop();
 });
 
@@ -32,14 +34,17 @@ async function install(tables: string[], schema: string) {
   }
 }
 
+/** The destination "default"'s queue of the journal in `schema` (claims route first). */
 function journal(schema: string, tables: Array<{ schema: string; name: string }>, instanceId = 'test:1:a') {
-  return new PgJournal(db.pool as unknown as pg.Pool, makeQueries(schema), {
+  const j = new PgJournal(db.pool as unknown as pg.Pool, makeQueries(schema), {
     instanceId,
     leaseMs: 60_000,
     keepDelivered: false,
     eventIdPrefix: 'evt_t_',
     tables,
+    clientConfig: { connectionString: db.url },
   });
+  return testQueue(j, tables);
 }
 
 describe('journal', () => {
@@ -69,7 +74,7 @@ describe('journal', () => {
     }
     expect(seen).toContain('1');
     expect(seen).toContain(low.id);
-    expect((await db.query(`SELECT count(*)::int AS n FROM adl_floor.events`)).rows[0]!.n).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_floor.deliveries`)).rows[0]!.n).toBe(0);
   });
 
   it('the claim walks the primary key in order, whatever the statistics say (no sort, no bitmap)', async () => {
@@ -84,37 +89,54 @@ describe('journal', () => {
       await c.query('SET plan_cache_mode = force_generic_plan');
       // Analyzed and planned while empty (a daemon started on an idle journal), then filled.
       await c.query(`ANALYZE adl_plan.events`);
+      await c.query(`ANALYZE adl_plan.deliveries`);
+      await c.query(`PREPARE route_plan AS ${q.route(1)}`);
       await c.query(`PREPARE claim_plan AS ${q.claim(1)}`);
       await c.query(`PREPARE delete_plan AS ${q.deleteDelivered}`);
       await c.query(`PREPARE retry_plan AS ${q.scheduleRetry}`);
-      const retryArgs = `ARRAY[1,2]::bigint[], ARRAY[now(), now()], ARRAY[0,0], ARRAY[0,0], ARRAY[NULL,NULL]::int[], ARRAY['x','x'], 'x'`;
+      const routeArgs = `256, 0, 'public', 'plan_t', ARRAY['default'], ARRAY['public'], ARRAY['plan_t'], ARRAY['INSERT']`;
+      const claimArgs = `10, 'x', 1000, 'public', 'plan_t', 0, 1000, ARRAY[]::bigint[], 'default'`;
+      const retryArgs = `ARRAY[1,2]::bigint[], ARRAY[now(), now()], ARRAY[0,0], ARRAY[0,0], ARRAY[NULL,NULL]::int[], ARRAY['x','x'], 'x', 'default'`;
       await c.query('BEGIN');
-      await c.query(`EXECUTE claim_plan(10, 'x', 1000, 'public', 'plan_t', 0, 1000, ARRAY[]::bigint[])`);
-      await c.query(`EXECUTE delete_plan(ARRAY[1,2]::bigint[], ARRAY[now(), now()], 'x')`);
+      await c.query(`EXECUTE route_plan(${routeArgs})`);
+      await c.query(`EXECUTE claim_plan(${claimArgs})`);
+      await c.query(`EXECUTE delete_plan(ARRAY[1,2]::bigint[], ARRAY[now(), now()], 'x', 'default')`);
       await c.query(`EXECUTE retry_plan(${retryArgs})`);
       await c.query('ROLLBACK');
       await c.query(`INSERT INTO plan_t SELECT g FROM generate_series(1, 5000) g`);
       await c.query('BEGIN');
-      const rows = (await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim_plan(10, 'x', 1000, 'public', 'plan_t', 0, 1000, ARRAY[]::bigint[])`)).rows;
+      // The move walks the inbox's primary key from the floor, and stops at its limit.
+      const route = JSON.stringify((await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE route_plan(${routeArgs})`)).rows);
+      expect(route).toContain('events_pkey');
+      expect(route).not.toMatch(/"Node Type":\s*"(Seq Scan|Bitmap Heap Scan)"/);
+      // It deletes what it walked by ctid: no index is read again for that.
+      expect(route).toMatch(/"Node Type":\s*"Tid Scan"/);
+      // The rest of the inbox too: the claim then has 5,000 queued to choose from.
+      for (let i = 0; i < 20; i++) await c.query(`EXECUTE route_plan(${routeArgs})`);
+      const rows = (await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim_plan(${claimArgs})`)).rows;
       await c.query('ROLLBACK');
       const plan = JSON.stringify(rows);
-      expect(plan).toContain('events_pkey');
+      expect(plan).toContain('deliveries_pkey');
       expect(plan).not.toMatch(/"Node Type":\s*"(Seq Scan|Bitmap Heap Scan|Hash)"/);
-      // The one sort orders the claim's own candidates (busy rows' heads first), never the journal.
+      // The one sort orders the claim's own candidates (busy rows' heads first), never the queue.
       const sorts = [...plan.matchAll(/"Node Type":\s*"Sort"[^{]*?"Actual Rows":\s*(\d+)/g)];
       expect(sorts.length).toBeLessThanOrEqual(1);
       for (const m of sorts) expect(Number(m[1])).toBeLessThanOrEqual(10);
+      // No node reads the queue to filter it: the walk reads at most its window, the rest go by ctid.
+      const filtered = [...plan.matchAll(/"Rows Removed by (?:Join )?Filter":\s*(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(filtered, plan).toBeLessThanOrEqual(CLAIM_WINDOW);
       // The gate probes its index per candidate, never reads it whole.
       expect(plan).not.toMatch(/"Join Filter"/);
-      const gate = /"Index Name":\s*"events_row_hash_idx"[^}]*?"Actual Rows":\s*(\d+)/.exec(plan);
+      const gate = /"Index Name":\s*"deliveries_row_hash_idx"[^}]*?"Actual Rows":\s*(\d+)/.exec(plan);
       expect(gate, plan).not.toBeNull();
       expect(Number(gate![1])).toBe(0);
-      // Outcome writes look their events up by id, never walk the journal.
-      for (const statement of [`delete_plan(ARRAY[1,2]::bigint[], ARRAY[now(), now()], 'x')`, `retry_plan(${retryArgs})`]) {
+      // Outcome writes look their events up by (destination, id), never walk the queue.
+      for (const statement of [`delete_plan(ARRAY[1,2]::bigint[], ARRAY[now(), now()], 'x', 'default')`, `retry_plan(${retryArgs})`]) {
         await c.query('BEGIN');
         const outcome = JSON.stringify((await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${statement}`)).rows);
         await c.query('ROLLBACK');
-        expect(outcome, statement).toMatch(/"Index Cond":\s*"\(id = ANY/);
+        expect(outcome, statement).toMatch(/"Index Cond":\s*"\(\(destination = \$\d\) AND \(id = x\.id\)\)"/);
+        expect(outcome, statement).toMatch(/"Node Type":\s*"Tid Scan"/);
         const removed = [...outcome.matchAll(/"Rows Removed by (?:Join )?Filter":\s*(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
         expect(removed, statement).toBeLessThan(10);
       }
@@ -134,7 +156,7 @@ describe('journal', () => {
     const [second] = await j.claim(10);
     expect(second!.attempts).toBe(2);
     await j.complete([{ kind: 'retry', id: second!.id, token: second!.claimToken, delayMs: 0, refund: true }]);
-    const row = (await db.query(`SELECT attempts, last_status, last_error, claimed_by FROM adl_giveback.events`)).rows[0];
+    const row = (await db.query(`SELECT attempts, last_status, last_error, claimed_by FROM adl_giveback.deliveries`)).rows[0];
     expect(row).toEqual({ attempts: 1, last_status: 503, last_error: 'HTTP 503', claimed_by: null });
   });
 
@@ -180,15 +202,15 @@ describe('journal', () => {
     const [first] = await j.claim(10);
     expect(first).toBeDefined();
     // The lease runs out (a stuck outcome write), and the same instance claims the event again.
-    await db.query(`UPDATE adl_tok.events SET claimed_until = now() - interval '1 second'`);
+    await db.query(`UPDATE adl_tok.deliveries SET claimed_until = now() - interval '1 second'`);
     const [second] = await j.claim(10);
     expect(second!.id).toBe(first!.id);
     expect(second!.claimToken).not.toBe(first!.claimToken);
     // The late "delivered" of the first claim lands: it must not delete the event in flight again.
     await j.complete([{ kind: 'delivered', id: first!.id, token: first!.claimToken }]);
-    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.events`)).rows[0]!.n).toBe(1);
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.deliveries`)).rows[0]!.n).toBe(1);
     await j.complete([{ kind: 'delivered', id: second!.id, token: second!.claimToken }]);
-    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.events`)).rows[0]!.n).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.deliveries`)).rows[0]!.n).toBe(0);
   });
 
   it('claims only the tables it is configured for, when configs share one journal', async () => {
@@ -285,10 +307,10 @@ describe('a row with a long backlog (hot row)', () => {
     try {
       for (const setting of JOURNAL_SESSION_SETTINGS) await c.query(`SET ${setting.replace('=', ' = ')}`);
       await c.query('BEGIN');
-      const [plan] = (await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.claim(1)}`, [10, 'other', 60_000, 'public', 'hot_walk', '0', CLAIM_WINDOW, []])).rows[0]!['QUERY PLAN'];
+      const [plan] = (await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.claim(1)}`, [10, 'other', 60_000, 'public', 'hot_walk', '0', CLAIM_WINDOW, [], 'default'])).rows[0]!['QUERY PLAN'];
       await c.query('ROLLBACK');
       const walk = planNodes(plan!.Plan).find((n) => n.Alias === 'e');
-      expect(walk?.['Index Name'], JSON.stringify(plan)).toBe('events_pkey');
+      expect(walk?.['Index Name'], JSON.stringify(plan)).toBe('deliveries_pkey');
       const looked = walk!['Actual Rows']! + (walk!['Rows Removed by Filter'] ?? 0);
       expect(looked).toBeGreaterThan(100);
       expect(looked).toBeLessThanOrEqual(CLAIM_WINDOW);

@@ -76,6 +76,15 @@ describe('the original program\'s sample config', () => {
   it('loads unchanged, with ${VAR} substituted, and yields the documented values', () => {
     const { config, warnings } = loadConfig(path.join(fixtures, 'original-config.yaml'), env);
     expect(warnings).toEqual([]);
+    const webhook = {
+      url: 'https://hooks.example.com/db',
+      timeout: 30,
+      retry_count: 3,
+      retry_delay: 5,
+      retry_max_delay: 300,
+      secrets: [],
+      headers: {},
+    };
     expect(config).toEqual({
       database: {
         type: 'postgres',
@@ -94,15 +103,11 @@ describe('the original program\'s sample config', () => {
         auto_install: true,
         retention: 0,
       },
-      webhook: {
-        url: 'https://hooks.example.com/db',
-        timeout: 30,
-        retry_count: 3,
-        retry_delay: 5,
-        retry_max_delay: 300,
-        secrets: [],
-        headers: {},
-      },
+      webhook,
+      // The webhook: section is the destination "default", taking every change.
+      destinations: [
+        { name: 'default', type: 'webhook', webhook, pool_size: 10, tables: undefined, operations: ['INSERT', 'UPDATE', 'DELETE'], format: 'original' },
+      ],
       logging: { file: '/var/log/app-db-listener/app.log', level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
       http: { listen: { host: '127.0.0.1', port: 9464 } },
@@ -167,6 +172,15 @@ describe('defaults', () => {
 
   it('fills every key that is not given', () => {
     const { config, warnings } = parseConfig(minimal, {}, 'minimal.yaml');
+    const defaultWebhook = {
+      url: 'http://localhost:9000/hook',
+      timeout: 30,
+      retry_count: 3,
+      retry_delay: 5,
+      retry_max_delay: 300,
+      secrets: [],
+      headers: {},
+    };
     expect(warnings).toEqual([]);
     expect(config).toEqual({
       database: {
@@ -180,15 +194,18 @@ describe('defaults', () => {
         sslmode: 'disable',
       },
       listener: { modes: ['INSERT', 'UPDATE', 'DELETE'], poll_interval: 1, schema: 'app_db_listener', auto_install: true, retention: 0 },
-      webhook: {
-        url: 'http://localhost:9000/hook',
-        timeout: 30,
-        retry_count: 3,
-        retry_delay: 5,
-        retry_max_delay: 300,
-        secrets: [],
-        headers: {},
-      },
+      webhook: defaultWebhook,
+      destinations: [
+        {
+          name: 'default',
+          type: 'webhook',
+          webhook: defaultWebhook,
+          pool_size: 10,
+          tables: undefined,
+          operations: ['INSERT', 'UPDATE', 'DELETE'],
+          format: 'original',
+        },
+      ],
       logging: { level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
       http: { listen: { host: '127.0.0.1', port: 9464 } },

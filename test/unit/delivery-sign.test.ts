@@ -51,14 +51,12 @@ describe('sign', () => {
 });
 
 describe('decodeSecret', () => {
-  it.each([
-    ['with prefix', 'whsec_' + Buffer.from('0123456789abcdef').toString('base64'), '0123456789abcdef'],
-    ['without prefix', Buffer.from('0123456789abcdef').toString('base64'), '0123456789abcdef'],
-  ])('decodes a secret %s', (_name, secret, key) => {
-    expect(decodeSecret(secret).toString('utf8')).toBe(key);
+  it('decodes a whsec_ secret', () => {
+    expect(decodeSecret('whsec_' + Buffer.from('0123456789abcdef').toString('base64')).toString('utf8')).toBe('0123456789abcdef');
   });
 
-  it.each([['whsec_'], ['whsec_not base64!'], ['whsec_é'], ['whsec_abcde']])('rejects %j', (secret) => {
+  // One rule for the config and the signer (checkWebhookSecret): the prefix is required.
+  it.each([['whsec_'], ['whsec_not base64!'], ['whsec_é'], ['whsec_abcde'], [Buffer.from('0123456789abcdef').toString('base64')]])('rejects %j', (secret) => {
     expect(() => decodeSecret(secret)).toThrow(/secret/);
   });
 });

@@ -15,13 +15,14 @@ export function utcDatetime(d: Date): string {
   return d.toISOString().replace('T', ' ').replace('Z', '000');
 }
 
-/** The eight parameters of a dead-letter filter (each value twice: `? IS NULL OR col = ?`). */
+/** The ten parameters of a dead-letter filter (each value twice: `? IS NULL OR col = ?`). */
 export function deadLetterFilterParams(f: DeadLetterFilter): Array<string | null> {
   const ids = f.ids && f.ids.length > 0 ? JSON.stringify(f.ids) : null;
   const time = f.time ? utcDatetime(f.time) : null;
   const schema = f.table?.schema ?? null;
   const table = f.table?.name ?? null;
-  return [ids, ids, schema, schema, table, table, time, time];
+  const destination = f.destination ?? null;
+  return [ids, ids, schema, schema, table, table, time, time, destination, destination];
 }
 
 async function select<T>(conn: Conn, sql: string, values: Array<string | null> = []): Promise<T[]> {
@@ -36,6 +37,7 @@ export async function listDeadLetters(conn: Conn, prefix: string, filter: DeadLe
   const eventIdPrefix = await readEventIdPrefix(conn, prefix);
   const rows = await select<DeadLetterRow>(conn, makeQueries(prefix).listDeadLetters, [...deadLetterFilterParams(filter), String(Math.floor(limit))]);
   return rows.map((row) => ({
+    destination: row.destination,
     id: String(row.id),
     eventId: eventIdPrefix + String(row.id),
     op: row.op,
@@ -51,14 +53,14 @@ export async function listDeadLetters(conn: Conn, prefix: string, filter: DeadLe
   }));
 }
 
-/** Locks the selected dead letters, then runs `act` on their ids, in one transaction. */
-async function withSelected(conn: Conn, sql: string, filter: DeadLetterFilter, act: (idsJson: string) => Promise<void>): Promise<string[]> {
+/** Locks the selected dead letters, then runs `act` on their (destination, id) pairs, in one transaction. */
+async function withSelected(conn: Conn, sql: string, filter: DeadLetterFilter, act: (pairsJson: string) => Promise<void>): Promise<string[]> {
   await conn.beginTransaction();
   try {
-    const ids = (await select<{ id: string }>(conn, sql, deadLetterFilterParams(filter))).map((r) => String(r.id));
-    if (ids.length > 0) await act(JSON.stringify(ids));
+    const rows = await select<{ destination: string; id: string }>(conn, sql, deadLetterFilterParams(filter));
+    if (rows.length > 0) await act(JSON.stringify(rows.map((r) => [r.destination, String(r.id)])));
     await conn.commit();
-    return ids;
+    return rows.map((r) => String(r.id));
   } catch (err) {
     await conn.rollback().catch(() => undefined);
     throw err;
@@ -66,9 +68,9 @@ async function withSelected(conn: Conn, sql: string, filter: DeadLetterFilter, a
 }
 
 /**
- * Puts dead letters back in the journal with their own id (so the same event id),
- * attempts from zero, due at once. The ordering gate sees a replayed event by that
- * id: it goes out before any later event of its row still in the journal, as
+ * Puts dead letters back in their destination's queue with their own id (so the same
+ * event id), attempts from zero, due at once. The ordering gate sees a replayed event
+ * by that id: it goes out before any later event of its row still in that queue, as
  * with PostgreSQL. Daemons find it at their next poll.
  */
 export function replayDeadLetters(conn: Conn, prefix: string, filter: DeadLetterFilter): Promise<string[]> {
@@ -88,6 +90,7 @@ export function purgeDeadLetters(conn: Conn, prefix: string, filter: DeadLetterF
 
 export async function journalStatus(conn: Conn, prefix: string): Promise<TableStatus[]> {
   const rows = await select<{
+    destination: string | null;
     schema_name: string;
     table_name: string;
     operations: string;
@@ -99,6 +102,7 @@ export async function journalStatus(conn: Conn, prefix: string): Promise<TableSt
     last_delivered_at: string | Date | null;
   }>(conn, makeQueries(prefix).status);
   return rows.map((row) => ({
+    destination: row.destination,
     schema: row.schema_name,
     table: row.table_name,
     operations: row.operations.split(',').filter((o) => o !== ''),

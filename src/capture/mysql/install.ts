@@ -201,7 +201,7 @@ async function triggersAreCurrent(conn: Conn, database: string, names: ObjectNam
  * step, as for a fresh database (used by `install --dry-run --all`). Checks the
  * server version first: on a server without SKIP LOCKED nothing would work.
  */
-export async function planInstall(conn: Conn, config: Config, force = false): Promise<InstallPlan> {
+export async function planInstall(conn: Conn, config: Config, force = false, upToVersion = Infinity): Promise<InstallPlan> {
   const server = await readServerInfo(conn);
   checkServerVersion(server);
   const database = config.database.database;
@@ -209,13 +209,15 @@ export async function planInstall(conn: Conn, config: Config, force = false): Pr
   const applied = force ? new Set<number>() : await appliedVersions(conn, database, names);
   const steps: InstallStep[] = [];
   const warnings: string[] = [];
-  const pending = loadMigrations('mysql').filter((m) => !applied.has(m.version));
+  const pending = loadMigrations('mysql').filter((m) => !applied.has(m.version) && m.version <= upToVersion);
   if (pending.length > 0 && applied.size === 0) {
     steps.push({ description: `create table ${names.migrations}`, sql: bootstrapSql(database, names) });
   }
   const values = {
     meta: qualify(database, names.meta),
     events: qualify(database, names.events),
+    deliveries: qualify(database, names.deliveries),
+    destination_tables: qualify(database, names.destinationTables),
     dead_letters: qualify(database, names.deadLetters),
     delivered_events: qualify(database, names.deliveredEvents),
     watched_tables: qualify(database, names.watchedTables),
@@ -223,6 +225,13 @@ export async function planInstall(conn: Conn, config: Config, force = false): Pr
     database_name: quoteLiteral(database),
     watched_tables_name: quoteLiteral(names.watchedTables),
     watched_tables_sql: quoteLiteral(qualify(database, names.watchedTables)),
+    events_name: quoteLiteral(names.events),
+    events_sql: quoteLiteral(qualify(database, names.events)),
+    deliveries_sql: quoteLiteral(qualify(database, names.deliveries)),
+    dead_letters_name: quoteLiteral(names.deadLetters),
+    dead_letters_sql: quoteLiteral(qualify(database, names.deadLetters)),
+    delivered_events_name: quoteLiteral(names.deliveredEvents),
+    delivered_events_sql: quoteLiteral(qualify(database, names.deliveredEvents)),
     installation_id: quoteLiteral(randomBytes(6).toString('hex')),
   };
   for (const m of pending) {
@@ -312,12 +321,15 @@ async function withInstallerLock<T>(conn: Conn, config: Config, fn: () => Promis
   }
 }
 
-/** Applies the plan under the installers' lock. Returns what was done. */
-export async function applyInstall(conn: Conn, config: Config): Promise<InstallPlan> {
+/**
+ * Applies the plan under the installers' lock. Returns what was done. `upToVersion`
+ * stops at that migration (tests of an upgrade install an earlier version first).
+ */
+export async function applyInstall(conn: Conn, config: Config, upToVersion = Infinity): Promise<InstallPlan> {
   try {
     return await withInstallerLock(conn, config, async () => {
       // Planned after taking the lock: a concurrent installer has finished by now.
-      const plan = await planInstall(conn, config);
+      const plan = await planInstall(conn, config, false, upToVersion);
       for (const step of plan.steps) await runStep(conn, step);
       return plan;
     });
@@ -360,7 +372,7 @@ export async function planUninstall(conn: Conn, config: Config, dropAll: boolean
     steps.push({ description: `remove capture triggers from ${t.schema}.${t.table}`, sql: sql.join('\n') });
   }
   if (dropAll) {
-    const all = [names.events, names.deadLetters, names.deliveredEvents, names.watchedTables, names.meta, names.migrations];
+    const all = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.destinationTables, names.watchedTables, names.meta, names.migrations];
     steps.push({
       description: `drop tables ${names.prefix}_* (journal, dead letters)`,
       sql: `DROP TABLE IF EXISTS ${all.map((n) => qualify(database, n)).join(', ')};`,

@@ -1,9 +1,13 @@
-/** The MySQL/MariaDB journal: claims and outcomes, over a mysql2 pool. */
+/**
+ * The MySQL/MariaDB journal: the router (capture inbox -> destination queues), each
+ * destination's claims and outcomes, over a mysql2 pool.
+ */
+import { createHash } from 'node:crypto';
 import type mysql from 'mysql2/promise';
 import type { Operation } from '../../config/types.js';
-import type { Completion, JournalEvent } from '../../journal/types.js';
+import type { Completion, Journal, JournalEvent, Route, Router, RouteResult } from '../../journal/types.js';
 import { BACKLOG_SCAN_LIMIT, type SourceJournal, type TableBacklog } from '../source.js';
-import { CLAIM_WINDOW, ClaimCursor, hintBusyRows } from '../../journal/claim-window.js';
+import { CLAIM_FROM_START_EVERY_MS, CLAIM_WINDOW, ClaimCursor, hintBusyRows } from '../../journal/claim-window.js';
 import { AppError } from '../../util/errors.js';
 import { CLAIM_ISOLATION, CLAIM_SESSION_ISOLATION, makeQueries, type Queries } from './queries.js';
 
@@ -29,6 +33,8 @@ export interface MySqlJournalOptions {
   readonly keepDelivered: boolean;
   /** Prefix of event ids: evt_<installation id>_. */
   readonly eventIdPrefix: string;
+  /** What names this installation server-wide (database and prefix), for the route locks' names. */
+  readonly lockScope: string;
   /** The watched tables (database and name): this daemon claims only their events. */
   readonly tables: ReadonlyArray<{ readonly schema: string; readonly name: string }>;
 }
@@ -39,9 +45,246 @@ const DEADLOCK_RETRIES = 5;
 /** last_error is TEXT (64 KB); an error message is cut well below that, whatever its characters. */
 const MAX_ERROR_CHARS = 8_000;
 
+/** The journal of one database, shared by the router and every destination's queue. */
 export class MySqlJournal implements SourceJournal {
+  private readonly queues = new Map<string, MySqlDestinationJournal>();
+  private readonly tx: Transactions;
+
+  constructor(
+    private readonly pool: mysql.Pool,
+    private readonly q: Queries,
+    private readonly opts: MySqlJournalOptions,
+  ) {
+    this.tx = new Transactions(pool);
+  }
+
+  destination(name: string): Journal {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new MySqlDestinationJournal(this.pool, this.q, this.opts, this.tx, name);
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  router(routes: readonly Route[]): Router {
+    return new MySqlRouter(this.pool, this.q, this.opts, routes);
+  }
+
+  /** Scans the queues (claimed_by is not indexed), so it runs in READ COMMITTED: no gap locks on the router's way. */
+  async releaseClaims(): Promise<number> {
+    return this.tx.run(async (conn) => {
+      const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.releaseClaims, [this.opts.instanceId]);
+      return r.affectedRows;
+    });
+  }
+
+  /**
+   * Releases claims held by earlier processes of this host that no longer run
+   * (a crash or kill -9 followed by a restart), so their events go out at once
+   * instead of after the lease. Instance ids are scope:pid:random; a pid that is
+   * alive (even if reused by another program) is left alone, to be safe.
+   */
+  async releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number> {
+    const likeScope = scope.replace(/[!%_]/g, (c) => '!' + c);
+    const [r] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.claimHolders, [`${likeScope}:%`]);
+    const dead = r
+      .map((row) => String(row.claimed_by))
+      .filter((id) => {
+        if (id === this.opts.instanceId) return false;
+        const pid = Number(id.slice(scope.length + 1).split(':')[0]);
+        return Number.isInteger(pid) && pid > 0 && !isAlive(pid);
+      });
+    if (dead.length === 0) return 0;
+    return this.tx.run(async (conn) => {
+      const [released] = await conn.execute<mysql.ResultSetHeader>(this.q.releaseClaimsOf, [JSON.stringify(dead)]);
+      return released.affectedRows;
+    });
+  }
+
+  /** In READ COMMITTED too: a range delete under REPEATABLE READ would lock the gap where delivered events are being added. */
+  async purgeDelivered(retentionSeconds: number): Promise<number> {
+    return this.tx.run(async (conn) => {
+      const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
+      return r.affectedRows;
+    });
+  }
+
+  async backlog(destinations: readonly string[]): Promise<TableBacklog[]> {
+    // Strings: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
+    const limit = String(BACKLOG_SCAN_LIMIT);
+    const [rows] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.backlog(destinations.length), [
+      ...destinations.flatMap((d) => [d, d, limit]),
+      limit,
+      limit,
+    ]);
+    const found = new Map<string, { pending: number; oldestUs: number; dead: number }>();
+    for (const row of rows) {
+      const key = JSON.stringify([row.destination, row.schema_name, row.table_name]);
+      const entry = found.get(key) ?? { pending: 0, oldestUs: 0, dead: 0 };
+      if (row.kind === 'dead') entry.dead = Number(row.n);
+      else {
+        entry.pending = Number(row.n);
+        entry.oldestUs = Number(row.oldest_us ?? 0);
+      }
+      found.set(key, entry);
+    }
+    return ['', ...destinations].flatMap((destination) =>
+      this.opts.tables.map((t) => {
+        const entry = found.get(JSON.stringify([destination, t.schema, t.name]));
+        return {
+          destination,
+          schema: t.schema,
+          table: t.name,
+          pending: entry?.pending ?? 0,
+          oldestPendingSeconds: Math.max(0, (entry?.oldestUs ?? 0) / 1e6),
+          deadLetters: entry?.dead ?? 0,
+        };
+      }),
+    );
+  }
+}
+
+/** How often an instance that leads none (or not all) of its tables tries to take them over. */
+const LEAD_RETRY_MS = 2_000;
+
+/**
+ * Moves changes of the tables this instance leads from the inbox into the
+ * destinations' queues, one transaction per move (walk, copy, delete; see the
+ * queries). Leading a table means holding its route lock, a named lock (GET_LOCK) of
+ * the router's own connection: it ends with the connection, and another instance
+ * takes the table over at its next try, within LEAD_RETRY_MS. Moves of one table so
+ * never run side by side.
+ */
+class MySqlRouter implements Router {
+  private conn: mysql.PoolConnection | undefined;
+  private readonly led = new Set<number>();
+  private lastLeadTry = 0;
+  private floor = '0';
+  private fromStartAt = 0;
+  private readonly lockNames: string[];
+  private readonly routesJson: string;
+  private readonly routes: readonly Route[];
+
+  constructor(
+    private readonly pool: mysql.Pool,
+    private readonly q: Queries,
+    private readonly opts: MySqlJournalOptions,
+    routes: readonly Route[],
+  ) {
+    this.routes = routes;
+    // GET_LOCK names are at most 64 characters, and server-wide: the database is part of the hash.
+    this.lockNames = opts.tables.map(
+      (t) => `adl_route_${createHash('sha1').update(`${opts.lockScope}:${t.schema}.${t.name}`).digest('hex')}`,
+    );
+    this.routesJson = JSON.stringify(routes.flatMap((r) => r.operations.map((op) => [r.destination, r.schema, r.table, op])));
+  }
+
+  async route(limit: number): Promise<RouteResult> {
+    const conn = await this.connection();
+    await this.lead(conn);
+    if (this.led.size === 0) return { moved: 0, destinations: [], leading: false };
+    const tables = this.opts.tables.filter((_, i) => this.led.has(i));
+    if (Date.now() >= this.fromStartAt) {
+      // A change committed late, under an id below the floor, is moved by this walk.
+      this.floor = '0';
+      this.fromStartAt = Date.now() + CLAIM_FROM_START_EVERY_MS;
+    }
+    let walked: Array<{ id: string | number; op: string; schema_name: string; table_name: string }>;
+    try {
+      const [found] = await conn.execute<mysql.RowDataPacket[]>(this.q.routeWalk(tables.length), [
+        this.floor,
+        ...tables.flatMap((t) => [t.schema, t.name]),
+        this.floor,
+        this.floor,
+        String(limit),
+      ]);
+      walked = found as typeof walked;
+      if (walked.length > 0) {
+        const ids = JSON.stringify(walked.map((r) => String(r.id)));
+        await conn.execute(this.q.routeCopy, [ids, this.routesJson]);
+        await conn.execute(this.q.routeDelete, [ids]);
+      }
+      await conn.query('COMMIT');
+    } catch (err) {
+      this.drop(conn);
+      throw err;
+    }
+    if (walked.length === 0) return { moved: 0, destinations: [], leading: true };
+    this.floor = (BigInt(walked[walked.length - 1]!.id) + 1n).toString();
+    const destinations = new Set<string>();
+    for (const row of walked) {
+      for (const r of this.routes) {
+        if (r.schema === row.schema_name && r.table === row.table_name && r.operations.includes(row.op as Operation)) destinations.add(r.destination);
+      }
+    }
+    return { moved: walked.length, destinations: [...destinations], leading: true };
+  }
+
+  async close(): Promise<void> {
+    const conn = this.conn;
+    this.conn = undefined;
+    this.led.clear();
+    // Ending the session releases its named locks.
+    conn?.destroy();
+    return Promise.resolve();
+  }
+
+  /** Takes the route locks of the tables nobody leads, now and then. */
+  private async lead(conn: mysql.PoolConnection): Promise<void> {
+    if (this.led.size === this.lockNames.length || Date.now() - this.lastLeadTry < LEAD_RETRY_MS) return;
+    this.lastLeadTry = Date.now();
+    for (let i = 0; i < this.lockNames.length; i++) {
+      if (this.led.has(i)) continue;
+      let ok: unknown;
+      try {
+        const [r] = await conn.query<mysql.RowDataPacket[]>(this.q.tryRouteLock, [this.lockNames[i]]);
+        ok = r[0]?.ok;
+      } catch (err) {
+        this.drop(conn);
+        throw err;
+      }
+      if (Number(ok) === 1) {
+        this.led.add(i);
+        // A new leader walks from the start: the previous one may have left anything.
+        this.floor = '0';
+      }
+    }
+  }
+
+  /** The router's connection: out of the pool, READ COMMITTED, autocommit off (a move is one transaction). */
+  private async connection(): Promise<mysql.PoolConnection> {
+    if (this.conn) return this.conn;
+    const conn = await this.pool.getConnection();
+    try {
+      await conn.query(CLAIM_SESSION_ISOLATION);
+      await conn.query('SET autocommit = 0');
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    this.conn = conn;
+    this.lastLeadTry = 0;
+    return conn;
+  }
+
+  /** The connection is gone or in an unknown state: so are the locks it held. */
+  private drop(conn: mysql.PoolConnection): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.led.clear();
+    conn.destroy();
+  }
+}
+
+/** One destination's queue: its claims and outcome writes. */
+class MySqlDestinationJournal implements Journal {
   /** Where the next walk starts, and the busy rows whose heads to claim (see claim-window.ts). */
   private readonly cursor = new ClaimCursor();
+
+  get moreAhead(): boolean {
+    return this.cursor.moreAhead;
+  }
   /** The claims' own connection (see claimTransaction), and the claim in progress. */
   private claimConn: mysql.PoolConnection | undefined;
   private claiming: Promise<void> = Promise.resolve();
@@ -54,6 +297,8 @@ export class MySqlJournal implements SourceJournal {
     private readonly pool: mysql.Pool,
     private readonly q: Queries,
     private readonly opts: MySqlJournalOptions,
+    private readonly tx: Transactions,
+    readonly destination: string,
   ) {
     this.walkSql = q.claimWalk(opts.tables.length);
     this.headsSql = q.claimHeads(opts.tables.length);
@@ -78,7 +323,13 @@ export class MySqlJournal implements SourceJournal {
       rows = await this.claimTransaction(async (conn) => {
         const claimed: ClaimRow[] = [];
         if (heads.length > 0) {
-          const [found] = await conn.execute<mysql.RowDataPacket[]>(this.headsSql, [leaseUs, JSON.stringify(heads), ...this.tableParams]);
+          const [found] = await conn.execute<mysql.RowDataPacket[]>(this.headsSql, [
+            leaseUs,
+            this.destination,
+            this.destination,
+            JSON.stringify(heads),
+            ...this.tableParams,
+          ]);
           claimed.push(...(found as ClaimRow[]).slice(0, limit));
         }
         const room = limit - claimed.length;
@@ -91,6 +342,7 @@ export class MySqlJournal implements SourceJournal {
           if (lo !== null) {
             const [found] = await conn.execute<mysql.RowDataPacket[]>(this.walkSql, [
               leaseUs,
+              this.destination,
               lo,
               (BigInt(lo) + BigInt(CLAIM_WINDOW)).toString(),
               ...this.tableParams,
@@ -111,7 +363,7 @@ export class MySqlJournal implements SourceJournal {
           // One token for the whole claim: the first statement's lease end.
           const token = claimed[0]!.token;
           for (const row of claimed) row.token = token;
-          await conn.execute(this.q.markClaimed, [JSON.stringify(claimed.map((r) => String(r.id))), this.opts.instanceId, token]);
+          await conn.execute(this.q.markClaimed, [JSON.stringify(claimed.map((r) => String(r.id))), this.destination, this.opts.instanceId, token]);
         }
         return claimed;
       });
@@ -120,6 +372,7 @@ export class MySqlJournal implements SourceJournal {
       throw err;
     }
     return rows.map((row) => ({
+      destination: this.destination,
       id: String(row.id),
       eventId: this.opts.eventIdPrefix + String(row.id),
       op: row.op,
@@ -191,7 +444,7 @@ export class MySqlJournal implements SourceJournal {
   }
 
   private async firstIdFrom(conn: mysql.PoolConnection, from: string): Promise<string | null> {
-    const [r] = await conn.execute<mysql.RowDataPacket[]>(this.q.firstIdFrom, [from]);
+    const [r] = await conn.execute<mysql.RowDataPacket[]>(this.q.firstIdFrom, [this.destination, from]);
     const id = r[0]?.id as string | number | null | undefined;
     return id === null || id === undefined ? null : String(id);
   }
@@ -219,9 +472,9 @@ export class MySqlJournal implements SourceJournal {
     const work: Promise<unknown>[] = [];
     if (delivered.length > 0) {
       const json = JSON.stringify(delivered);
-      work.push(this.opts.keepDelivered ? this.move(this.q.copyDelivered, json) : this.pool.execute(this.q.deleteHeld, [json, me]));
+      work.push(this.opts.keepDelivered ? this.move(this.q.copyDelivered, json) : this.pool.execute(this.q.deleteHeld, [json, this.destination, me]));
     }
-    if (retry.length > 0) work.push(this.pool.execute(this.q.scheduleRetry, [JSON.stringify(retry), me]));
+    if (retry.length > 0) work.push(this.pool.execute(this.q.scheduleRetry, [JSON.stringify(retry), this.destination, me]));
     if (dead.length > 0) work.push(this.move(this.q.copyDead, JSON.stringify(dead)));
     // The three kinds touch disjoint events, so they may run side by side.
     const results = await Promise.allSettled(work);
@@ -233,91 +486,31 @@ export class MySqlJournal implements SourceJournal {
   /** Copies the held events of `json` with `copySql`, then deletes them, in one transaction. */
   private async move(copySql: string, json: string): Promise<void> {
     const me = this.opts.instanceId;
-    await this.transaction(async (conn) => {
-      const [held] = await conn.execute<mysql.RowDataPacket[]>(this.q.lockHeld, [json, me]);
+    await this.tx.run(async (conn) => {
+      const [held] = await conn.execute<mysql.RowDataPacket[]>(this.q.lockHeld, [json, this.destination, me]);
       if (held.length === 0) return;
-      await conn.execute(copySql, [json, me]);
-      await conn.execute(this.q.deleteHeld, [json, me]);
+      await conn.execute(copySql, [json, this.destination, me]);
+      await conn.execute(this.q.deleteHeld, [json, this.destination, me]);
     });
   }
 
   /** Makes every retry of this daemon's tables that waits for a later time due now (the endpoint is back). */
   async retryNow(): Promise<number> {
     if (this.opts.tables.length === 0) return 0;
-    return this.transaction(async (conn) => {
-      const [r] = await conn.execute<mysql.ResultSetHeader>(this.retryNowSql, this.tableParams);
+    return this.tx.run(async (conn) => {
+      const [r] = await conn.execute<mysql.ResultSetHeader>(this.retryNowSql, [this.destination, ...this.tableParams]);
       return r.affectedRows;
     });
   }
 
-  /** Scans the journal (claimed_by is not indexed), so it runs in READ COMMITTED: no gap locks on the triggers' way. */
-  async releaseClaims(): Promise<number> {
-    return this.transaction(async (conn) => {
-      const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.releaseClaims, [this.opts.instanceId]);
-      return r.affectedRows;
-    });
-  }
-
-  /**
-   * Releases claims held by earlier processes of this host that no longer run
-   * (a crash or kill -9 followed by a restart), so their events go out at once
-   * instead of after the lease. Instance ids are scope:pid:random; a pid that is
-   * alive (even if reused by another program) is left alone, to be safe.
-   */
-  async releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number> {
-    const likeScope = scope.replace(/[!%_]/g, (c) => '!' + c);
-    const [r] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.claimHolders, [`${likeScope}:%`]);
-    const dead = r
-      .map((row) => String(row.claimed_by))
-      .filter((id) => {
-        if (id === this.opts.instanceId) return false;
-        const pid = Number(id.slice(scope.length + 1).split(':')[0]);
-        return Number.isInteger(pid) && pid > 0 && !isAlive(pid);
-      });
-    if (dead.length === 0) return 0;
-    return this.transaction(async (conn) => {
-      const [released] = await conn.execute<mysql.ResultSetHeader>(this.q.releaseClaimsOf, [JSON.stringify(dead)]);
-      return released.affectedRows;
-    });
-  }
-
-  /** In READ COMMITTED too: a range delete under REPEATABLE READ would lock the gap where delivered events are being added. */
   async touchLastDelivery(schema: string, table: string): Promise<void> {
-    await this.pool.execute(this.q.touchLastDelivery, [schema, table]);
+    await this.pool.execute(this.q.touchLastDelivery, [this.destination, schema, table]);
   }
+}
 
-  async purgeDelivered(retentionSeconds: number): Promise<number> {
-    return this.transaction(async (conn) => {
-      const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
-      return r.affectedRows;
-    });
-  }
-
-  async backlog(): Promise<TableBacklog[]> {
-    // Strings: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
-    const [rows] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.backlog, [String(BACKLOG_SCAN_LIMIT), String(BACKLOG_SCAN_LIMIT)]);
-    const found = new Map<string, { pending: number; oldestUs: number; dead: number }>();
-    for (const row of rows) {
-      const key = JSON.stringify([row.schema_name, row.table_name]);
-      const entry = found.get(key) ?? { pending: 0, oldestUs: 0, dead: 0 };
-      if (row.kind === 'dead') entry.dead = Number(row.n);
-      else {
-        entry.pending = Number(row.n);
-        entry.oldestUs = Number(row.oldest_us ?? 0);
-      }
-      found.set(key, entry);
-    }
-    return this.opts.tables.map((t) => {
-      const entry = found.get(JSON.stringify([t.schema, t.name]));
-      return {
-        schema: t.schema,
-        table: t.name,
-        pending: entry?.pending ?? 0,
-        oldestPendingSeconds: Math.max(0, (entry?.oldestUs ?? 0) / 1e6),
-        deadLetters: entry?.dead ?? 0,
-      };
-    });
-  }
+/** Short READ COMMITTED transactions on pooled connections, shared by the journal's parts. */
+class Transactions {
+  constructor(private readonly pool: mysql.Pool) {}
 
   /**
    * Runs `fn` in a READ COMMITTED transaction on one pooled connection
@@ -331,7 +524,7 @@ export class MySqlJournal implements SourceJournal {
    * instances claim at the same moment (their row locks meet in the gate's index):
    * nothing was done, so it is simply run again, a few times, before giving up.
    */
-  private async transaction<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+  async run<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.transactionOnce(fn);

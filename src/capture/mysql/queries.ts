@@ -32,14 +32,15 @@ const EVENT_COLUMNS = 'id, op, schema_name, table_name, row_hash, new_row, old_r
 export function makeQueries(prefix: string) {
   const n = objectNames(prefix);
   const events = quoteIdent(n.events);
+  const deliveries = quoteIdent(n.deliveries);
   /** What a claim returns per event. Its first parameter: the lease in microseconds. */
   const claimColumns = `e.id, e.op, e.schema_name, e.table_name,
              DATE_FORMAT(e.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS ts,
              e.new_row, e.old_row, e.attempts + 1 AS attempts,
              DATE_FORMAT(UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, ${TOKEN_FORMAT}) AS token,
              e.row_hash,
-             EXISTS (SELECT 1 FROM ${events} n FORCE INDEX (row_hash_idx)
-                     WHERE n.row_hash = e.row_hash AND n.id > e.id) AS has_next`;
+             EXISTS (SELECT 1 FROM ${deliveries} n FORCE INDEX (row_hash_idx)
+                     WHERE n.destination = e.destination AND n.row_hash = e.row_hash AND n.id > e.id) AS has_next`;
   /** Due, held by nobody (or by a lapsed lease), of this daemon's tables. */
   const eligible = (tableCount: number) => `(e.run_at IS NULL OR e.run_at <= UTC_TIMESTAMP(6))
         AND (e.claimed_by IS NULL OR e.claimed_until < UTC_TIMESTAMP(6))
@@ -73,17 +74,19 @@ export function makeQueries(prefix: string) {
      * The lease end is computed here, once, and returned as text: it is written as
      * claimed_until by `markClaimed` and is the claim's token, so the token is
      * exactly the stored value.
-     * Params: lease in microseconds, lo, hi, then (schema, table) per table, then the limit.
+     * Everything happens in one destination's queue (deliveries of that destination):
+     * its gate, its window, its heads.
+     * Params: lease in microseconds, destination, lo, hi, then (schema, table) per table, then the limit.
      */
     claimWalk(tableCount: number): string {
       return `
       SELECT ${claimColumns}
-      FROM ${events} e FORCE INDEX (PRIMARY)
-      WHERE e.id >= ? AND e.id < ?
+      FROM ${deliveries} e FORCE INDEX (PRIMARY)
+      WHERE e.destination = ? AND e.id >= ? AND e.id < ?
         AND ${eligible(tableCount)}
         AND NOT EXISTS (
-          SELECT 1 FROM ${events} p FORCE INDEX (row_hash_idx)
-          WHERE p.row_hash = e.row_hash AND p.id < e.id)
+          SELECT 1 FROM ${deliveries} p FORCE INDEX (row_hash_idx)
+          WHERE p.destination = e.destination AND p.row_hash = e.row_hash AND p.id < e.id)
       ORDER BY e.id
       LIMIT ?
       FOR UPDATE SKIP LOCKED`;
@@ -92,74 +95,75 @@ export function makeQueries(prefix: string) {
     /**
      * The heads of busy rows: for each row hash (a JSON array), the row's oldest event,
      * through the gate's index; being the oldest, it needs no gate. Params: lease in
-     * microseconds, row hashes, then (schema, table) per table.
+     * microseconds, destination, row hashes, destination, then (schema, table) per table.
      */
     claimHeads(tableCount: number): string {
       return `
       SELECT ${claimColumns}
-      FROM ${events} e
-      WHERE e.id IN (
-          SELECT (SELECT p.id FROM ${events} p FORCE INDEX (row_hash_idx) WHERE p.row_hash = j.h ORDER BY p.id LIMIT 1)
+      FROM ${deliveries} e
+      WHERE e.destination = ? AND e.id IN (
+          SELECT (SELECT p.id FROM ${deliveries} p FORCE INDEX (row_hash_idx)
+                  WHERE p.destination = ? AND p.row_hash = j.h ORDER BY p.id LIMIT 1)
           FROM JSON_TABLE(?, '$[*]' COLUMNS (h BIGINT PATH '$')) j)
         AND ${eligible(tableCount)}
       FOR UPDATE SKIP LOCKED`;
     },
 
-    /** The first id at or above ? (a walk's window start), NULL for none. */
-    firstIdFrom: `SELECT MIN(id) AS id FROM ${events} WHERE id >= ?`,
+    /** Params: destination, id. The first id at or above it (a walk's window start), NULL for none. */
+    firstIdFrom: `SELECT MIN(id) AS id FROM ${deliveries} WHERE destination = ? AND id >= ?`,
 
-    /** The claim, second half, on the rows the first half locked. Params: ids (JSON array), instance id, token. */
+    /** The claim, second half, on the rows the first half locked. Params: ids (JSON array), destination, instance id, token. */
     markClaimed: `
       UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${events} e ON e.id = u.id
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id
       SET e.claimed_by = ?, e.claimed_until = ?, e.attempts = e.attempts + 1`,
 
     /**
      * Deletes the events the claims still hold (delivered, or copied elsewhere just before).
-     * Params: (id, token, …) tuples (extra elements are ignored), instance id.
+     * Params: (id, token, …) tuples (extra elements are ignored), destination, instance id.
      */
     deleteHeld: `
       DELETE e FROM ${pairs}
-      JOIN ${events} e ON e.id = u.id AND e.claimed_until = u.token
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?`,
 
     /**
      * Moving an event to another table takes three statements (MySQL has no
      * DELETE … RETURNING into INSERT), in one transaction: lock the events the claim
      * still holds, copy them, delete them. Once locked, nothing else can change them,
-     * so the three see the same rows. Params of each: (id, token) pairs, instance id.
+     * so the three see the same rows. Params of each: (id, token) pairs, destination, instance id.
      */
     lockHeld: `
       SELECT e.id FROM ${pairs}
-      JOIN ${events} e ON e.id = u.id AND e.claimed_until = u.token
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?
       FOR UPDATE`,
 
-    /** Copies held events into delivered_events (retention). Params: pairs, instance id. */
+    /** Copies held events into delivered_events (retention). Params: pairs, destination, instance id. */
     copyDelivered: `
-      INSERT INTO ${delivered} (${EVENT_COLUMNS}, attempts, delivered_at)
-      SELECT e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid,
+      INSERT INTO ${delivered} (destination, ${EVENT_COLUMNS}, attempts, delivered_at)
+      SELECT e.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid,
              e.created_at, e.attempts, UTC_TIMESTAMP(6)
       FROM ${pairs}
-      JOIN ${events} e ON e.id = u.id AND e.claimed_until = u.token
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?
       ON DUPLICATE KEY UPDATE attempts = VALUES(attempts), delivered_at = VALUES(delivered_at)`,
 
-    /** Copies held events into dead_letters. Params: (id, token, status, error) tuples, instance id. */
+    /** Copies held events into dead_letters. Params: (id, token, status, error) tuples, destination, instance id. */
     copyDead: `
-      INSERT INTO ${deadLetters} (${EVENT_COLUMNS}, attempts, last_status, last_error, failed_at)
-      SELECT e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid,
+      INSERT INTO ${deadLetters} (destination, ${EVENT_COLUMNS}, attempts, last_status, last_error, failed_at)
+      SELECT e.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid,
              e.created_at, e.attempts, u.status, u.error, UTC_TIMESTAMP(6)
       FROM ${batchOf(`,
         status INT  PATH '$[2]',
         error  TEXT PATH '$[3]'`)}
-      JOIN ${events} e ON e.id = u.id AND e.claimed_until = u.token
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?
       ON DUPLICATE KEY UPDATE attempts = VALUES(attempts), last_status = VALUES(last_status),
         last_error = VALUES(last_error), failed_at = VALUES(failed_at)`,
 
     /**
-     * Params: (id, token, delay ms, refund 0|1, status, error or null to keep the last one) tuples, instance id.
+     * Params: (id, token, delay ms, refund 0|1, status, error or null to keep the last one) tuples, destination, instance id.
      * A refunded attempt (endpoint outage, shutdown) does not count.
      */
     scheduleRetry: `
@@ -168,7 +172,7 @@ export function makeQueries(prefix: string) {
         refund   INT  PATH '$[3]',
         status   INT  PATH '$[4]',
         error    TEXT PATH '$[5]'`)}
-      JOIN ${events} e ON e.id = u.id AND e.claimed_until = u.token
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       SET e.claimed_by = NULL, e.claimed_until = NULL,
           e.run_at = UTC_TIMESTAMP(6) + INTERVAL u.delay_ms * 1000 MICROSECOND,
           e.attempts = GREATEST(e.attempts - u.refund, 0),
@@ -177,30 +181,30 @@ export function makeQueries(prefix: string) {
       WHERE e.claimed_by = ?`,
 
     /**
-     * The endpoint answers again: retries waiting for a later time become due now.
-     * Params: (schema, table) per table of this daemon.
+     * A destination answers again: its retries waiting for a later time become due now.
+     * Params: destination, then (schema, table) per table of this daemon.
      */
     retryNow(tableCount: number): string {
       return `
-      UPDATE ${events} SET run_at = UTC_TIMESTAMP(6)
-      WHERE run_at > UTC_TIMESTAMP(6) AND (claimed_by IS NULL OR claimed_until < UTC_TIMESTAMP(6))
+      UPDATE ${deliveries} SET run_at = UTC_TIMESTAMP(6)
+      WHERE destination = ? AND run_at > UTC_TIMESTAMP(6) AND (claimed_by IS NULL OR claimed_until < UTC_TIMESTAMP(6))
         AND (schema_name, table_name) IN (${tablePairs(tableCount)})`;
     },
 
     /** Params: instance id. Gives back unfinished claims without counting their attempt. */
     releaseClaims: `
-      UPDATE ${events} SET claimed_by = NULL, claimed_until = NULL,
+      UPDATE ${deliveries} SET claimed_by = NULL, claimed_until = NULL,
         attempts = GREATEST(attempts - 1, 0)
       WHERE claimed_by = ?`,
 
     /** Params: LIKE pattern of instance ids on this host ('!' escapes). */
     claimHolders: `
-      SELECT DISTINCT claimed_by FROM ${events}
+      SELECT DISTINCT claimed_by FROM ${deliveries}
       WHERE claimed_by LIKE ? ESCAPE '!' AND claimed_until > UTC_TIMESTAMP(6)`,
 
     /** Params: instance ids (JSON array). Ends the claims of processes known to be dead. */
     releaseClaimsOf: `
-      UPDATE ${events} SET claimed_by = NULL, claimed_until = NULL
+      UPDATE ${deliveries} SET claimed_by = NULL, claimed_until = NULL
       WHERE claimed_by IN (
         SELECT holder FROM JSON_TABLE(?, '$[*]' COLUMNS (holder VARCHAR(255) PATH '$')) h)`,
 
@@ -208,22 +212,82 @@ export function makeQueries(prefix: string) {
     purgeDelivered: `DELETE FROM ${delivered} WHERE delivered_at < UTC_TIMESTAMP(6) - INTERVAL ? SECOND`,
 
     /**
-     * The backlog per table, for the metrics: events still in the journal (waiting,
-     * retrying or in flight) with the age of the oldest, then dead letters (kind
-     * 'dead'). Cost is bounded on a journal of any size: only the oldest N rows of
-     * the journal (and of dead letters) are read, walking the primary key, so counts
-     * stop at N; a table's oldest age is exact whenever it has an event among them.
-     * Params: N, N.
+     * The router's move (see MySqlRouter): the walk, then, in the same transaction, a
+     * copy into each destination's queue and the delete. Only the instance that leads
+     * a table (holds its route lock) moves its changes, so the three statements see
+     * the same rows (nobody else deletes them, and they work on the walk's ids).
+     * The walk: oldest first from the floor, at most the limit, in the led tables;
+     * below a floor, a change committed late holds back the later changes of its row
+     * until the walk from the start (floor 0) has moved it.
+     * Params: floor, then (schema, table) per led table, then the floor twice, then the limit.
      */
-    backlog: `
-      SELECT 'events' AS kind, schema_name, table_name, COUNT(*) AS n,
+    routeWalk(tableCount: number): string {
+      return `
+      SELECT e.id, e.op, e.schema_name, e.table_name
+      FROM ${events} e FORCE INDEX (PRIMARY)
+      WHERE e.id >= ? AND (e.schema_name, e.table_name) IN (${tablePairs(tableCount)})
+        AND (? = 0 OR NOT EXISTS (
+          SELECT 1 FROM ${events} p FORCE INDEX (row_hash_idx) WHERE p.row_hash = e.row_hash AND p.id < ?))
+      ORDER BY e.id
+      LIMIT ?`;
+    },
+
+    /**
+     * Copies the walked changes into the queues of the destinations whose routes take
+     * them. Params: ids (JSON array), routes (JSON array of [destination, schema, table, operation]).
+     */
+    routeCopy: `
+      INSERT IGNORE INTO ${deliveries} (destination, ${EVENT_COLUMNS})
+      SELECT r.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at
+      FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
+      JOIN ${events} e ON e.id = u.id
+      JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+          destination VARCHAR(40) PATH '$[0]',
+          schema_name VARCHAR(64) PATH '$[1]',
+          table_name  VARCHAR(64) PATH '$[2]',
+          op          VARCHAR(6)  PATH '$[3]')) r
+        ON r.schema_name = e.schema_name AND r.table_name = e.table_name AND r.op = e.op
+      ORDER BY e.id`,
+
+    /** Params: ids (JSON array). Removes the walked changes from the inbox. */
+    routeDelete: `
+      DELETE e FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
+      JOIN ${events} e ON e.id = u.id`,
+
+    /** Params: lock name. The route lock of one table (see MySqlRouter); 1 when taken. */
+    tryRouteLock: `SELECT GET_LOCK(?, 0) AS ok`,
+
+    /**
+     * The backlog per destination and table, for the metrics: deliveries still queued
+     * (waiting, retrying or in flight) with the age of the oldest, changes not yet
+     * routed (destination ''), then dead letters (kind 'dead'). Cost is bounded on a
+     * journal of any size: only the oldest N rows of each queue (and of the inbox, and
+     * of dead letters) are read, walking the primary key, so counts stop at N; an
+     * oldest age is exact whenever its table has a row among them.
+     * (MariaDB has no LATERAL join: one bounded subquery per destination.)
+     * Params: (destination, destination, N) per destination, N, N.
+     */
+    backlog(destinationCount: number): string {
+      const queues = Array.from(
+        { length: destinationCount },
+        () => `SELECT * FROM (SELECT ? AS destination, q.schema_name, q.table_name, q.created_at FROM ${deliveries} q
+               WHERE q.destination = ? ORDER BY q.id LIMIT ?) h`,
+      );
+      return `
+      SELECT 'events' AS kind, destination, schema_name, table_name, COUNT(*) AS n,
              TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)) AS oldest_us
+      FROM (${['SELECT NULL AS destination, NULL AS schema_name, NULL AS table_name, NULL AS created_at FROM DUAL WHERE FALSE', ...queues].join(' UNION ALL ')}) d
+      GROUP BY destination, schema_name, table_name
+      UNION ALL
+      SELECT 'events', '', schema_name, table_name, COUNT(*),
+             TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6))
       FROM (SELECT schema_name, table_name, created_at FROM ${events} ORDER BY id LIMIT ?) h
       GROUP BY schema_name, table_name
       UNION ALL
-      SELECT 'dead', schema_name, table_name, COUNT(*), NULL
-      FROM (SELECT schema_name, table_name FROM ${deadLetters} ORDER BY id LIMIT ?) h
-      GROUP BY schema_name, table_name`,
+      SELECT 'dead', destination, schema_name, table_name, COUNT(*), NULL
+      FROM (SELECT destination, schema_name, table_name FROM ${deadLetters} ORDER BY destination, id LIMIT ?) h
+      GROUP BY destination, schema_name, table_name`;
+    },
 
     installationId: `SELECT \`value\` FROM ${quoteIdent(n.meta)} WHERE \`key\` = 'installation_id'`,
 
@@ -231,17 +295,17 @@ export function makeQueries(prefix: string) {
     schemaVersion: `SELECT COALESCE(MAX(version), 0) AS version FROM ${quoteIdent(n.migrations)}`,
 
     // ---- Operator commands (dead letters, status). Every filter is `deadLetterFilter`'s
-    // eight parameters (see deadLetterFilterParams in admin.ts).
+    // ten parameters (see deadLetterFilterParams in admin.ts).
 
     /** Filters (time: failed at or after), then the limit. Times as RFC 3339 UTC text. */
     listDeadLetters: `
-      SELECT id, op, schema_name, table_name, attempts, last_status, last_error,
+      SELECT destination, id, op, schema_name, table_name, attempts, last_status, last_error,
              DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
              DATE_FORMAT(failed_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS failed_at,
              new_row, old_row
       FROM ${deadLetters}
       WHERE ${deadLetterFilter('>=')}
-      ORDER BY id
+      ORDER BY id, destination
       LIMIT ?`,
 
     /**
@@ -250,46 +314,66 @@ export function makeQueries(prefix: string) {
      * for replay, before for purge).
      */
     lockDeadLetters: (time: '>=' | '<') => `
-      SELECT id FROM ${deadLetters} WHERE ${deadLetterFilter(time)} ORDER BY id FOR UPDATE`,
+      SELECT destination, id FROM ${deadLetters} WHERE ${deadLetterFilter(time)} ORDER BY id, destination FOR UPDATE`,
 
     /**
-     * Params: ids (JSON array). Puts dead letters back in the journal with their own id (so
-     * the event id is unchanged), due now, attempts from zero.
+     * Params: (destination, id) pairs (JSON array). Puts dead letters back in their
+     * destination's queue with their own id (so the event id is unchanged), due now,
+     * attempts from zero: only that destination sends them again.
      */
     restoreDeadLetters: `
-      INSERT INTO ${events} (${EVENT_COLUMNS})
-      SELECT d.id, d.op, d.schema_name, d.table_name, d.row_hash, d.new_row, d.old_row, d.txid, d.created_at
-      FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${deadLetters} d ON d.id = u.id`,
+      INSERT IGNORE INTO ${deliveries} (destination, ${EVENT_COLUMNS})
+      SELECT d.destination, d.id, d.op, d.schema_name, d.table_name, d.row_hash, d.new_row, d.old_row, d.txid, d.created_at
+      FROM JSON_TABLE(?, '$[*]' COLUMNS (destination VARCHAR(40) PATH '$[0]', id BIGINT UNSIGNED PATH '$[1]')) u
+      JOIN ${deadLetters} d ON d.destination = u.destination AND d.id = u.id`,
 
-    /** Params: ids (JSON array). */
+    /** Params: (destination, id) pairs (JSON array). */
     deleteDeadLetters: `
-      DELETE d FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${deadLetters} d ON d.id = u.id`,
+      DELETE d FROM JSON_TABLE(?, '$[*]' COLUMNS (destination VARCHAR(40) PATH '$[0]', id BIGINT UNSIGNED PATH '$[1]')) u
+      JOIN ${deadLetters} d ON d.destination = u.destination AND d.id = u.id`,
 
-    /** Per watched table: what waits, what retries, what is in flight, what is dead. */
+    /**
+     * Per destination and watched table: what waits, what retries, what is in flight,
+     * what is dead, when it last delivered; and, under the destination '', what was
+     * captured but not routed yet.
+     */
     status: `
-      SELECT w.schema_name, w.table_name, w.operations,
+      SELECT k.destination, w.schema_name, w.table_name, w.operations,
              COALESCE(j.pending, 0) AS pending, COALESCE(j.retrying, 0) AS retrying,
              COALESCE(j.in_flight, 0) AS in_flight, COALESCE(dl.dead, 0) AS dead_letters,
-             j.oldest_age_us, w.last_delivered_at
+             j.oldest_age_us, t.last_delivered_at
       FROM ${quoteIdent(n.watchedTables)} w
       LEFT JOIN (
-        SELECT schema_name, table_name,
+        SELECT destination, schema_name, table_name FROM ${deliveries}
+        UNION SELECT '', schema_name, table_name FROM ${events}
+        UNION SELECT destination, schema_name, table_name FROM ${deadLetters}
+        UNION SELECT destination, schema_name, table_name FROM ${quoteIdent(n.destinationTables)}
+      ) k ON k.schema_name = w.schema_name AND k.table_name = w.table_name
+      LEFT JOIN (
+        SELECT destination, schema_name, table_name,
                SUM((claimed_by IS NULL OR claimed_until < UTC_TIMESTAMP(6))
                    AND (run_at IS NULL OR run_at <= UTC_TIMESTAMP(6))) AS pending,
                SUM((claimed_by IS NULL OR claimed_until < UTC_TIMESTAMP(6)) AND run_at > UTC_TIMESTAMP(6)) AS retrying,
                SUM(claimed_by IS NOT NULL AND claimed_until >= UTC_TIMESTAMP(6)) AS in_flight,
                TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6)) AS oldest_age_us
+        FROM ${deliveries} GROUP BY destination, schema_name, table_name
+        UNION ALL
+        SELECT '', schema_name, table_name, COUNT(*), 0, 0, TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(6))
         FROM ${events} GROUP BY schema_name, table_name
-      ) j ON j.schema_name = w.schema_name AND j.table_name = w.table_name
+      ) j ON j.destination = k.destination AND j.schema_name = w.schema_name AND j.table_name = w.table_name
       LEFT JOIN (
-        SELECT schema_name, table_name, COUNT(*) AS dead FROM ${deadLetters} GROUP BY schema_name, table_name
-      ) dl ON dl.schema_name = w.schema_name AND dl.table_name = w.table_name
-      ORDER BY w.schema_name, w.table_name`,
+        SELECT destination, schema_name, table_name, COUNT(*) AS dead FROM ${deadLetters}
+        GROUP BY destination, schema_name, table_name
+      ) dl ON dl.destination = k.destination AND dl.schema_name = w.schema_name AND dl.table_name = w.table_name
+      LEFT JOIN ${quoteIdent(n.destinationTables)} t
+        ON t.destination = k.destination AND t.schema_name = w.schema_name AND t.table_name = w.table_name
+      ORDER BY w.schema_name, w.table_name, k.destination`,
 
-    /** Params: schema, table. A best-effort figure for `status`, one short autocommit statement. */
-    touchLastDelivery: `UPDATE ${quoteIdent(n.watchedTables)} SET last_delivered_at = UTC_TIMESTAMP(6) WHERE schema_name = ? AND table_name = ?`,
+    /** Params: destination, schema, table. A best-effort figure for `status`, one short autocommit statement. */
+    touchLastDelivery: `
+      INSERT INTO ${quoteIdent(n.destinationTables)} (destination, schema_name, table_name, last_delivered_at)
+      VALUES (?, ?, ?, UTC_TIMESTAMP(6))
+      ON DUPLICATE KEY UPDATE last_delivered_at = VALUES(last_delivered_at)`,
 
     // ---- doctor: read-only checks of the privileges and what is installed.
 
@@ -314,12 +398,12 @@ export function makeQueries(prefix: string) {
 
 /**
  * Which dead letters: params ids (JSON array or NULL) twice, schema twice, table
- * twice, time bound (UTC `YYYY-MM-DD HH:MM:SS.ffffff` or NULL) twice.
+ * twice, time bound (UTC `YYYY-MM-DD HH:MM:SS.ffffff` or NULL) twice, destination twice.
  */
 function deadLetterFilter(time: '>=' | '<'): string {
   return `(? IS NULL OR id IN (SELECT f.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) f))
         AND (? IS NULL OR schema_name = ?) AND (? IS NULL OR table_name = ?)
-        AND (? IS NULL OR failed_at ${time} ?)`;
+        AND (? IS NULL OR failed_at ${time} ?) AND (? IS NULL OR destination = ?)`;
 }
 
 /** Claims run in READ COMMITTED: no gap locks, so a claim never holds up the triggers' inserts. */

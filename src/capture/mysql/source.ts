@@ -29,7 +29,8 @@ export class MySqlSource implements CaptureSource {
   private driftTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly config: Config) {
-    this.pool = createMySqlPool(config.database, { connectionLimit: 4 });
+    // The router's connection, each destination's claim connection, and two for outcomes.
+    this.pool = createMySqlPool(config.database, { connectionLimit: 3 + config.destinations.length });
   }
 
   async prepare(install: boolean, bus: DaemonEventBus, log: Logger): Promise<ResolvedTable[]> {
@@ -53,7 +54,11 @@ export class MySqlSource implements CaptureSource {
 
   async openJournal(opts: JournalOptions): Promise<SourceJournal> {
     const prefix = await readEventIdPrefix(this.pool, this.config.listener.schema);
-    return new MySqlJournal(this.pool, makeQueries(this.config.listener.schema), { ...opts, eventIdPrefix: prefix });
+    return new MySqlJournal(this.pool, makeQueries(this.config.listener.schema), {
+      ...opts,
+      eventIdPrefix: prefix,
+      lockScope: `${this.config.database.database}:${this.config.listener.schema}`,
+    });
   }
 
   waiter(): SourceWaiter {

@@ -43,6 +43,8 @@ export interface ObjectNames {
   readonly migrations: string;
   readonly meta: string;
   readonly events: string;
+  readonly deliveries: string;
+  readonly destinationTables: string;
   readonly deadLetters: string;
   readonly deliveredEvents: string;
   readonly watchedTables: string;
@@ -54,6 +56,8 @@ export function objectNames(prefix: string): ObjectNames {
     migrations: `${prefix}_migrations`,
     meta: `${prefix}_meta`,
     events: `${prefix}_events`,
+    deliveries: `${prefix}_deliveries`,
+    destinationTables: `${prefix}_destination_tables`,
     deadLetters: `${prefix}_dead_letters`,
     deliveredEvents: `${prefix}_delivered_events`,
     watchedTables: `${prefix}_watched_tables`,

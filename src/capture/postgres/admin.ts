@@ -8,6 +8,8 @@ import { AppError } from '../../util/errors.js';
 import { makeQueries } from './queries.js';
 
 export interface DeadLetterFilter {
+  /** Only this destination's dead letters; all when undefined. */
+  readonly destination?: string;
   /** Journal ids (the number at the end of an event id). */
   readonly ids?: readonly string[];
   readonly table?: TableRef;
@@ -16,6 +18,8 @@ export interface DeadLetterFilter {
 }
 
 export interface DeadLetter {
+  /** The destination that gave up on it. */
+  readonly destination: string;
   readonly id: string;
   readonly eventId: string;
   readonly op: string;
@@ -33,6 +37,7 @@ export interface DeadLetter {
 
 /** A dead letter as both databases' `listDeadLetters` query returns it. */
 export interface DeadLetterRow {
+  destination: string;
   id: string;
   op: string;
   schema_name: string;
@@ -47,6 +52,8 @@ export interface DeadLetterRow {
 }
 
 export interface TableStatus {
+  /** The destination; '' for changes captured but not routed yet, null for a table with nothing anywhere. */
+  readonly destination: string | null;
   readonly schema: string;
   readonly table: string;
   readonly operations: readonly string[];
@@ -70,7 +77,13 @@ export function parseEventRef(ref: string): string {
 }
 
 function params(f: DeadLetterFilter): unknown[] {
-  return [f.ids && f.ids.length > 0 ? [...f.ids] : null, f.table?.schema ?? null, f.table?.name ?? null, f.time ?? null];
+  return [
+    f.ids && f.ids.length > 0 ? [...f.ids] : null,
+    f.table?.schema ?? null,
+    f.table?.name ?? null,
+    f.time ?? null,
+    f.destination ?? null,
+  ];
 }
 
 async function eventIdPrefix(client: pg.ClientBase, ourSchema: string): Promise<string> {
@@ -88,6 +101,7 @@ export async function listDeadLetters(
   const prefix = await eventIdPrefix(client, ourSchema);
   const r = await client.query<DeadLetterRow>(q.listDeadLetters, [...params(filter), limit]);
   return r.rows.map((row) => ({
+    destination: row.destination,
     id: row.id,
     eventId: prefix + row.id,
     op: row.op,
@@ -122,6 +136,7 @@ export async function purgeDeadLetters(client: pg.ClientBase, ourSchema: string,
 
 export async function journalStatus(client: pg.ClientBase, ourSchema: string): Promise<TableStatus[]> {
   const r = await client.query<{
+    destination: string | null;
     schema_name: string;
     table_name: string;
     operations: string[];
@@ -133,6 +148,7 @@ export async function journalStatus(client: pg.ClientBase, ourSchema: string): P
     last_delivered_at: Date | null;
   }>(makeQueries(ourSchema).status);
   return r.rows.map((row) => ({
+    destination: row.destination,
     schema: row.schema_name,
     table: row.table_name,
     operations: row.operations,

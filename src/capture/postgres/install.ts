@@ -133,13 +133,13 @@ async function triggerIsCurrent(
  * Reads the database and returns what is missing, as SQL. `force` plans every
  * step, as for a fresh database (used by `install --dry-run --all`).
  */
-export async function planInstall(client: pg.ClientBase, config: Config, force = false): Promise<InstallPlan> {
+export async function planInstall(client: pg.ClientBase, config: Config, force = false, upToVersion = Infinity): Promise<InstallPlan> {
   const ourSchema = config.listener.schema;
   const modes = config.listener.modes;
   const applied = force ? new Set<number>() : await appliedVersions(client, ourSchema);
   const steps: InstallStep[] = [];
   const warnings: string[] = [];
-  const pending = loadMigrations('postgres').filter((m) => !applied.has(m.version));
+  const pending = loadMigrations('postgres').filter((m) => !applied.has(m.version) && m.version <= upToVersion);
   if (pending.length > 0 && applied.size === 0) {
     steps.push({ description: `create schema ${ourSchema}`, sql: bootstrapSql(ourSchema) });
   }
@@ -166,8 +166,12 @@ export async function planInstall(client: pg.ClientBase, config: Config, force =
   return { steps, tables, warnings };
 }
 
-/** Applies the plan in one transaction under the installation lock. Returns what was done. */
-export async function applyInstall(client: pg.ClientBase, config: Config): Promise<InstallPlan> {
+/**
+ * Applies the plan in one transaction under the installation lock. Returns what was
+ * done. `upToVersion` stops at that migration (tests of an upgrade install an
+ * earlier version first).
+ */
+export async function applyInstall(client: pg.ClientBase, config: Config, upToVersion = Infinity): Promise<InstallPlan> {
   await client.query('BEGIN');
   try {
     // DDL on a watched table waits for its readers and, while waiting, holds up the
@@ -175,7 +179,7 @@ export async function applyInstall(client: pg.ClientBase, config: Config): Promi
     await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(`${INSTALL_LOCK_TIMEOUT_MS}ms`)}`);
     await client.query(lockKeySql(config.listener.schema));
     // Planned after taking the lock: a concurrent installer has finished by now.
-    const plan = await planInstall(client, config);
+    const plan = await planInstall(client, config, false, upToVersion);
     for (const step of plan.steps) await client.query(step.sql);
     await client.query('COMMIT');
     return plan;

@@ -50,7 +50,8 @@ export class PostgresSource implements CaptureSource {
     this.pool = new pg.Pool({
       ...this.clientConfig,
       options: [this.clientConfig.options, ...JOURNAL_SESSION_SETTINGS.map((s) => `-c ${s}`)].filter(Boolean).join(' '),
-      max: 4,
+      // Claims and outcome writes of every destination (the router has a connection of its own).
+      max: 3 + config.destinations.length,
       idleTimeoutMillis: 30_000,
       query_timeout: QUERY_TIMEOUT_MS,
     });
@@ -66,7 +67,7 @@ export class PostgresSource implements CaptureSource {
     const installId = (await this.pool.query<{ value: string }>(this.q.installationId)).rows[0]?.value ?? 'unknown';
     // Only the table's owner may analyze it; autovacuum does it later otherwise.
     await this.pool.query(this.q.analyzeJournal).catch(() => undefined);
-    return new PgJournal(this.pool, this.q, { ...opts, eventIdPrefix: `evt_${installId}_` });
+    return new PgJournal(this.pool, this.q, { ...opts, clientConfig: this.clientConfig, eventIdPrefix: `evt_${installId}_` });
   }
 
   waiter(wake: WakeSignal, bus: DaemonEventBus): SourceWaiter {

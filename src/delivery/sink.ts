@@ -1,0 +1,33 @@
+/**
+ * The seam between dispatch and a destination's transport. The dispatcher hands a
+ * sink messages (one, or a batch), already formatted (formats.ts), and gets one
+ * outcome per message; retries, backoff, endpoint health and dead letters stay in
+ * dispatch, so a new transport (a broker) is one file implementing this.
+ */
+import type { Outcome } from './policy.js';
+
+/** One event as a sink sends it. */
+export interface SinkMessage {
+  /** The event id, the same for every destination and every attempt (receivers dedupe on it). */
+  readonly eventId: string;
+  readonly body: string;
+  readonly contentType: string;
+  /** The format's own headers (binary CloudEvents' ce-*), lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** What one attempt at one message came to, and how long the attempt took. */
+export type SinkResult = Outcome & { readonly durationMs: number };
+
+export interface Sink {
+  /** Where it sends, safe to log (no credentials). */
+  readonly description: string;
+  /**
+   * Sends the messages and resolves with one result per message, in order. Never
+   * rejects for a transport or endpoint problem: those are outcomes. `signal` cancels
+   * (shutdown): the results are then retries.
+   */
+  send(messages: readonly SinkMessage[], signal?: AbortSignal): Promise<SinkResult[]>;
+  /** Waits for attempts in progress, then releases connections. */
+  close(): Promise<void>;
+}
