@@ -85,6 +85,8 @@ export interface DaemonOptions {
   readonly logFile?: string;
   /** Extra Node.js flags (e.g. --cpu-prof). */
   readonly nodeFlags?: readonly string[];
+  /** More destinations beside the webhook: section's (`destinations:`), each to its own receiver. */
+  readonly destinations?: ReadonlyArray<{ readonly name: string; readonly url: string }>;
 }
 
 /** One daemon process; samples its resident memory every 250 ms while it runs. */
@@ -112,7 +114,10 @@ export class Daemon {
         `listener:\n  poll_interval: ${options.pollInterval ?? db.pollInterval}\n` +
         `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n` +
         `logging:\n  level: "${options.logLevel ?? 'warn'}"\n${options.logFile ? `  file: ${JSON.stringify(options.logFile)}\n` : ''}` +
-        `worker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n`,
+        `worker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n` +
+        (options.destinations?.length
+          ? `destinations:\n${options.destinations.map((d) => `  - name: ${d.name}\n    url: "${d.url}"\n    timeout: 10\n`).join('')}`
+          : ''),
     );
     const child = track(spawn(process.execPath, [...(options.nodeFlags ?? []), cliPath, 'run', '--config', configPath], {
       stdio: ['ignore', process.env.BENCH_DAEMON_OUT ? 'inherit' : 'ignore', 'inherit'],

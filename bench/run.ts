@@ -22,7 +22,7 @@ import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
 const PROFILE_DIR = flag('cpu-prof', '');
-/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances). */
+/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout). */
 const ONLY = flag('only', '').split(',').filter(Boolean);
 const want = (name: string): boolean => ONLY.length === 0 || ONLY.includes(name);
 
@@ -324,6 +324,10 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     out.hotRow = h;
   }
   if (want('slow')) out.slowReceiver = await slowReceiver(db, receiver);
+  if (want('fanout')) {
+    inScenario('three destinations');
+    out.fanOutDestinations = await threeDestinations(db, receiver);
+  }
   if (want('instances')) {
     inScenario('two instances');
     const one = await drain(db, receiver, SIZE.fanOut);
@@ -383,6 +387,40 @@ async function drainScenarios(db: BenchDatabase, receiver: Receiver, c: { watche
     out.million = m;
   }
 
+}
+
+/**
+ * One backlog to three destinations (the webhook: section and two more, each with its
+ * own receiver), beside one destination in the same run: events/s per destination,
+ * and every destination's deliveries together. The writers pay the same trigger
+ * either way (one inbox row per change), so the capture ceilings above stand.
+ */
+async function threeDestinations(db: BenchDatabase, receiver: Receiver) {
+  const n = SIZE.fanOut;
+  const one = await drain(db, receiver, n);
+  const others = [await Receiver.start(), await Receiver.start()];
+  try {
+    await db.reset();
+    await db.backlog(n);
+    for (const r of [receiver, ...others]) await r.reset({ record: true });
+    const started = now();
+    const daemon = await Daemon.start(db, receiver, daemonOptions({ destinations: others.map((r, i) => ({ name: `extra${i + 1}`, url: r.url })) }));
+    const done = await Promise.all([receiver, ...others].map((r) => waitForDistinct(r, n, Math.max(120_000, n * 6))));
+    const perDestination = await Promise.all(
+      [receiver, ...others].map(async (r) => rates(((await r.ask({ type: 'stats' })).received ?? []).map(([, at]) => at)).perSecond),
+    );
+    await daemon.stop();
+    const slowest = Math.min(...perDestination);
+    const all = (3 * n) / ((Math.max(...done) - started) / 1000);
+    record({
+      family: db.family, scenario: `three destinations, ${n.toLocaleString('en-US')} each`, value: slowest, unit: 'events/s per destination',
+      ratio: slowest / one.perSecond, ratioOf: 'one destination',
+      detail: `per destination ${perDestination.map((x) => Math.round(x)).join(', ')}/s; all deliveries ${Math.round(all)}/s; one destination ${Math.round(one.perSecond)}/s`,
+    });
+    return { one, perDestination, allDeliveriesPerSecond: all };
+  } finally {
+    for (const r of others) await r.stop();
+  }
 }
 
 async function slowReceiver(db: BenchDatabase, receiver: Receiver) {
