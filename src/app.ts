@@ -197,7 +197,7 @@ function startDestination(
       }
     },
   });
-  const sender = new WebhookSink(new WebhookClient(d.webhook, d.pool_size, VERSION), d.format);
+  const sender = new WebhookSink(new WebhookClient(d.webhook, d.pool_size, VERSION), d.format, d.batch !== undefined);
   const plan = batchPlan(d.pool_size);
   const delivery = compileDestination(d, tables, config.database.database, where);
   const completer: Completer = new Completer(queue, bus, () => dispatcher.outcomesWritten(), {

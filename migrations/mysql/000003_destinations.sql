@@ -54,9 +54,21 @@ CREATE TABLE IF NOT EXISTS {{destination_tables}} (
   PRIMARY KEY (destination, schema_name, table_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- The copy and the delete below read the journal without locking ranges of it (READ
+-- COMMITTED): under REPEATABLE READ they would lock the end of the events index and
+-- hold up every capture trigger, so the application's writes, for as long as they run.
+SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;
+
 -- Whether events still has its dispatch columns (this file has not run to the end yet).
 SET @adl_old_events = (SELECT COUNT(*) FROM information_schema.COLUMNS
   WHERE TABLE_SCHEMA = {{database_name}} AND TABLE_NAME = {{events_name}} AND COLUMN_NAME = 'run_at');
+
+-- The changes of the earlier version: those captured before this file first ran. A
+-- run again after a failure moves only those; what was captured since is routed to
+-- every destination by the new daemon, like any change.
+INSERT IGNORE INTO {{meta}} (`key`, `value`)
+SELECT 'destinations_upgrade_mark', CAST(COALESCE(MAX(id), 0) AS CHAR) FROM {{events}};
+SET @adl_mark = (SELECT `value` FROM {{meta}} WHERE `key` = 'destinations_upgrade_mark');
 
 -- The waiting events become "default"'s deliveries, with their dispatch state.
 SET @adl_migration = IF(@adl_old_events > 0,
@@ -64,7 +76,8 @@ SET @adl_migration = IF(@adl_old_events > 0,
     ' (destination, id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at,',
     '  run_at, attempts, last_status, last_error)',
     ' SELECT ''default'', id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at,',
-    '  run_at, GREATEST(attempts - IF(claimed_by IS NULL, 0, 1), 0), last_status, last_error FROM ', {{events_sql}}),
+    '  run_at, GREATEST(attempts - IF(claimed_by IS NULL, 0, 1), 0), last_status, last_error FROM ', {{events_sql}},
+    ' WHERE id <= ', @adl_mark),
   'DO 0');
 PREPARE adl_migration FROM @adl_migration;
 EXECUTE adl_migration;
@@ -74,7 +87,7 @@ DEALLOCATE PREPARE adl_migration;
 -- like any other (after the copied changes of its row, which the gates see first).
 SET @adl_migration = IF(@adl_old_events > 0,
   CONCAT('DELETE e FROM ', {{events_sql}}, ' e JOIN ', {{deliveries_sql}},
-    ' d ON d.destination = ''default'' AND d.id = e.id'),
+    ' d ON d.destination = ''default'' AND d.id = e.id WHERE e.id <= ', @adl_mark),
   'DO 0');
 PREPARE adl_migration FROM @adl_migration;
 EXECUTE adl_migration;
@@ -115,3 +128,6 @@ DEALLOCATE PREPARE adl_migration;
 
 INSERT IGNORE INTO {{destination_tables}} (destination, schema_name, table_name, last_delivered_at)
 SELECT 'default', schema_name, table_name, last_delivered_at FROM {{watched_tables}};
+
+-- Done: the mark served only a run again of this file.
+DELETE FROM {{meta}} WHERE `key` = 'destinations_upgrade_mark';

@@ -602,7 +602,9 @@ const batchSettings = z
   .object(
     {
       max_events: numberField({ min: 1, max: 10_000, integer: true }, 100),
-      max_wait: numberField({ min: 0, max: 60, noun: 'number of seconds' }, 0.05),
+      // At most 5 s: an event waits for its batch while claimed, and its claim must
+      // outlast the wait and the request (see the lease in app.ts).
+      max_wait: numberField({ min: 0, max: 5, noun: 'number of seconds' }, 0.05),
     },
     { error: 'must be a mapping: { max_events: 100, max_wait: 0.05 }' },
   )

@@ -391,12 +391,14 @@ export class WebhookSink implements Sink {
   constructor(
     private readonly client: WebhookClient,
     private readonly format: PayloadFormat,
+    /** The destination batches: every request is an array, even of one event (receivers expect one shape). */
+    private readonly batched = false,
   ) {
     this.description = client.url;
   }
 
   async send(messages: readonly SinkMessage[], signal?: AbortSignal): Promise<SinkResult[]> {
-    if (messages.length === 1) return [await this.client.send(messages[0]!, signal)];
+    if (messages.length === 1 && !this.batched) return [await this.client.send(messages[0]!, signal)];
     const batch = joinBatch(this.format, messages);
     const id = 'batch_' + createHash('sha256').update(messages.map((m) => m.eventId).join(',')).digest('hex').slice(0, 24);
     const result = await this.client.send({ eventId: id, body: batch.body, contentType: batch.contentType, headers: batch.headers }, signal);

@@ -68,6 +68,13 @@ export class ClaimCursor {
   private floor = '0';
   private lastFromStart = 0;
   private ahead = false;
+  /**
+   * Where the walk had got to when a walk from the start interrupted it: once that walk
+   * came back short (it found what was due down there), the next one resumes here, so
+   * a long run of events that are not due (a busy row behind a retrying head) is crossed
+   * once, not again after every walk from the start, and the rows beyond it get their turn.
+   */
+  private resume: string | undefined;
   private readonly heads = new Set<string>();
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -82,6 +89,7 @@ export class ClaimCursor {
     const t = this.now();
     let floor = this.floor;
     if (floor === '0' || t - this.lastFromStart >= CLAIM_FROM_START_EVERY_MS) {
+      if (floor !== '0') this.resume = floor;
       floor = '0';
       this.lastFromStart = t;
     }
@@ -100,8 +108,12 @@ export class ClaimCursor {
   }
 
   report(walk: WalkReport, limit: number): void {
-    this.floor = nextFloor(walk, limit);
-    this.ahead = walk.walked < limit && walk.nextLo !== null;
+    let floor = nextFloor(walk, limit);
+    const resume = this.resume;
+    this.resume = undefined;
+    if (resume !== undefined && walk.walked < limit && BigInt(floor) < BigInt(resume)) floor = resume;
+    this.floor = floor;
+    this.ahead = walk.walked < limit && (walk.nextLo !== null || floor !== nextFloor(walk, limit));
   }
 
   /**

@@ -29,6 +29,33 @@ describe('ClaimCursor', () => {
     expect(c.next().floor).toBe('0');
   });
 
+  it('after a walk from the start that came back short, resumes where the walk had got to', () => {
+    let t = 1_000;
+    const c = new ClaimCursor(() => t);
+    c.next();
+    // Crossing a long run of events that are not due, a window at a time.
+    c.report({ lo: '1', walked: 0, walkMin: null, nextLo: '257' }, 10);
+    t += 10;
+    expect(c.next().floor).toBe('257');
+    c.report({ lo: '257', walked: 0, walkMin: null, nextLo: '513' }, 10);
+    expect(c.moreAhead).toBe(true);
+    t += CLAIM_FROM_START_EVERY_MS;
+    // The walk from the start finds nothing due down there (short), and does not send
+    // the next walk back to the second window: it resumes at the third.
+    expect(c.next().floor).toBe('0');
+    c.report({ lo: '1', walked: 0, walkMin: null, nextLo: '257' }, 10);
+    expect(c.moreAhead).toBe(true);
+    t += 10;
+    expect(c.next().floor).toBe('513');
+    // A walk from the start that finds a full claim's worth keeps its own floor.
+    c.report({ lo: '513', walked: 0, walkMin: null, nextLo: '769' }, 10);
+    t += CLAIM_FROM_START_EVERY_MS;
+    expect(c.next().floor).toBe('0');
+    c.report({ lo: '1', walked: 10, walkMin: '3', nextLo: null }, 10);
+    t += 10;
+    expect(c.next().floor).toBe('3');
+  });
+
   it('hands each busy row to one claim, at most MAX_HEADS_PER_CLAIM at a time, and takes back those of a failed claim', () => {
     const c = new ClaimCursor();
     for (let i = 0; i < MAX_HEADS_PER_CLAIM + 5; i++) c.hint(String(i));

@@ -35,6 +35,8 @@ export interface MySqlJournalOptions {
   readonly eventIdPrefix: string;
   /** What names this installation server-wide (database and prefix), for the route locks' names. */
   readonly lockScope: string;
+  /** listener.poll_interval in ms: the router's session must outlive its idle polls. */
+  readonly pollIntervalMs?: number;
   /** The watched tables (database and name): this daemon claims only their events. */
   readonly tables: ReadonlyArray<{ readonly schema: string; readonly name: string }>;
 }
@@ -116,7 +118,7 @@ export class MySqlJournal implements SourceJournal {
     const [rows] = await this.pool.execute<mysql.RowDataPacket[]>(this.q.backlog(destinations.length), [
       ...destinations.flatMap((d) => [d, d, limit]),
       limit,
-      limit,
+      ...destinations.flatMap((d) => [d, d, limit]),
     ]);
     const found = new Map<string, { pending: number; oldestUs: number; dead: number }>();
     for (const row of rows) {
@@ -165,6 +167,8 @@ class MySqlRouter implements Router {
   private readonly lockNames: string[];
   private readonly routesJson: string;
   private readonly routes: readonly Route[];
+  /** wait_timeout of the router's session: a few poll intervals, at least 30 s. */
+  private readonly idleTimeoutSeconds: number;
 
   constructor(
     private readonly pool: mysql.Pool,
@@ -178,6 +182,7 @@ class MySqlRouter implements Router {
       (t) => `adl_route_${createHash('sha1').update(`${opts.lockScope}:${t.schema}.${t.name}`).digest('hex')}`,
     );
     this.routesJson = JSON.stringify(routes.flatMap((r) => r.operations.map((op) => [r.destination, r.schema, r.table, op])));
+    this.idleTimeoutSeconds = Math.max(30, Math.ceil((opts.pollIntervalMs ?? 1_000) / 1000) * 5);
   }
 
   async route(limit: number): Promise<RouteResult> {
@@ -259,6 +264,10 @@ class MySqlRouter implements Router {
     try {
       await conn.query(CLAIM_SESSION_ISOLATION);
       await conn.query('SET autocommit = 0');
+      // The server ends a session idle this long, and with it the route locks: the time
+      // another instance waits to take the tables over after this host is gone (the
+      // default, 8 hours). The router uses its connection at least every poll interval.
+      await conn.query('SET SESSION wait_timeout = ?', [this.idleTimeoutSeconds]);
     } catch (err) {
       conn.destroy();
       throw err;

@@ -265,12 +265,18 @@ export function makeQueries(prefix: string) {
      * of dead letters) are read, walking the primary key, so counts stop at N; an
      * oldest age is exact whenever its table has a row among them.
      * (MariaDB has no LATERAL join: one bounded subquery per destination.)
-     * Params: (destination, destination, N) per destination, N, N.
+     * Params: (destination, destination, N) per destination, N, then again
+     * (destination, destination, N) per destination for the dead letters.
      */
     backlog(destinationCount: number): string {
       const queues = Array.from(
         { length: destinationCount },
         () => `SELECT * FROM (SELECT ? AS destination, q.schema_name, q.table_name, q.created_at FROM ${deliveries} q
+               WHERE q.destination = ? ORDER BY q.id LIMIT ?) h`,
+      );
+      const dead = Array.from(
+        { length: destinationCount },
+        () => `SELECT * FROM (SELECT ? AS destination, q.schema_name, q.table_name FROM ${deadLetters} q
                WHERE q.destination = ? ORDER BY q.id LIMIT ?) h`,
       );
       return `
@@ -285,7 +291,7 @@ export function makeQueries(prefix: string) {
       GROUP BY schema_name, table_name
       UNION ALL
       SELECT 'dead', destination, schema_name, table_name, COUNT(*), NULL
-      FROM (SELECT destination, schema_name, table_name FROM ${deadLetters} ORDER BY destination, id LIMIT ?) h
+      FROM (${['SELECT NULL AS destination, NULL AS schema_name, NULL AS table_name FROM DUAL WHERE FALSE', ...dead].join(' UNION ALL ')}) d
       GROUP BY destination, schema_name, table_name`;
     },
 

@@ -58,6 +58,7 @@ export class MySqlSource implements CaptureSource {
       ...opts,
       eventIdPrefix: prefix,
       lockScope: `${this.config.database.database}:${this.config.listener.schema}`,
+      pollIntervalMs: this.config.listener.poll_interval * 1000,
     });
   }
 

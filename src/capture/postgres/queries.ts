@@ -15,8 +15,9 @@ export function makeQueries(ourSchema: string) {
   /**
    * An outcome batch joined to the deliveries its claims still hold: `x.tid` is each
    * one's ctid (one primary key probe per event, whatever the statistics say), and the
-   * statement reaches the row by TID. A delivery whose claim was taken over (a newer
-   * row version, another token) does not match. `rows` is the unnest(...) AS x(...)
+   * statement reaches the row by TID. The statement repeats the claim's test on the row
+   * it reaches: a TID scan's recheck does not, so a claim taken over while the statement
+   * waited for the row (a newer version, another token) would otherwise be acted on. `rows` is the unnest(...) AS x(...)
    * of the batch, with its id and token columns named id and token.
    */
   const held = (rows: string, instance: string, destination: string) => `(
@@ -211,14 +212,14 @@ export function makeQueries(ourSchema: string) {
     deleteDelivered: `
       DELETE FROM ${deliveries} e
       USING ${held('unnest($1::bigint[], $2::timestamptz[]) AS x(id, token)', '$3', '$4')}
-      WHERE e.ctid = x.tid`,
+      WHERE e.ctid = x.tid AND e.claimed_by = $3 AND e.claimed_until = x.token`,
 
     /** Same as deleteDelivered, keeping a copy for the retention period. */
     moveDelivered: `
       WITH d AS (
         DELETE FROM ${deliveries} e
         USING ${held('unnest($1::bigint[], $2::timestamptz[]) AS x(id, token)', '$3', '$4')}
-        WHERE e.ctid = x.tid
+        WHERE e.ctid = x.tid AND e.claimed_by = $3 AND e.claimed_until = x.token
         RETURNING e.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row,
                   e.txid, e.created_at, e.attempts)
       INSERT INTO ${s}.delivered_events
@@ -239,14 +240,14 @@ export function makeQueries(ourSchema: string) {
         '$7',
         '$8',
       )}
-      WHERE e.ctid = x.tid`,
+      WHERE e.ctid = x.tid AND e.claimed_by = $7 AND e.claimed_until = x.token`,
 
     /** $1 ids, $2 claim tokens, $3 statuses, $4 errors, $5 instance id, $6 destination. */
     moveToDeadLetters: `
       WITH d AS (
         DELETE FROM ${deliveries} e
         USING ${held('unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::text[]) AS x(id, token, status, error)', '$5', '$6')}
-        WHERE e.ctid = x.tid
+        WHERE e.ctid = x.tid AND e.claimed_by = $5 AND e.claimed_until = x.token
         RETURNING e.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row,
                   e.txid, e.created_at, e.attempts, x.status, x.error)
       INSERT INTO ${s}.dead_letters
@@ -316,8 +317,10 @@ export function makeQueries(ourSchema: string) {
         FROM (SELECT schema_name, table_name, created_at FROM ${events} ORDER BY id LIMIT $3) h
         GROUP BY 1, 2, 3),
       dl AS (
-        SELECT destination, schema_name, table_name, count(*)::int AS dead
-        FROM (SELECT destination, schema_name, table_name FROM ${s}.dead_letters ORDER BY destination, id LIMIT $3) h
+        SELECT d.destination, h.schema_name, h.table_name, count(*)::int AS dead
+        FROM unnest($4::text[]) AS d(destination)
+        CROSS JOIN LATERAL (SELECT q.schema_name, q.table_name FROM ${s}.dead_letters q
+                            WHERE q.destination = d.destination ORDER BY q.id LIMIT $3) h
         GROUP BY 1, 2, 3)
       SELECT d.destination, t.schema_name, t.table_name, coalesce(j.pending, 0) AS pending,
              coalesce(extract(epoch FROM now() - j.oldest), 0)::float8 AS oldest_s,

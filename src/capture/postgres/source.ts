@@ -17,6 +17,9 @@ const QUERY_TIMEOUT_MS = 30_000;
 /** Oldest PostgreSQL we support: EXECUTE FUNCTION in triggers and generated identity columns. */
 export const MIN_PG_VERSION = 120000;
 
+/** The router session's TCP keepalives: a silent peer is given up after ~25 s (10 s idle, then 3 probes 5 s apart). */
+export const ROUTER_SESSION_SETTINGS = ['tcp_keepalives_idle=10', 'tcp_keepalives_interval=5', 'tcp_keepalives_count=3', 'tcp_user_timeout=25000'] as const;
+
 /** Settings of the journal pool's sessions (see the constructor). */
 export const JOURNAL_SESSION_SETTINGS = ['enable_seqscan=off', 'enable_bitmapscan=off', 'synchronous_commit=off'] as const;
 
@@ -67,7 +70,23 @@ export class PostgresSource implements CaptureSource {
     const installId = (await this.pool.query<{ value: string }>(this.q.installationId)).rows[0]?.value ?? 'unknown';
     // Only the table's owner may analyze it; autovacuum does it later otherwise.
     await this.pool.query(this.q.analyzeJournal).catch(() => undefined);
-    return new PgJournal(this.pool, this.q, { ...opts, clientConfig: this.clientConfig, eventIdPrefix: `evt_${installId}_` });
+    // The router's own connection: the journal pool's settings (plans), and keepalives so
+    // the server ends the session, and with it the route locks, soon after this host
+    // is gone (by default a lost peer holds its session for about two hours).
+    const routerConfig: pg.ClientConfig = {
+      ...this.clientConfig,
+      options: [
+        this.clientConfig.options,
+        ...JOURNAL_SESSION_SETTINGS.map((s) => `-c ${s}`),
+        ...ROUTER_SESSION_SETTINGS.map((s) => `-c ${s}`),
+      ]
+        .filter(Boolean)
+        .join(' '),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      query_timeout: QUERY_TIMEOUT_MS,
+    };
+    return new PgJournal(this.pool, this.q, { ...opts, clientConfig: routerConfig, eventIdPrefix: `evt_${installId}_` });
   }
 
   waiter(wake: WakeSignal, bus: DaemonEventBus): SourceWaiter {
