@@ -15,7 +15,7 @@ import { WebhookClient, WebhookSink } from './delivery/webhook.js';
 import { compileDestination } from './dispatch/destination.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { RouteLoop } from './dispatch/routing.js';
-import type { JournalEvent, Route } from './journal/types.js';
+import type { Route } from './journal/types.js';
 import { Completer } from './journal/completer.js';
 import { batchPlan } from './dispatch/batching.js';
 import { DatabaseStatus } from './observability/database-status.js';
@@ -94,19 +94,12 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     const byName = new Map(destinations.map((d) => [d.name, d]));
     const wake = new WakeSignal();
     const waker = source.waiter(wake, bus);
-    const routeLoop: RouteLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
+    const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
       pollIntervalMs: config.listener.poll_interval * 1000,
       routed: (names) => {
         for (const name of names) byName.get(name)?.dispatcher.routed();
       },
-      takers: (size) => destinations.filter((d) => d.dispatcher.takesMove(size)).map((d) => d.name),
-      claimed: (events) => {
-        const by = new Map<string, JournalEvent[]>();
-        for (const e of events) by.set(e.destination, [...(by.get(e.destination) ?? []), e]);
-        for (const [name, list] of by) byName.get(name)?.dispatcher.accept(list);
-      },
     });
-    for (const d of destinations) d.capacity.listen(() => routeLoop.capacity());
     metrics.attach({
       backlog: () => journal.backlog(config.destinations.map((d) => d.name)),
       deliveriesInFlight: () => destinations.reduce((n, d) => n + d.dispatcher.deliveriesInFlight, 0),
@@ -211,28 +204,15 @@ function startDestination(
     outcomesPerWrite: plan.outcomesPerWrite,
     moreComing: (): boolean => dispatcher.deliveriesInFlight > 0,
   });
-  const capacity = new CapacityListener();
   const dispatcher: Dispatcher = new Dispatcher(queue, sender, delivery, health, completer, wake, bus, {
     destination: d.name,
-    onCapacity: () => capacity.fire(),
     poolSize: d.pool_size,
     pollIntervalMs: config.listener.poll_interval * 1000,
     retry: d.webhook,
     // An event claimed ahead must still hold its lease at the end of its delivery.
     maxWaitForSlotMs: LEASE_MARGIN_MS - 5_000,
   });
-  return { name: d.name, url: sender.description, sender, dispatcher, capacity };
-}
-
-/** Tells the route loop (created after the destinations) that a slot is free. */
-class CapacityListener {
-  private fn: (() => void) | undefined;
-  listen(fn: () => void): void {
-    this.fn = fn;
-  }
-  fire(): void {
-    this.fn?.();
-  }
+  return { name: d.name, url: sender.description, sender, dispatcher };
 }
 
 /** The routes of every destination over the resolved watched tables. */

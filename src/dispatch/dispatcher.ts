@@ -37,8 +37,6 @@ import { delay, jitter, settleWithin, type WakeSignal } from '../util/wake.js';
 export interface DispatcherOptions {
   /** The destination's name, in events on the bus. */
   readonly destination: string;
-  /** Called when a delivery finishes (a slot is free again). */
-  readonly onCapacity?: () => void;
   readonly poolSize: number;
   readonly pollIntervalMs: number;
   readonly retry: Pick<Config['webhook'], 'retry_count' | 'retry_delay' | 'retry_max_delay'>;
@@ -144,22 +142,6 @@ export class Dispatcher {
   /** Changes were moved into this destination's queue. */
   routed(): void {
     this.wake.notify();
-  }
-
-  /** Whether the router may claim a whole move for this destination now (few events wait in memory). */
-  takesMove(moveSize: number): boolean {
-    if (this.stopping || this.health.state !== 'up') return false;
-    return this.ready.length + this.inFlightEvents < moveSize && this.completer.backlog < this.opts.poolSize * this.perRequest;
-  }
-
-  /** Events the router claimed for this destination as it moved them. */
-  accept(events: readonly JournalEvent[]): void {
-    if (events.length === 0) return;
-    this.bus.emit('events:claimed', { events });
-    const claimedAt = Date.now();
-    for (const event of events) if (this.wanted(event)) this.ready.push({ event, claimedAt });
-    this.startReady();
-    if (this.stopping) this.giveBackReady();
   }
 
   private async loop(): Promise<void> {
@@ -321,7 +303,6 @@ export class Dispatcher {
     } finally {
       this.startReady();
       this.wake.notify();
-      this.opts.onCapacity?.();
     }
   }
 

@@ -20,7 +20,7 @@
  * a destination that is slow or down keeps its backlog in its own queue, and the
  * others go on.
  */
-import type { JournalEvent, Router, Waiter } from '../journal/types.js';
+import type { Router, Waiter } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
 import { delay, jitter, settleWithin, type WakeSignal } from '../util/wake.js';
@@ -41,24 +41,7 @@ export interface RouteLoopOptions {
   readonly pollIntervalMs: number;
   /** Called with the destinations whose queues received changes. */
   readonly routed: (destinations: readonly string[]) => void;
-  /**
-   * The destinations of this instance that take a whole move, claimed as it is moved
-   * (few events wait in their memory). The router then claims every change of the
-   * move that each of them may take, so a drain costs one statement per change for
-   * routing and claiming together, instead of a move and a claim.
-   */
-  readonly takers?: (moveSize: number) => readonly string[];
-  /** Receives the changes claimed at the move, for their destinations' dispatchers. */
-  readonly claimed?: (events: readonly JournalEvent[]) => void;
 }
-
-/**
- * While changes wait and no destination of this instance takes a move, the loop waits
- * up to this long for one to (a finished delivery wakes it) before moving without
- * claiming: the inbox never waits on this instance alone, other instances deliver
- * from the queues.
- */
-const TAKER_WAIT_MS = 20;
 
 export class RouteLoop {
   private stopping = false;
@@ -66,8 +49,6 @@ export class RouteLoop {
   private failing = false;
   private markChain: Promise<void> = Promise.resolve();
   private readonly stopSleep = new AbortController();
-  /** The last move found changes: the inbox may hold more. */
-  private busy = false;
 
   constructor(
     private readonly router: Router,
@@ -77,11 +58,6 @@ export class RouteLoop {
     private readonly bus: DaemonEventBus,
     private readonly opts: RouteLoopOptions,
   ) {}
-
-  /** A destination has a free slot again (a delivery finished). */
-  capacity(): void {
-    if (this.busy) this.wake.notify();
-  }
 
   start(): void {
     this.loopDone ??= this.loop().catch((err: unknown) => {
@@ -106,16 +82,8 @@ export class RouteLoop {
     while (!this.stopping) {
       let moved: number;
       let leading: boolean;
-      let takers = this.opts.takers?.(ROUTE_BATCH) ?? [];
-      if (this.opts.takers && takers.length === 0 && this.busy) {
-        // Changes wait, but this instance's destinations still have a move's worth in
-        // hand: give them a moment (a finished delivery wakes the loop).
-        await this.wake.wait(TAKER_WAIT_MS);
-        takers = this.opts.takers(ROUTE_BATCH);
-      }
       try {
-        const r = await this.router.route(ROUTE_BATCH, new Map(takers.map((d) => [d, ROUTE_BATCH])));
-        if (r.claimed && r.claimed.length > 0) this.opts.claimed?.(r.claimed);
+        const r = await this.router.route(ROUTE_BATCH);
         if (this.failing) {
           this.failing = false;
           this.bus.emit('journal:recovered', { operation: 'route' });
@@ -131,7 +99,6 @@ export class RouteLoop {
         backoff = Math.min(backoff * 2, ROUTE_RETRY_MAX_MS);
         continue;
       }
-      this.busy = moved > 0;
       if (moved > 0) {
         if (this.waiter.marked) this.clearWaiting();
         markRetryMs = MARK_RETRY_MIN_MS;

@@ -98,8 +98,6 @@ export interface RouteResult {
   readonly destinations: readonly string[];
   /** False when this instance leads none of its tables (another instance routes them). */
   readonly leading: boolean;
-  /** Changes claimed for this instance's destinations as they were moved (see Router.route). */
-  readonly claimed?: readonly JournalEvent[];
 }
 
 /**
@@ -108,12 +106,8 @@ export interface RouteResult {
  * the table's route lock); the others deliver what it routed.
  */
 export interface Router {
-  /**
-   * Moves at most `limit` changes, oldest first. `claims`: how many of them to claim at
-   * once for each of this instance's destinations (a router that cannot claims none,
-   * and the destinations claim them from their queues).
-   */
-  route(limit: number, claims?: ReadonlyMap<string, number>): Promise<RouteResult>;
+  /** Moves at most `limit` changes, oldest first. */
+  route(limit: number): Promise<RouteResult>;
   /** Gives up the route locks (stop). */
   close(): Promise<void>;
 }

@@ -94,9 +94,7 @@ describe('journal', () => {
       await c.query(`PREPARE claim_plan AS ${q.claim(1)}`);
       await c.query(`PREPARE delete_plan AS ${q.deleteDelivered}`);
       await c.query(`PREPARE retry_plan AS ${q.scheduleRetry}`);
-      // Half of the moves claim for the destination as they move (the router's claims), half do not.
-      const routeArgs = `256, 0, 'public', 'plan_t', ARRAY['default'], ARRAY['public'], ARRAY['plan_t'], ARRAY['INSERT'], ARRAY[]::text[], ARRAY[]::int[], 'x', 1000`;
-      const claimingRouteArgs = `256, 0, 'public', 'plan_t', ARRAY['default'], ARRAY['public'], ARRAY['plan_t'], ARRAY['INSERT'], ARRAY['default'], ARRAY[128], 'x', 60000`;
+      const routeArgs = `256, 0, 'public', 'plan_t', ARRAY['default'], ARRAY['public'], ARRAY['plan_t'], ARRAY['INSERT']`;
       const claimArgs = `10, 'x', 1000, 'public', 'plan_t', 0, 1000, ARRAY[]::bigint[], 'default'`;
       const retryArgs = `ARRAY[1,2]::bigint[], ARRAY[now(), now()], ARRAY[0,0], ARRAY[0,0], ARRAY[NULL,NULL]::int[], ARRAY['x','x'], 'x', 'default'`;
       await c.query('BEGIN');
@@ -114,7 +112,7 @@ describe('journal', () => {
       // It deletes what it walked by ctid: no index is read again for that.
       expect(route).toMatch(/"Node Type":\s*"Tid Scan"/);
       // The rest of the inbox too: the claim then has 5,000 queued to choose from.
-      for (let i = 0; i < 20; i++) await c.query(`EXECUTE route_plan(${i % 2 === 0 ? routeArgs : claimingRouteArgs})`);
+      for (let i = 0; i < 20; i++) await c.query(`EXECUTE route_plan(${routeArgs})`);
       const rows = (await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim_plan(${claimArgs})`)).rows;
       await c.query('ROLLBACK');
       const plan = JSON.stringify(rows);
@@ -145,43 +143,6 @@ describe('journal', () => {
     } finally {
       await c.query('DEALLOCATE ALL; RESET ALL').catch(() => undefined);
       c.release();
-    }
-  });
-
-  it('the router claims what it moves for a destination: at most the first change of a row, never past an earlier one queued', async () => {
-    await db.query(`CREATE TABLE rc_t (id int PRIMARY KEY, v int)`);
-    await install(['rc_t'], 'adl_rc');
-    const tables = [{ schema: 'public', name: 'rc_t' }];
-    const pj = new PgJournal(db.pool as unknown as pg.Pool, makeQueries('adl_rc'), {
-      instanceId: 'test:1:a',
-      leaseMs: 60_000,
-      keepDelivered: false,
-      eventIdPrefix: 'evt_t_',
-      tables,
-      clientConfig: { connectionString: db.url },
-    });
-    const router = pj.router([{ destination: 'default', schema: 'public', table: 'rc_t', operations: ['INSERT', 'UPDATE', 'DELETE'] }]);
-    const queue = pj.destination('default');
-    try {
-      await db.query(`INSERT INTO rc_t VALUES (1, 0)`);
-      await db.query(`UPDATE rc_t SET v = 1 WHERE id = 1`);
-      await db.query(`INSERT INTO rc_t VALUES (2, 0)`);
-      const first = await router.route(256, new Map([['default', 10]]));
-      expect(first.moved).toBe(3);
-      // Row 1's insert and row 2's insert, claimed; row 1's update waits in the queue behind its insert.
-      expect(first.claimed!.map((e) => [e.op, JSON.parse(e.newRow!).id, e.attempts])).toEqual([['INSERT', 1, 1], ['INSERT', 2, 1]]);
-      expect(first.claimed![0]!.rowHash).toBeDefined();
-      expect(await queue.claim(10)).toEqual([]);
-      // A later change of row 2 is moved unclaimed: row 2's insert is still queued (in flight).
-      await db.query(`UPDATE rc_t SET v = 2 WHERE id = 2`);
-      const second = await router.route(256, new Map([['default', 10]]));
-      expect(second.moved).toBe(1);
-      expect(second.claimed).toEqual([]);
-      await queue.complete(first.claimed!.map((e) => ({ kind: 'delivered' as const, id: e.id, token: e.claimToken })));
-      const next = await queue.claim(10);
-      expect(next.map((e) => [e.op, JSON.parse(e.newRow!).id])).toEqual([['UPDATE', 1], ['UPDATE', 2]]);
-    } finally {
-      await router.close();
     }
   });
 

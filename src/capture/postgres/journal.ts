@@ -119,33 +119,6 @@ export class PgJournal implements SourceJournal {
   }
 }
 
-/** The route statement's report (first row), and a claimed change per row (id set). */
-interface RouteRow extends ClaimRow {
-  moved: number;
-  max_id: string | null;
-  destinations: string[];
-  claimed_for: string | null;
-}
-
-/** A claimed row as the dispatcher sees it. */
-function toEvent(row: ClaimRow, destination: string, eventIdPrefix: string): JournalEvent {
-  return {
-    destination,
-    id: row.id,
-    eventId: eventIdPrefix + row.id,
-    op: row.op,
-    schema: row.schema_name,
-    table: row.table_name,
-    timestamp: row.ts,
-    createdAtMs: row.created_ms,
-    newRow: row.new_row,
-    oldRow: row.old_row,
-    attempts: row.attempts,
-    claimToken: row.token,
-    ...(row.has_next && row.row_hash !== null ? { rowHash: row.row_hash } : {}),
-  };
-}
-
 /** How often an instance that leads none (or not all) of its tables tries to take them over. */
 const LEAD_RETRY_MS = 2_000;
 
@@ -178,7 +151,7 @@ class PgRouter implements Router {
     this.routeArgs = [flat.map((r) => r[0]), flat.map((r) => r[1]), flat.map((r) => r[2]), flat.map((r) => r[3])];
   }
 
-  async route(limit: number, claims: ReadonlyMap<string, number> = new Map()): Promise<RouteResult> {
+  async route(limit: number): Promise<RouteResult> {
     const client = await this.connection();
     await this.lead(client);
     if (this.led.size === 0) return { moved: 0, destinations: [], leading: false };
@@ -188,22 +161,12 @@ class PgRouter implements Router {
       this.floor = '0';
       this.fromStartAt = Date.now() + CLAIM_FROM_START_EVERY_MS;
     }
-    const claimFor = [...claims].filter(([, n]) => n > 0);
-    let r: pg.QueryResult<RouteRow>;
+    let r: pg.QueryResult<{ moved: number; max_id: string | null; destinations: string[] }>;
     try {
       r = await client.query({
         name: `adl_${this.q.schemaKey}_route_${tables.length}`,
         text: this.q.route(tables.length),
-        values: [
-          limit,
-          this.floor,
-          ...tables.flatMap((t) => [t.schema, t.name]),
-          ...this.routeArgs,
-          claimFor.map(([d]) => d),
-          claimFor.map(([, n]) => n),
-          this.opts.instanceId,
-          this.opts.leaseMs,
-        ],
+        values: [limit, this.floor, ...tables.flatMap((t) => [t.schema, t.name]), ...this.routeArgs],
       });
     } catch (err) {
       this.drop(client);
@@ -211,12 +174,7 @@ class PgRouter implements Router {
     }
     const row = r.rows[0]!;
     if (row.max_id !== null) this.floor = (BigInt(row.max_id) + 1n).toString();
-    // Oldest first, as a claim returns them.
-    const claimed = r.rows
-      .filter((c) => c.id !== null)
-      .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))
-      .map((c) => toEvent(c, c.claimed_for!, this.opts.eventIdPrefix));
-    return { moved: row.moved, destinations: row.destinations, leading: true, claimed };
+    return { moved: row.moved, destinations: row.destinations, leading: true };
   }
 
   async close(): Promise<void> {
@@ -328,7 +286,23 @@ class PgDestinationJournal implements Journal {
     }
     const walk = r.rows[0]!;
     this.cursor.report({ lo: walk.lo, walked: walk.walked, walkMin: walk.walk_min, nextLo: walk.next_lo }, limit);
-    return r.rows.filter((row) => row.id !== null).map((row) => toEvent(row, this.destination, this.opts.eventIdPrefix));
+    return r.rows
+      .filter((row) => row.id !== null)
+      .map((row) => ({
+        destination: this.destination,
+        id: row.id,
+        eventId: this.opts.eventIdPrefix + row.id,
+        op: row.op,
+        schema: row.schema_name,
+        table: row.table_name,
+        timestamp: row.ts,
+        createdAtMs: row.created_ms,
+        newRow: row.new_row,
+        oldRow: row.old_row,
+        attempts: row.attempts,
+        claimToken: row.token,
+        ...(row.has_next && row.row_hash !== null ? { rowHash: row.row_hash } : {}),
+      }));
   }
 
   async complete(batch: readonly Completion[]): Promise<void> {

@@ -170,18 +170,10 @@ export function makeQueries(ourSchema: string) {
      * the table's leader deletes them): a TID scan, where "id = ANY (…)" let a generic
      * plan made on an empty inbox scan the whole row_hash index instead (10 ms per move
      * at 5,000 waiting changes).
-     * - It claims for this instance's destinations as it moves: for each destination in
-     *   the claim arrays, up to its number of the moved changes go in already claimed,
-     *   those a claim would take (the row's first among those moved, none of the row's
-     *   earlier changes in that queue), and are returned. A drain then costs one
-     *   statement per change for routing and claiming together: with a separate claim of
-     *   what was just moved, one destination drained ~8,400 events/s where the release
-     *   before drained ~9,000 (in-process, PostgreSQL 15, 2 cores); claiming here, ~9,500.
      * Params: $1 limit, $2 floor (0: from the start), then a schema and a table per led
      * table, then the routes as four parallel arrays: destination, schema, table,
-     * operation; then the claims: destinations (text[]) and how many each (int[]), the
-     * instance id and the lease in ms. Returns how many changes moved, the highest id
-     * moved and the destinations that received any, then one row per claimed change.
+     * operation. Returns how many changes moved, the highest id moved and the
+     * destinations that received any.
      */
     route: (tableCount: number) => {
       const routes = 3 + 2 * tableCount;
@@ -198,52 +190,19 @@ export function makeQueries(ourSchema: string) {
         DELETE FROM ${events} e WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM walk))
         RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at
       ),
-      routed AS MATERIALIZED (
-        SELECT r.destination, m.*,
-               row_number() OVER (PARTITION BY r.destination, m.row_hash ORDER BY m.id) AS nth_of_row,
-               count(*) OVER (PARTITION BY r.destination, m.row_hash) AS of_row
+      routed AS (
+        INSERT INTO ${deliveries}
+          (destination, id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+        SELECT r.destination, m.id, m.op, m.schema_name, m.table_name, m.row_hash, m.new_row, m.old_row, m.txid, m.created_at
         FROM moved m
         JOIN unnest($${routes}::text[], $${routes + 1}::text[], $${routes + 2}::text[], $${routes + 3}::text[])
           AS r(destination, schema_name, table_name, op)
           ON r.schema_name = m.schema_name AND r.table_name = m.table_name AND r.op = m.op
-      ),
-      takers AS (
-        SELECT x.destination, x.id, row_number() OVER (PARTITION BY x.destination ORDER BY x.id) AS k
-        FROM routed x
-        WHERE x.destination = ANY ($${routes + 4}::text[])
-          AND (x.row_hash IS NULL
-               OR (x.nth_of_row = 1
-                   AND (SELECT d.id FROM ${deliveries} d
-                        WHERE d.row_hash = x.row_hash AND d.destination = x.destination LIMIT 1) IS NULL))
-      ),
-      taken AS (
-        SELECT t.destination, t.id FROM takers t
-        JOIN unnest($${routes + 4}::text[], $${routes + 5}::integer[]) AS c(destination, n) ON c.destination = t.destination
-        WHERE t.k <= c.n
-      ),
-      inserted AS (
-        INSERT INTO ${deliveries} AS e
-          (destination, id, op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at,
-           claimed_by, claimed_until, attempts)
-        SELECT x.destination, x.id, x.op, x.schema_name, x.table_name, x.row_hash, x.new_row, x.old_row, x.txid, x.created_at,
-               CASE WHEN t.id IS NOT NULL THEN $${routes + 6}::text END,
-               CASE WHEN t.id IS NOT NULL THEN now() + $${routes + 7}::integer * interval '1 millisecond' END,
-               CASE WHEN t.id IS NOT NULL THEN 1 ELSE 0 END
-        FROM routed x LEFT JOIN taken t ON t.destination = x.destination AND t.id = x.id
         ON CONFLICT (destination, id) DO NOTHING
-        RETURNING e.destination, ${rowFields}, e.row_hash::text AS row_hash, e.claimed_by IS NOT NULL AS claimed
+        RETURNING destination
       )
-      SELECT w.moved, w.max_id, w.destinations, c.*
-      FROM (
-        SELECT (SELECT count(*) FROM moved)::int AS moved, (SELECT max(id) FROM moved)::text AS max_id,
-               ARRAY(SELECT DISTINCT destination FROM inserted) AS destinations
-      ) w
-      LEFT JOIN (
-        SELECT i.destination AS claimed_for, i.id, i.op, i.schema_name, i.table_name, i.ts, i.created_ms,
-               i.new_row, i.old_row, i.attempts, i.token, i.row_hash, x.of_row > 1 AS has_next
-        FROM inserted i JOIN routed x ON x.destination = i.destination AND x.id::text = i.id
-        WHERE i.claimed
-      ) c ON true`;
+      SELECT (SELECT count(*) FROM moved)::int AS moved, (SELECT max(id) FROM moved)::text AS max_id,
+             ARRAY(SELECT DISTINCT destination FROM routed) AS destinations`;
     },
 
     /** $1 route lock key. A table's router holds it on its own connection for as long as it runs. */
