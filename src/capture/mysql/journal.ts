@@ -364,7 +364,15 @@ class MySqlDestinationJournal implements Journal {
             if (walked < room) nextLo = await this.firstIdFrom(conn, (BigInt(lo) + BigInt(CLAIM_WINDOW)).toString());
             // Rows this transaction already locked as heads are not skipped by SKIP LOCKED.
             const taken = new Set(claimed.map((r) => String(r.id)));
-            claimed.push(...walk.filter((r) => !taken.has(String(r.id))));
+            const candidates = walk.filter((r) => !taken.has(String(r.id)));
+            if (candidates.length > 0) {
+              const [passed] = await conn.execute<mysql.RowDataPacket[]>(this.q.gateCheck, [
+                JSON.stringify(candidates.map((r) => String(r.id))),
+                this.destination,
+              ]);
+              const pass = new Set(passed.map((r) => String(r.id)));
+              claimed.push(...candidates.filter((r) => pass.has(String(r.id))));
+            }
           }
           this.cursor.report({ lo, walked, walkMin, nextLo }, room);
         }

@@ -109,6 +109,22 @@ export function makeQueries(prefix: string) {
       FOR UPDATE SKIP LOCKED`;
     },
 
+    /**
+     * The ordering gate again, for what the walk locked, as a plain read in its own
+     * statement. In a locking read (FOR UPDATE … SKIP LOCKED) InnoDB reads the gate's
+     * subquery with locks too, so an earlier event of the row that another instance is
+     * claiming at that moment is skipped as if it were not there, and the later one
+     * passes: two events of a row in flight at once (the two-instance ordering test
+     * caught it, rarely). A consistent read sees the earlier event, claimed or not.
+     * Params: ids (JSON array), destination. Returns the ids whose row has no earlier event queued.
+     */
+    gateCheck: `
+      SELECT e.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
+      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id
+      WHERE NOT EXISTS (
+        SELECT 1 FROM ${deliveries} p FORCE INDEX (row_hash_idx)
+        WHERE p.destination = e.destination AND p.row_hash = e.row_hash AND p.id < e.id)`,
+
     /** Params: destination, id. The first id at or above it (a walk's window start), NULL for none. */
     firstIdFrom: `SELECT MIN(id) AS id FROM ${deliveries} WHERE destination = ? AND id >= ?`,
 
