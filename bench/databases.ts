@@ -14,6 +14,8 @@ export type Family = 'postgres' | 'mysql';
 
 export interface BenchDatabase {
   readonly family: Family;
+  /** The CLI that installed this database's schema, and so the one whose daemon runs on it. */
+  readonly cli: string;
   /** Server version, as the server reports it. */
   readonly version: string;
   /** The `database:` section of a config watching `items`. */
@@ -42,36 +44,48 @@ export interface BenchDatabase {
   close(): Promise<void>;
 }
 
-const BENCH_DB = 'adl_bench';
+/**
+ * Which database to create and which build of the CLI installs it: the default is
+ * this checkout's; `--baseline DIR` opens a second one for an earlier release's build.
+ */
+export interface OpenOptions {
+  readonly name?: string;
+  readonly cli?: string;
+}
+
+const DEFAULT_DB = 'adl_bench';
 /** The id of the row one scenario updates thousands of times (far above the ids the others get). */
 export const HOT_ROW_ID = 1_000_000_000_000;
 const ROW = `('user', 12.50)`;
 
 /** Installs the schema and triggers through the built CLI, as an operator would. */
-async function install(sections: string): Promise<void> {
+async function install(sections: string, cli: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'adl-bench-install-'));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, `${sections}webhook:\n  url: "http://127.0.0.1:9/unused"\n`);
-  await run(process.execPath, [cliPath, 'install', '--config', file]);
+  await run(process.execPath, [cli, 'install', '--config', file]);
 }
 
-export async function openPostgres(): Promise<BenchDatabase> {
+export async function openPostgres({ name = DEFAULT_DB, cli = cliPath }: OpenOptions = {}): Promise<BenchDatabase> {
   const admin = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
   await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${BENCH_DB}`);
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
   const version = (await admin.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v.split(' on ')[0]!;
   await admin.end();
-  const pool = new pg.Pool({ host: '127.0.0.1', user: 'postgres', database: BENCH_DB, max: 8 });
+  const pool = new pg.Pool({ host: '127.0.0.1', user: 'postgres', database: name, max: 8 });
   for (const t of ['plain', 'items']) {
     await pool.query(`CREATE TABLE ${t} (id bigserial PRIMARY KEY, name text, amount numeric(12,2), created timestamptz DEFAULT now())`);
   }
-  const sections = `database:\n  url: "postgres://postgres@127.0.0.1:5432/${BENCH_DB}"\n  table: "items"\n`;
-  await install(sections);
+  const sections = `database:\n  url: "postgres://postgres@127.0.0.1:5432/${name}"\n  table: "items"\n`;
+  await install(sections, cli);
+  // Releases before destinations have no queue table: the inbox is the queue.
+  const queued = (await pool.query<{ t: string | null }>(`SELECT to_regclass('app_db_listener.deliveries')::text AS t`)).rows[0]!.t !== null;
   const scripts = mkdtempSync(path.join(tmpdir(), 'adl-bench-pgbench-'));
 
   return {
     family: 'postgres',
+    cli,
     version,
     configSections: () => sections,
     pollInterval: 1,
@@ -81,7 +95,7 @@ export async function openPostgres(): Promise<BenchDatabase> {
       await pool.query('CHECKPOINT');
       const out = await run('pgbench', [
         '-h', '127.0.0.1', '-U', 'postgres', '-n', '-M', 'prepared',
-        '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, BENCH_DB,
+        '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, name,
       ]);
       return Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
     },
@@ -111,11 +125,15 @@ export async function openPostgres(): Promise<BenchDatabase> {
       }
     },
     async pending() {
-      return (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM app_db_listener.events')).rows[0]!.n;
+      const sql = queued
+        ? 'SELECT ((SELECT count(*) FROM app_db_listener.events) + (SELECT count(*) FROM app_db_listener.deliveries))::int AS n'
+        : 'SELECT count(*)::int AS n FROM app_db_listener.events';
+      return (await pool.query<{ n: number }>(sql)).rows[0]!.n;
     },
     async reset() {
-      await pool.query('TRUNCATE plain, items, app_db_listener.events');
+      await pool.query(`TRUNCATE plain, items, app_db_listener.events${queued ? ', app_db_listener.deliveries' : ''}`);
       await pool.query('VACUUM ANALYZE app_db_listener.events');
+      if (queued) await pool.query('VACUUM ANALYZE app_db_listener.deliveries');
     },
     async close() {
       await pool.end();
@@ -123,24 +141,30 @@ export async function openPostgres(): Promise<BenchDatabase> {
   };
 }
 
-export async function openMySql(): Promise<BenchDatabase> {
+export async function openMySql({ name = DEFAULT_DB, cli = cliPath }: OpenOptions = {}): Promise<BenchDatabase> {
   const admin = await mysql.createConnection({ host: '127.0.0.1', user: 'root', password: '' });
-  await admin.query(`DROP DATABASE IF EXISTS ${BENCH_DB}`);
-  await admin.query(`CREATE DATABASE ${BENCH_DB}`);
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
   const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v');
   const version = String(rows[0]!.v);
   await admin.end();
-  const pool = mysql.createPool({ host: '127.0.0.1', user: 'root', password: '', database: BENCH_DB, connectionLimit: 8 });
+  const pool = mysql.createPool({ host: '127.0.0.1', user: 'root', password: '', database: name, connectionLimit: 8 });
   for (const t of ['plain', 'items']) {
     await pool.query(`CREATE TABLE ${t} (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), amount DECIMAL(12,2), created TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))`);
   }
   const sections =
-    `database:\n  type: "mysql"\n  host: "127.0.0.1"\n  port: 3306\n  user: "root"\n  password: ""\n  database: "${BENCH_DB}"\n  table: "items"\n` +
+    `database:\n  type: "mysql"\n  host: "127.0.0.1"\n  port: 3306\n  user: "root"\n  password: ""\n  database: "${name}"\n  table: "items"\n` +
     '';
-  await install(sections);
+  await install(sections, cli);
+  const [tables] = await pool.query<mysql.RowDataPacket[]>(
+    `SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = 'app_db_listener_deliveries'`,
+    [name],
+  );
+  const queued = tables.length > 0;
 
   return {
     family: 'mysql',
+    cli,
     version,
     configSections: () => sections,
     pollInterval: 0.1,
@@ -183,13 +207,18 @@ export async function openMySql(): Promise<BenchDatabase> {
       }
     },
     async pending() {
-      const [r] = await pool.query<mysql.RowDataPacket[]>('SELECT count(*) AS n FROM app_db_listener_events');
+      const [r] = await pool.query<mysql.RowDataPacket[]>(
+        queued
+          ? 'SELECT (SELECT count(*) FROM app_db_listener_events) + (SELECT count(*) FROM app_db_listener_deliveries) AS n'
+          : 'SELECT count(*) AS n FROM app_db_listener_events',
+      );
       return Number(r[0]!.n);
     },
     async reset() {
       await pool.query('TRUNCATE plain');
       await pool.query('TRUNCATE items');
       await pool.query('TRUNCATE app_db_listener_events');
+      if (queued) await pool.query('TRUNCATE app_db_listener_deliveries');
     },
     async close() {
       await pool.end();
@@ -198,7 +227,7 @@ export async function openMySql(): Promise<BenchDatabase> {
 
   async function slap(table: string, clients: number, queries: number): Promise<{ queries: number; seconds: number }> {
     const out = await run('mariadb-slap', [
-      '-h', '127.0.0.1', '-uroot', `--create-schema=${BENCH_DB}`, `--concurrency=${clients}`, '--iterations=1',
+      '-h', '127.0.0.1', '-uroot', `--create-schema=${name}`, `--concurrency=${clients}`, '--iterations=1',
       `--number-of-queries=${queries}`, `--query=INSERT INTO ${table} (name, amount) VALUES ${ROW}`,
     ]);
     return { queries, seconds: Number(/Average number of seconds to run all queries: ([\d.]+)/.exec(out)?.[1] ?? NaN) };

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import type { BenchDatabase } from './databases.js';
-import { cliPath, exited, now, peakRssMb, root, rssMb, sleep, until } from './lib.js';
+import { exited, now, peakRssMb, root, rssMb, sleep, until } from './lib.js';
 import type { ReceiverMessage, ReceiverRequest } from './receiver.js';
 
 /** Every child this run started: none may outlive it, or it would keep claiming events of the next run. */
@@ -119,7 +119,7 @@ export class Daemon {
           ? `destinations:\n${options.destinations.map((d) => `  - name: ${d.name}\n    url: "${d.url}"\n    timeout: 10\n`).join('')}`
           : ''),
     );
-    const child = track(spawn(process.execPath, [...(options.nodeFlags ?? []), cliPath, 'run', '--config', configPath], {
+    const child = track(spawn(process.execPath, [...(options.nodeFlags ?? []), db.cli, 'run', '--config', configPath], {
       stdio: ['ignore', process.env.BENCH_DAEMON_OUT ? 'inherit' : 'ignore', 'inherit'],
     }));
     return new Daemon(child);
