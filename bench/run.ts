@@ -8,6 +8,9 @@
  *   npm run bench -- --million-mysql  also drain 1,000,000 on MySQL (long)
  *   npm run bench -- --cpu-prof DIR   write the daemon's CPU profiles to DIR
  *   npm run bench -- --only hot,multirow   some scenarios only (see ONLY)
+ *   npm run bench -- --baseline DIR   also drain with another build (a checkout of an
+ *                                     earlier release, after npm ci && npm run build),
+ *                                     on a database of its own, in the same run
  *
  * Prints a table and writes bench/results/<time>-<mode>.json.
  */
@@ -24,6 +27,8 @@ const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Fami
 const PROFILE_DIR = flag('cpu-prof', '');
 /** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout). */
 const ONLY = flag('only', '').split(',').filter(Boolean);
+/** `--baseline DIR`: a built checkout whose drains the single-destination rows compare against. */
+const BASELINE = flag('baseline', '');
 const want = (name: string): boolean => ONLY.length === 0 || ONLY.includes(name);
 
 /** Sizes of each scenario, full and quick. */
@@ -387,6 +392,40 @@ async function drainScenarios(db: BenchDatabase, receiver: Receiver, c: { watche
     out.million = m;
   }
 
+  if (BASELINE) await baselineDrains(db, receiver, d, out.million as { perSecond: number } | undefined, out);
+}
+
+/**
+ * The same drains, one destination, with the build at `--baseline` on a database of
+ * its own, right after this build's: the single-destination drain as a ratio of that
+ * release's, measured in the same run.
+ */
+async function baselineDrains(db: BenchDatabase, receiver: Receiver, d: { perSecond: number }, m: { perSecond: number } | undefined, out: Record<string, unknown>) {
+  inScenario('baseline drain');
+  const cli = path.join(path.resolve(BASELINE), 'dist', 'cli', 'main.js');
+  const open = db.family === 'postgres' ? openPostgres : openMySql;
+  const base = await open({ name: 'adl_bench_base', cli });
+  try {
+    const b = await drain(base, receiver, SIZE.drain);
+    record({
+      family: db.family, scenario: `drain of ${SIZE.drain.toLocaleString('en-US')}, vs baseline build`, value: d.perSecond, unit: 'events/s',
+      ratio: d.perSecond / b.perSecond, ratioOf: 'baseline', target: '≥ 0.9×', met: d.perSecond / b.perSecond >= 0.9,
+      detail: `baseline ${Math.round(b.perSecond)}/s (${BASELINE})`,
+    });
+    const baseline: Record<string, unknown> = { dir: BASELINE, drain: b };
+    if (m) {
+      const bm = await drain(base, receiver, SIZE.million);
+      record({
+        family: db.family, scenario: `drain of ${SIZE.million.toLocaleString('en-US')}, vs baseline build`, value: m.perSecond, unit: 'events/s',
+        ratio: m.perSecond / bm.perSecond, ratioOf: 'baseline', target: '≥ 0.9×', met: m.perSecond / bm.perSecond >= 0.9,
+        detail: `baseline ${Math.round(bm.perSecond)}/s`,
+      });
+      baseline.million = bm;
+    }
+    out.baseline = baseline;
+  } finally {
+    await base.close();
+  }
 }
 
 /**
