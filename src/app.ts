@@ -11,7 +11,7 @@ import type { Config, DestinationConfig, HttpListen } from './config/types.js';
 import { sameTable } from './config/schema.js';
 import type { CaptureSource, ResolvedTable, SourceJournal } from './capture/source.js';
 import { EndpointHealth } from './delivery/health.js';
-import { WebhookClient, WebhookSink } from './delivery/webhook.js';
+import { openSink } from './delivery/sinks.js';
 import { compileDestination } from './dispatch/destination.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { RouteLoop } from './dispatch/routing.js';
@@ -197,7 +197,7 @@ function startDestination(
       }
     },
   });
-  const sender = new WebhookSink(new WebhookClient(d.webhook, d.pool_size, VERSION), d.format, d.batch !== undefined);
+  const sender = openSink(d, where, VERSION);
   const plan = batchPlan(d.pool_size);
   const delivery = compileDestination(d, tables, config.database.database, where);
   const completer: Completer = new Completer(queue, bus, () => dispatcher.outcomesWritten(), {

@@ -16,6 +16,15 @@ export interface SinkMessage {
   readonly headers: Readonly<Record<string, string>>;
 }
 
+/** Whether the destination can be reached, found without sending an event (doctor). */
+export interface SinkCheck {
+  readonly ok: boolean;
+  /** What was found, safe to show (no credentials). */
+  readonly detail: string;
+  /** When not ok: what to change or try. */
+  readonly fix?: string;
+}
+
 /** What one attempt at one message came to, and how long the attempt took. */
 export type SinkResult = Outcome & { readonly durationMs: number };
 
@@ -28,6 +37,8 @@ export interface Sink {
    * (shutdown): the results are then retries.
    */
   send(messages: readonly SinkMessage[], signal?: AbortSignal): Promise<SinkResult[]>;
+  /** Can the destination be reached and would it accept us? Never sends an event. */
+  check(): Promise<SinkCheck>;
   /** Waits for attempts in progress, then releases connections. */
   close(): Promise<void>;
 }

@@ -8,7 +8,8 @@ import { redactSecrets } from '../observability/redact.js';
 import { RESERVED_HEADERS } from './headers.js';
 import { createHash } from 'node:crypto';
 import { joinBatch, type PayloadFormat } from './formats.js';
-import type { Sink, SinkMessage, SinkResult } from './sink.js';
+import type { Sink, SinkCheck, SinkMessage, SinkResult } from './sink.js';
+import { checkWebhookEndpoint } from './webhook-check.js';
 
 /** One delivery attempt's input: the message id (`webhook-id`) and the payload from formats.ts. */
 export interface SendInput {
@@ -393,6 +394,8 @@ export class WebhookSink implements Sink {
     private readonly format: PayloadFormat,
     /** The destination batches: every request is an array, even of one event (receivers expect one shape). */
     private readonly batched = false,
+    /** What check() probes, and where it is in the config (for the fixes). */
+    private readonly checked?: { readonly config: WebhookConfig; readonly key: string },
   ) {
     this.description = client.url;
   }
@@ -403,6 +406,11 @@ export class WebhookSink implements Sink {
     const id = 'batch_' + createHash('sha256').update(messages.map((m) => m.eventId).join(',')).digest('hex').slice(0, 24);
     const result = await this.client.send({ eventId: id, body: batch.body, contentType: batch.contentType, headers: batch.headers }, signal);
     return messages.map(() => result);
+  }
+
+  check(): Promise<SinkCheck> {
+    if (!this.checked) return Promise.resolve({ ok: true, detail: `${this.description} (not probed)` });
+    return checkWebhookEndpoint(this.checked.config, this.checked.key);
   }
 
   close(): Promise<void> {

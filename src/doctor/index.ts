@@ -10,7 +10,7 @@ import { checkMySql } from './mysql.js';
 import { checkPostgres } from './postgres.js';
 import { buildReport, check, plural, scrubReport, shellArg, type DoctorCheck, type DoctorReport } from './report.js';
 import { installFix } from './shared.js';
-import { checkWebhook } from './webhook.js';
+import { checkDestination } from './webhook.js';
 
 export type { CheckName, CheckStatus, DoctorCheck, DoctorReport } from './report.js';
 
@@ -38,7 +38,7 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
   const [database, ...endpoints] = await Promise.all([
     config.database.type === 'postgres' ? checkPostgres(config, fix) : checkMySql(config, fix),
     ...config.destinations.map((d, i) =>
-      checkWebhook(d.webhook, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`, several || i >= listedFrom ? d.name : undefined),
+      checkDestination(d, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`, several || i >= listedFrom ? d.name : undefined),
     ),
   ]);
   checks.push(...database, ...endpoints);

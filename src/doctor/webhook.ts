@@ -1,68 +1,29 @@
 /**
- * Is the webhook endpoint reachable? One HEAD request, never an event: any HTTP
- * answer (even 404 or 405) means the receiver is there; a refused connection, a
- * timeout, a DNS or TLS failure is a problem.
+ * Every destination's check, through its sink (src/delivery/sinks.ts): for a
+ * webhook, one HEAD request, never an event.
  */
-import { Agent, request } from 'undici';
-import type { WebhookConfig } from '../config/types.js';
-import { errorCode } from '../delivery/policy.js';
-import { withDefaultCas } from '../util/certificates.js';
+import type { DestinationConfig } from '../config/types.js';
+import { openSink } from '../delivery/sinks.js';
+import type { Sink } from '../delivery/sink.js';
+import { VERSION } from '../version.js';
 import { check, type DoctorCheck } from './report.js';
-
-/** The longest doctor waits for the endpoint, whatever webhook.timeout says. */
-export const WEBHOOK_CHECK_MAX_MS = 10_000;
 
 /**
  * `key`: where the destination is in the config (`webhook`, `destinations[1]`), for
  * the fixes; `name`: the destination's name, shown when there are several.
  */
-export async function checkWebhook(cfg: WebhookConfig, key = 'webhook', name?: string): Promise<DoctorCheck> {
+export async function checkDestination(d: DestinationConfig, key: string, name?: string): Promise<DoctorCheck> {
   const who = name === undefined ? '' : `destination ${name}: `;
-  const url = new URL(cfg.url);
-  // Credentials are not needed to see whether something answers, and never shown.
-  url.username = '';
-  url.password = '';
-  url.hash = '';
-  const shown = url.href;
-  const timeoutMs = Math.min(WEBHOOK_CHECK_MAX_MS, Math.max(1, Math.round(cfg.timeout * 1000)));
-  let ca: string[] | undefined;
-  if (cfg.ca_file !== undefined) {
-    try {
-      ca = withDefaultCas(cfg.ca_file, `${key}.ca_file`);
-    } catch (err) {
-      return check('webhook', 'problem', who + oneLine(err), `point ${key}.ca_file at a readable PEM file of CA certificates`);
-    }
-  }
-  const agent = new Agent({
-    connectTimeout: timeoutMs,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    ...(ca ? { connect: { ca } } : {}),
-  });
+  let sink: Sink;
   try {
-    const res = await request(url, {
-      method: 'HEAD',
-      dispatcher: agent,
-      headers: { 'user-agent': 'app-db-listener doctor' },
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await res.body.dump();
-    return check('webhook', 'ok', `${who}${shown} answered HTTP ${res.statusCode} to a HEAD request (no event was sent)`);
+    sink = openSink(d, key, VERSION);
   } catch (err) {
-    const code = errorCode(err);
-    const why = code === 'TIMEOUT' || /timeout/i.test(code) ? `no answer within ${timeoutMs / 1000} s` : `${code}: ${oneLine(err)}`;
-    return check(
-      'webhook',
-      'problem',
-      `${who}${shown} is not reachable (${why})`,
-      `check ${key}.url, that the receiver is running and that this host can reach it (firewall, DNS${url.protocol === 'https:' ? `, TLS: ${key}.ca_file` : ''}); try: curl -I ${shown}`,
-    );
-  } finally {
-    await agent.close().catch(() => undefined);
+    return check('webhook', 'problem', who + (err instanceof Error ? err.message : String(err)), `edit ${key} as the message says`);
   }
-}
-
-function oneLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/\s+/g, ' ').trim();
+  try {
+    const r = await sink.check();
+    return r.ok ? check('webhook', 'ok', who + r.detail) : check('webhook', 'problem', who + r.detail, r.fix);
+  } finally {
+    await sink.close().catch(() => undefined);
+  }
 }
