@@ -53,7 +53,7 @@ export class Receiver {
     });
   }
 
-  async reset(options: { delayMs?: number; record?: boolean } = {}): Promise<void> {
+  async reset(options: { delayMs?: number; record?: boolean; status?: number } = {}): Promise<void> {
     await this.ask({ type: 'reset', ...options });
   }
 

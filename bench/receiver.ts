@@ -7,16 +7,17 @@
  * IPC requests (each answered with a message of the same type):
  *   { type: 'count' }                -> { count, distinct }
  *   { type: 'stats' }                -> { count, distinct, received: [rowId, atMs, amount][] }
- *   { type: 'reset', delayMs?, record? }
+ *   { type: 'reset', delayMs?, record?, status? }   (status: answer every request with it, default 200)
  *   { type: 'stop' }
  */
 import { createServer } from 'node:http';
 import { now } from './lib.js';
 
-export type ReceiverRequest = { type: 'count' | 'stats' | 'stop' } | { type: 'reset'; delayMs?: number; record?: boolean };
+export type ReceiverRequest = { type: 'count' | 'stats' | 'stop' } | { type: 'reset'; delayMs?: number; record?: boolean; status?: number };
 export type ReceiverMessage = { type: string; port?: number; count?: number; distinct?: number; received?: Array<[number, number, number]> };
 
 let delayMs = 0;
+let status = 200;
 let record = false;
 let received: Array<[number, number, number]> = [];
 let count = 0;
@@ -36,7 +37,7 @@ const server = createServer((req, res) => {
       const amount = /"data":\s*\{[^}]*?"amount":\s*"?([\d.]+)/.exec(body);
       if (m) received.push([Number(m[1]), at, amount ? Number(amount[1]) : NaN]);
     }
-    const reply = () => res.writeHead(200, { 'content-length': '0' }).end();
+    const reply = () => res.writeHead(status, { 'content-length': '0' }).end();
     if (delayMs > 0) setTimeout(reply, delayMs);
     else reply();
   });
@@ -60,6 +61,7 @@ process.on('message', (msg: ReceiverRequest) => {
       ids = new Set();
       delayMs = msg.delayMs ?? 0;
       record = msg.record ?? false;
+      status = msg.status ?? 200;
       process.send?.({ type: 'reset' });
       break;
     case 'stop':

@@ -25,7 +25,7 @@ import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
 const PROFILE_DIR = flag('cpu-prof', '');
-/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout). */
+/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation). */
 const ONLY = flag('only', '').split(',').filter(Boolean);
 /** `--baseline DIR`: a built checkout whose drains the single-destination rows compare against. */
 const BASELINE = flag('baseline', '');
@@ -333,6 +333,10 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     inScenario('three destinations');
     out.fanOutDestinations = await threeDestinations(db, receiver);
   }
+  if (want('isolation')) {
+    inScenario('isolation');
+    out.isolation = await isolation(db, receiver);
+  }
   if (want('instances')) {
     inScenario('two instances');
     const one = await drain(db, receiver, SIZE.fanOut);
@@ -459,6 +463,42 @@ async function threeDestinations(db: BenchDatabase, receiver: Receiver) {
     return { one, perDestination, allDeliveriesPerSecond: all };
   } finally {
     for (const r of others) await r.stop();
+  }
+}
+
+/**
+ * Isolation: two destinations drain one backlog, first both answering, then with the
+ * second answering 503 to everything throughout: the first's rate as a ratio of its
+ * rate beside a healthy one. The refused destination's events wait in its own queue
+ * (retries, then its outage probe) and must not slow the other.
+ */
+async function isolation(db: BenchDatabase, receiver: Receiver) {
+  const n = SIZE.fanOut;
+  const other = await Receiver.start();
+  try {
+    const run = async (otherStatus: number) => {
+      await db.reset();
+      await db.backlog(n);
+      await receiver.reset({ record: true });
+      await other.reset({ status: otherStatus });
+      const daemon = await Daemon.start(db, receiver, daemonOptions({ destinations: [{ name: 'other', url: other.url }] }));
+      await waitForDistinct(receiver, n, Math.max(120_000, n * 6));
+      const perSecond = rates(((await receiver.ask({ type: 'stats' })).received ?? []).map(([, at]) => at)).perSecond;
+      const otherRequests = (await other.ask({ type: 'count' })).count ?? 0;
+      await daemon.stop();
+      return { perSecond, otherRequests };
+    };
+    const healthy = await run(200);
+    const refused = await run(503);
+    const ratio = refused.perSecond / healthy.perSecond;
+    record({
+      family: db.family, scenario: 'isolation: beside a destination answering 503', value: refused.perSecond, unit: 'events/s',
+      ratio, ratioOf: 'beside a healthy one', target: '≥ 0.9×', met: ratio >= 0.9,
+      detail: `beside a healthy one ${Math.round(healthy.perSecond)}/s; the refused one got ${refused.otherRequests} requests`,
+    });
+    return { healthy, refused, ratio };
+  } finally {
+    await other.stop();
   }
 }
 
