@@ -393,9 +393,9 @@ export class WebhookSink implements Sink {
     private readonly client: WebhookClient,
     private readonly format: PayloadFormat,
     /** The destination batches: every request is an array, even of one event (receivers expect one shape). */
-    private readonly batched = false,
+    private readonly batched: boolean,
     /** What check() probes, and where it is in the config (for the fixes). */
-    private readonly checked?: { readonly config: WebhookConfig; readonly key: string },
+    private readonly checked: { readonly config: WebhookConfig; readonly key: string },
   ) {
     this.description = client.url;
   }
@@ -409,7 +409,6 @@ export class WebhookSink implements Sink {
   }
 
   check(): Promise<SinkCheck> {
-    if (!this.checked) return Promise.resolve({ ok: true, detail: `${this.description} (not probed)` });
     return checkWebhookEndpoint(this.checked.config, this.checked.key);
   }
 
