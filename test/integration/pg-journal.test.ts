@@ -1,4 +1,8 @@
-/** The PostgreSQL journal at its own level: claims, tokens, table scoping, and what we install. */
+/**
+ * The PostgreSQL journal at its own level: its plans, the waiting mark, table scoping,
+ * and what we install. Claims, the gate, outcomes, tokens and concurrency are the
+ * journal conformance suite's (test/conformance/journal-suite.ts), shared with MySQL.
+ */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyInstall } from '../../src/capture/postgres/install.js';
@@ -146,20 +150,6 @@ describe('journal', () => {
     }
   });
 
-  it('an event given back unsent keeps its last error and status, and its attempt is refunded', async () => {
-    await db.query(`CREATE TABLE giveback (id int PRIMARY KEY)`);
-    await install(['giveback'], 'adl_giveback');
-    await db.query(`INSERT INTO giveback VALUES (1)`);
-    const j = journal('adl_giveback', [{ schema: 'public', name: 'giveback' }]);
-    const [first] = await j.claim(10);
-    await j.complete([{ kind: 'retry', id: first!.id, token: first!.claimToken, delayMs: 0, refund: false, status: 503, error: 'HTTP 503' }]);
-    const [second] = await j.claim(10);
-    expect(second!.attempts).toBe(2);
-    await j.complete([{ kind: 'retry', id: second!.id, token: second!.claimToken, delayMs: 0, refund: true }]);
-    const row = (await db.query(`SELECT attempts, last_status, last_error, claimed_by FROM adl_giveback.deliveries`)).rows[0];
-    expect(row).toEqual({ attempts: 1, last_status: 503, last_error: 'HTTP 503', claimed_by: null });
-  });
-
   it('a second daemon sees that another one waits, and a writer mid-transaction is not mistaken for one', async () => {
     await db.query(`CREATE TABLE waiters (id int PRIMARY KEY)`);
     await install(['waiters'], 'adl_waiters');
@@ -192,25 +182,6 @@ describe('journal', () => {
       await a!.stop();
       await b!.stop();
     }
-  });
-
-  it('an outcome from an earlier claim of an event never acts on a newer claim of it', async () => {
-    await db.query(`CREATE TABLE tok (id int PRIMARY KEY)`);
-    await install(['tok'], 'adl_tok');
-    await db.query(`INSERT INTO tok VALUES (1)`);
-    const j = journal('adl_tok', [{ schema: 'public', name: 'tok' }]);
-    const [first] = await j.claim(10);
-    expect(first).toBeDefined();
-    // The lease runs out (a stuck outcome write), and the same instance claims the event again.
-    await db.query(`UPDATE adl_tok.deliveries SET claimed_until = now() - interval '1 second'`);
-    const [second] = await j.claim(10);
-    expect(second!.id).toBe(first!.id);
-    expect(second!.claimToken).not.toBe(first!.claimToken);
-    // The late "delivered" of the first claim lands: it must not delete the event in flight again.
-    await j.complete([{ kind: 'delivered', id: first!.id, token: first!.claimToken }]);
-    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.deliveries`)).rows[0]!.n).toBe(1);
-    await j.complete([{ kind: 'delivered', id: second!.id, token: second!.claimToken }]);
-    expect((await db.query(`SELECT count(*)::int AS n FROM adl_tok.deliveries`)).rows[0]!.n).toBe(0);
   });
 
   it('claims only the tables it is configured for, when configs share one journal', async () => {

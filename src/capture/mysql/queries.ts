@@ -6,7 +6,11 @@
  * MySQL has no arrays as parameters (PostgreSQL's unnest($1::bigint[])): a batch
  * travels as one JSON parameter read with JSON_TABLE, so each statement keeps one
  * text (and one prepared statement) whatever the batch size, and joins the
- * journal through its primary key (eq_ref).
+ * journal through its primary key (eq_ref). That join is written
+ * `JSON_TABLE … u STRAIGHT_JOIN t FORCE INDEX (PRIMARY)`: the plan must not come
+ * from statistics. InnoDB recomputes them in the background as a table fills, and
+ * with those of an empty queue the optimizer scanned the whole table once per
+ * statement, on a queue that had just received 200,000 changes.
  *
  * Times: every stored time is UTC DATETIME(6), written and compared with
  * UTC_TIMESTAMP(6), so no session time zone ever enters the journal.
@@ -56,8 +60,11 @@ export function makeQueries(prefix: string) {
      *   (same row_hash) is still in the journal, pending, retrying or in flight, whoever
      *   holds it. The trigger inserts while the writer holds the row's lock, so for one
      *   row "earlier id" is "committed earlier". A failing event blocks only its own row.
-     *   The subquery is a plain (consistent, non-locking) read: FOR UPDATE applies to the
-     *   outer table only, so SKIP LOCKED never hides an earlier event from the gate;
+     *   The walk is a plain (consistent, non-locking) read, so it sees every earlier
+     *   event committed, claimed or not, whoever holds it. (As a locking read, FOR
+     *   UPDATE … SKIP LOCKED, InnoDB reads the gate's subquery with locks too and skips
+     *   an earlier event another transaction holds locked at that moment: the later
+     *   one would pass, two events of a row in flight at once.);
      * - oldest first through the primary key, within a window of ids [lo, hi) (see
      *   journal/claim-window.ts): a row with a long backlog costs a walk at most the
      *   window, and the walk never starts over the delete-marked entries that
@@ -66,7 +73,8 @@ export function makeQueries(prefix: string) {
      *   back: 4,100 to 2,000 events/s within 15 s);
      * - the indexes are named: a plan must not depend on statistics, which InnoDB
      *   recomputes as the journal fills and empties;
-     * - FOR UPDATE SKIP LOCKED so instances never wait on each other's claims;
+     * - nothing is locked: `markClaimed` takes what is still free, and instances that
+     *   walked the same events claim each one once (see MySqlDestinationJournal.claim);
      * - LIMIT = the caller's free delivery slots, never more;
      * - only the tables this daemon is configured for (one (?, ?) pair each).
      * has_next: whether more events of the row wait (its next one is then looked up
@@ -88,8 +96,7 @@ export function makeQueries(prefix: string) {
           SELECT 1 FROM ${deliveries} p FORCE INDEX (row_hash_idx)
           WHERE p.destination = e.destination AND p.row_hash = e.row_hash AND p.id < e.id)
       ORDER BY e.id
-      LIMIT ?
-      FOR UPDATE SKIP LOCKED`;
+      LIMIT ?`;
     },
 
     /**
@@ -105,34 +112,37 @@ export function makeQueries(prefix: string) {
           SELECT (SELECT p.id FROM ${deliveries} p FORCE INDEX (row_hash_idx)
                   WHERE p.destination = ? AND p.row_hash = j.h ORDER BY p.id LIMIT 1)
           FROM JSON_TABLE(?, '$[*]' COLUMNS (h BIGINT PATH '$')) j)
-        AND ${eligible(tableCount)}
-      FOR UPDATE SKIP LOCKED`;
+        AND ${eligible(tableCount)}`;
     },
-
-    /**
-     * The ordering gate again, for what the walk locked, as a plain read in its own
-     * statement. In a locking read (FOR UPDATE … SKIP LOCKED) InnoDB reads the gate's
-     * subquery with locks too, so an earlier event of the row that another instance is
-     * claiming at that moment is skipped as if it were not there, and the later one
-     * passes: two events of a row in flight at once (the two-instance ordering test
-     * caught it, rarely). A consistent read sees the earlier event, claimed or not.
-     * Params: ids (JSON array), destination. Returns the ids whose row has no earlier event queued.
-     */
-    gateCheck: `
-      SELECT e.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id
-      WHERE NOT EXISTS (
-        SELECT 1 FROM ${deliveries} p FORCE INDEX (row_hash_idx)
-        WHERE p.destination = e.destination AND p.row_hash = e.row_hash AND p.id < e.id)`,
 
     /** Params: destination, id. The first id at or above it (a walk's window start), NULL for none. */
     firstIdFrom: `SELECT MIN(id) AS id FROM ${deliveries} WHERE destination = ? AND id >= ?`,
 
-    /** The claim, second half, on the rows the first half locked. Params: ids (JSON array), destination, instance id, token. */
+    /**
+     * The claim, second half: takes the walked events that are still free (due, held by
+     * nobody or by a lapsed lease). Another instance that walked the same events waits
+     * here for this statement's row locks, then finds them held and leaves them: each
+     * event is claimed once. The gate needs no second look: an event leaves its row's
+     * head only by being settled, and nothing earlier of a row is queued after a later
+     * one (the router moves a row's changes oldest first).
+     * Params: ids (JSON array, ascending: instances lock in the same order), destination,
+     * instance id, token. Affected rows: how many it took.
+     */
     markClaimed: `
       UPDATE JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id
-      SET e.claimed_by = ?, e.claimed_until = ?, e.attempts = e.attempts + 1`,
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id
+      SET e.claimed_by = ?, e.claimed_until = ?, e.attempts = e.attempts + 1
+      WHERE (e.run_at IS NULL OR e.run_at <= UTC_TIMESTAMP(6))
+        AND (e.claimed_by IS NULL OR e.claimed_until < UTC_TIMESTAMP(6))`,
+
+    /**
+     * After a markClaimed that took fewer than it was given: which it took.
+     * Params: ids (JSON array), destination, instance id, token.
+     */
+    claimedOf: `
+      SELECT e.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id
+      WHERE e.claimed_by = ? AND e.claimed_until = ?`,
 
     /**
      * Deletes the events the claims still hold (delivered, or copied elsewhere just before).
@@ -140,7 +150,7 @@ export function makeQueries(prefix: string) {
      */
     deleteHeld: `
       DELETE e FROM ${pairs}
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?`,
 
     /**
@@ -151,7 +161,7 @@ export function makeQueries(prefix: string) {
      */
     lockHeld: `
       SELECT e.id FROM ${pairs}
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?
       FOR UPDATE`,
 
@@ -161,7 +171,7 @@ export function makeQueries(prefix: string) {
       SELECT e.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid,
              e.created_at, e.attempts, UTC_TIMESTAMP(6)
       FROM ${pairs}
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?
       ON DUPLICATE KEY UPDATE attempts = VALUES(attempts), delivered_at = VALUES(delivered_at)`,
 
@@ -173,7 +183,7 @@ export function makeQueries(prefix: string) {
       FROM ${batchOf(`,
         status INT  PATH '$[2]',
         error  TEXT PATH '$[3]'`)}
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       WHERE e.claimed_by = ?
       ON DUPLICATE KEY UPDATE attempts = VALUES(attempts), last_status = VALUES(last_status),
         last_error = VALUES(last_error), failed_at = VALUES(failed_at)`,
@@ -188,7 +198,7 @@ export function makeQueries(prefix: string) {
         refund   INT  PATH '$[3]',
         status   INT  PATH '$[4]',
         error    TEXT PATH '$[5]'`)}
-      JOIN ${deliveries} e ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
+      STRAIGHT_JOIN ${deliveries} e FORCE INDEX (PRIMARY) ON e.destination = ? AND e.id = u.id AND e.claimed_until = u.token
       SET e.claimed_by = NULL, e.claimed_until = NULL,
           e.run_at = UTC_TIMESTAMP(6) + INTERVAL u.delay_ms * 1000 MICROSECOND,
           e.attempts = GREATEST(e.attempts - u.refund, 0),
@@ -259,19 +269,18 @@ export function makeQueries(prefix: string) {
       INSERT IGNORE INTO ${deliveries} (destination, ${EVENT_COLUMNS})
       SELECT r.destination, e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at
       FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${events} e ON e.id = u.id
-      JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+      STRAIGHT_JOIN ${events} e FORCE INDEX (PRIMARY) ON e.id = u.id
+      STRAIGHT_JOIN JSON_TABLE(?, '$[*]' COLUMNS (
           destination VARCHAR(40) PATH '$[0]',
           schema_name VARCHAR(64) PATH '$[1]',
           table_name  VARCHAR(64) PATH '$[2]',
           op          VARCHAR(6)  PATH '$[3]')) r
-        ON r.schema_name = e.schema_name AND r.table_name = e.table_name AND r.op = e.op
-      ORDER BY e.id`,
+        ON r.schema_name = e.schema_name AND r.table_name = e.table_name AND r.op = e.op`,
 
     /** Params: ids (JSON array). Removes the walked changes from the inbox. */
     routeDelete: `
       DELETE e FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) u
-      JOIN ${events} e ON e.id = u.id`,
+      STRAIGHT_JOIN ${events} e FORCE INDEX (PRIMARY) ON e.id = u.id`,
 
     /** Params: lock name. The route lock of one table (see MySqlRouter); 1 when taken. */
     tryRouteLock: `SELECT GET_LOCK(?, 0) AS ok`,
@@ -350,12 +359,12 @@ export function makeQueries(prefix: string) {
       INSERT IGNORE INTO ${deliveries} (destination, ${EVENT_COLUMNS})
       SELECT d.destination, d.id, d.op, d.schema_name, d.table_name, d.row_hash, d.new_row, d.old_row, d.txid, d.created_at
       FROM JSON_TABLE(?, '$[*]' COLUMNS (destination VARCHAR(40) PATH '$[0]', id BIGINT UNSIGNED PATH '$[1]')) u
-      JOIN ${deadLetters} d ON d.destination = u.destination AND d.id = u.id`,
+      STRAIGHT_JOIN ${deadLetters} d FORCE INDEX (PRIMARY) ON d.destination = u.destination AND d.id = u.id`,
 
     /** Params: (destination, id) pairs (JSON array). */
     deleteDeadLetters: `
       DELETE d FROM JSON_TABLE(?, '$[*]' COLUMNS (destination VARCHAR(40) PATH '$[0]', id BIGINT UNSIGNED PATH '$[1]')) u
-      JOIN ${deadLetters} d ON d.destination = u.destination AND d.id = u.id`,
+      STRAIGHT_JOIN ${deadLetters} d FORCE INDEX (PRIMARY) ON d.destination = u.destination AND d.id = u.id`,
 
     /**
      * Per destination and watched table: what waits, what retries, what is in flight,
