@@ -236,7 +236,7 @@ describe('MySQL install', () => {
     }
   });
 
-  it('explains the binary-logging error (1419) and a server too old for JSON_TABLE', () => {
+  it('explains the binary-logging error (1419) and a server too old for SKIP LOCKED', () => {
     const config = db.config({ tables: ['accounts'] });
     const binlog = translateInstallError(
       Object.assign(new Error('You do not have the SUPER privilege and binary logging is enabled'), { errno: 1419, code: 'ER_BINLOG_CREATE_ROUTINE_NEED_SUPER' }),
@@ -244,7 +244,7 @@ describe('MySQL install', () => {
     );
     expect(binlog).toMatchObject({ code: 'INSTALL_BINLOG', hint: expect.stringContaining('log_bin_trust_function_creators') });
 
-    expect(() => checkServerVersion(parseServerVersion('10.5.22-MariaDB'))).toThrow(/MariaDB 10\.5\.22-MariaDB is too old.*JSON_TABLE/);
+    expect(() => checkServerVersion(parseServerVersion('10.5.22-MariaDB'))).toThrow(/MariaDB 10\.5\.22-MariaDB is too old.*SKIP LOCKED/);
     expect(() => checkServerVersion(parseServerVersion('5.7.44-log'))).toThrow(/MySQL 5\.7\.44-log is too old/);
     expect(() => checkServerVersion(parseServerVersion('8.0.0-dmr'))).toThrow(AppError);
     for (const ok of ['10.6.0-MariaDB', '10.11.19-MariaDB-0+deb12u1', '11.4.2-MariaDB', '8.0.36', '8.4.0', '9.1.0']) {

@@ -199,7 +199,7 @@ async function triggersAreCurrent(conn: Conn, database: string, names: ObjectNam
 /**
  * Reads the database and returns what is missing, as SQL. `force` plans every
  * step, as for a fresh database (used by `install --dry-run --all`). Checks the
- * server version first: on a server without JSON_TABLE nothing would work.
+ * server version first: on a server without SKIP LOCKED nothing would work.
  */
 export async function planInstall(conn: Conn, config: Config, force = false, upToVersion = Infinity): Promise<InstallPlan> {
   const server = await readServerInfo(conn);

@@ -294,7 +294,7 @@ class MySqlDestinationJournal implements Journal {
   get moreAhead(): boolean {
     return this.cursor.moreAhead;
   }
-  /** The claims' own connection (see onClaimConnection), and the claim in progress. */
+  /** The claims' own connection (see claimTransaction), and the claim in progress. */
   private claimConn: mysql.PoolConnection | undefined;
   private claiming: Promise<void> = Promise.resolve();
   private readonly walkSql: string;
@@ -317,12 +317,11 @@ class MySqlDestinationJournal implements Journal {
 
   /**
    * Claims at most `limit` due events, at most one per row, oldest first. MySQL
-   * has no UPDATE … FROM (SELECT … SKIP LOCKED), so a claim is two steps: a plain read
-   * finds the candidates (the heads of busy rows, then the walk; see
-   * journal/claim-window.ts), then one UPDATE takes those still free. Nothing is held
-   * between them: an instance that walked the same events takes the others, or none.
-   * Each statement commits on its own (autocommit): no transaction stays open across
-   * round trips, holding back InnoDB's purge or anyone's locks.
+   * has no UPDATE … FROM (SELECT … SKIP LOCKED), so a claim is a short transaction:
+   * lock the candidates with FOR UPDATE SKIP LOCKED (the heads of busy rows, then the
+   * walk; see journal/claim-window.ts), mark those the ordering gate still lets
+   * through (one UPDATE), commit. READ COMMITTED keeps it free of gap locks: under
+   * REPEATABLE READ the scan would lock the end of the index and hold up the router.
    */
   async claim(limit: number): Promise<JournalEvent[]> {
     if (limit <= 0 || this.opts.tables.length === 0) return [];
@@ -330,7 +329,7 @@ class MySqlDestinationJournal implements Journal {
     const leaseUs = Math.round(this.opts.leaseMs * 1000);
     let rows: ClaimRow[];
     try {
-      rows = await this.onClaimConnection(async (conn) => {
+      rows = await this.claimTransaction(async (conn) => {
         const claimed: ClaimRow[] = [];
         if (heads.length > 0) {
           const [found] = await conn.execute<mysql.RowDataPacket[]>(this.headsSql, [
@@ -363,7 +362,7 @@ class MySqlDestinationJournal implements Journal {
             walked = walk.length;
             walkMin = walk[0] ? String(walk[0].id) : null;
             if (walked < room) nextLo = await this.firstIdFrom(conn, (BigInt(lo) + BigInt(CLAIM_WINDOW)).toString());
-            // A head found above may be walked again: it is claimed once.
+            // Rows this transaction already locked as heads are not skipped by SKIP LOCKED.
             const taken = new Set(claimed.map((r) => String(r.id)));
             claimed.push(...walk.filter((r) => !taken.has(String(r.id))));
           }
@@ -377,7 +376,8 @@ class MySqlDestinationJournal implements Journal {
         const ids = JSON.stringify(claimed.map((r) => String(r.id)));
         const [marked] = await conn.execute<mysql.ResultSetHeader>(this.q.markClaimed, [ids, this.destination, this.opts.instanceId, token]);
         if (marked.affectedRows === claimed.length) return claimed;
-        // Another instance took some of them between the walk and the mark.
+        // The gate held some back: an earlier event of their row is queued (another
+        // instance was claiming it while the walk skipped it as locked).
         const [mine] = await conn.execute<mysql.RowDataPacket[]>(this.q.claimedOf, [ids, this.destination, this.opts.instanceId, token]);
         const taken = new Set(mine.map((r) => String(r.id)));
         return claimed.filter((r) => taken.has(String(r.id)));
@@ -405,22 +405,28 @@ class MySqlDestinationJournal implements Journal {
 
   /**
    * Runs a claim on the claims' own connection, kept out of the pool with READ
-   * COMMITTED set once, claims one after another. A deadlock victim (the UPDATEs of
-   * instances meet on the same events) is run again; a connection that broke is
-   * replaced, and the claim tried once more on the new one. If it broke after the
-   * UPDATE, the events it took wait for their lease to end, then are claimed again.
+   * COMMITTED and autocommit off set once: a claim is then its statements and a
+   * COMMIT, two round trips fewer than SET TRANSACTION and START TRANSACTION each
+   * time. Between claims no transaction is open, so it holds back neither InnoDB's
+   * purge nor anyone's locks. A deadlock victim is run again; a connection that
+   * broke is replaced, and the claim tried once more on the new one.
    */
-  private async onClaimConnection<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+  private async claimTransaction<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
     const previous = this.claiming;
     let done!: () => void;
     this.claiming = new Promise<void>((resolve) => (done = resolve));
     await previous;
     try {
       for (let attempt = 1; ; attempt++) {
+        let conn: mysql.PoolConnection | undefined;
         try {
-          return await fn(await this.claimConnection());
+          conn = await this.claimConnection();
+          const result = await fn(conn);
+          await conn.query('COMMIT');
+          return result;
         } catch (err) {
           const e = err as { code?: string; fatal?: boolean };
+          if (conn && !e.fatal) await conn.query('ROLLBACK').catch(() => this.dropClaimConnection());
           if (e.fatal) this.dropClaimConnection();
           const retryable = e.code === 'ER_LOCK_DEADLOCK' || e.code === 'ER_LOCK_WAIT_TIMEOUT' || (e.fatal === true && attempt === 1);
           if (!retryable || attempt >= DEADLOCK_RETRIES) throw err;
@@ -437,7 +443,7 @@ class MySqlDestinationJournal implements Journal {
     const conn = await this.pool.getConnection();
     try {
       await conn.query(CLAIM_SESSION_ISOLATION);
-      await conn.query('SET autocommit = 1');
+      await conn.query('SET autocommit = 0');
     } catch (err) {
       conn.destroy();
       throw err;

@@ -12,8 +12,9 @@ export interface ServerInfo {
 }
 
 /**
- * The oldest servers we support: every batched statement (moves, claims, outcomes)
- * reads its arguments with JSON_TABLE (MariaDB 10.6, MySQL 8.0.4).
+ * The oldest servers we support. The claim needs `FOR UPDATE SKIP LOCKED` (MariaDB
+ * 10.6, MySQL 8.0.1) and every batched statement reads its arguments with JSON_TABLE
+ * (MariaDB 10.6, MySQL 8.0.4).
  */
 export const MIN_VERSION = { mariadb: [10, 6, 0], mysql: [8, 0, 4] } as const;
 
@@ -48,7 +49,7 @@ export function checkServerVersion(info: ServerInfo): void {
   const name = info.flavor === 'mariadb' ? 'MariaDB' : 'MySQL';
   throw new AppError(
     'SERVER_TOO_OLD',
-    `${name} ${info.version} is too old: app-db-listener needs ${name} ${min.join('.')} or later, for JSON_TABLE`,
+    `${name} ${info.version} is too old: app-db-listener needs ${name} ${min.join('.')} or later, for SELECT … FOR UPDATE SKIP LOCKED and JSON_TABLE`,
     {
       hint:
         info.flavor === 'mariadb'
