@@ -372,7 +372,6 @@ class MySqlDestinationJournal implements Journal {
         // One token for the whole claim: the first statement's lease end.
         const token = claimed[0]!.token;
         for (const row of claimed) row.token = token;
-        claimed.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
         const ids = JSON.stringify(claimed.map((r) => String(r.id)));
         const [marked] = await conn.execute<mysql.ResultSetHeader>(this.q.markClaimed, [ids, this.destination, this.opts.instanceId, token]);
         if (marked.affectedRows === claimed.length) return claimed;

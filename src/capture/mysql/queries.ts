@@ -126,7 +126,7 @@ export function makeQueries(prefix: string) {
      * instance was claiming at the walk's moment is seen, and the later one is left.
      * (As a separate plain read before the mark, the same check cost MariaDB ~21 µs
      * per event delivered: a statement per claim.)
-     * Params: ids (JSON array, ascending), destination, instance id, token.
+     * Params: ids (JSON array), destination, instance id, token.
      * Affected rows: how many it marked.
      */
     markClaimed: `
