@@ -281,6 +281,44 @@ describe('a row with a long backlog (hot row)', () => {
     expect([...others].sort()).toEqual([2, 3, 4, 5, 6]);
   });
 
+  it("the gate reads one index entry for a busy row's head, not the row's whole queue", async () => {
+    await db.exec(`CREATE TABLE hot_gate (id INT PRIMARY KEY, n INT)`);
+    await install(['hot_gate'], 'adl_hot_gate');
+    await db.exec(`INSERT INTO hot_gate VALUES (1, 0)`);
+    await hotBacklog('hot_gate', 2000);
+    // Routed into the queue; the row's head is then claimed and its claim given back.
+    const j = journal('adl_hot_gate', ['hot_gate']);
+    const [head] = await j.claim(10);
+    expect(head).toBeDefined();
+    await j.complete([{ kind: 'retry', id: head!.id, token: head!.claimToken, delayMs: 0, refund: true }]);
+    const q = makeQueries('adl_hot_gate');
+    // The reads of the gate's subquery (alias p), as the server reports them.
+    const gateReads = (analyzed: string): number[] =>
+      [...analyzed.matchAll(/\\"table_name\\":\s*\\"p\\"[\s\S]*?\\"r_rows\\":\s*([\d.]+)/g)].map((m) => Number(m[1]));
+    const analyzed = await withConnection(db.pool, async (c) => {
+      await c.query('START TRANSACTION');
+      try {
+        const [walk] = await c.query<mysql.RowDataPacket[]>(`ANALYZE FORMAT=JSON ${q.claimWalk(1)}`, [
+          60_000_000, 'default', Number(head!.id), Number(head!.id) + 10, db.name, 'hot_gate', 10,
+        ]);
+        const [mark] = await c.query<mysql.RowDataPacket[]>(`ANALYZE FORMAT=JSON ${q.markClaimed}`, [
+          JSON.stringify([head!.id]), 'default', 'x', '2030-01-01 00:00:00.000000',
+        ]);
+        return { walk: JSON.stringify(walk), mark: JSON.stringify(mark) };
+      } finally {
+        await c.query('ROLLBACK');
+      }
+    });
+    // The walk passes the head (the oldest of its row) and holds back the 9 behind it;
+    // the mark lets the head through: each look is the row's first index entry (with
+    // "no earlier id", MariaDB read every queued event of the row for its head).
+    for (const [what, text] of Object.entries(analyzed)) {
+      const reads = gateReads(text);
+      expect(reads.length, `${what}: ${text}`).toBeGreaterThan(0);
+      for (const r of reads) expect(r, `${what}: ${text}`).toBeLessThanOrEqual(2);
+    }
+  });
+
   it('settling the head of a busy row claims its next event in the very next claim, in commit order', async () => {
     await db.exec(`CREATE TABLE hot_heads (id INT PRIMARY KEY, n INT)`);
     await install(['hot_heads'], 'adl_hot_heads');
