@@ -12,6 +12,7 @@
  * `<key> <message>, got <value>`, e.g.
  * `database.port must be an integer between 1 and 65535, got "abc"`.
  */
+import { addressTemplateProblem } from '../delivery/address.js';
 import * as z from 'zod';
 import { isReservedHeader } from '../delivery/headers.js';
 import { compileFilter } from '../dispatch/filter.js';
@@ -34,7 +35,35 @@ export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const satisfies readonly Operation[];
-export const DESTINATION_TYPES = ['webhook'] as const;
+export const DESTINATION_TYPES = ['webhook', 'nats', 'rabbitmq', 'redis', 'mqtt'] as const;
+export type DestinationType = (typeof DESTINATION_TYPES)[number];
+
+/** Per destination type: the URL schemes it takes, and an example for messages. */
+const DESTINATION_URLS: Record<DestinationType, { schemes: readonly string[]; example: string }> = {
+  webhook: { schemes: ['http:', 'https:'], example: 'https://billing.internal/hooks/orders' },
+  nats: { schemes: ['nats:', 'tls:'], example: 'nats://127.0.0.1:4222' },
+  rabbitmq: { schemes: ['amqp:', 'amqps:'], example: 'amqp://guest:guest@127.0.0.1:5672/' },
+  redis: { schemes: ['redis:', 'rediss:'], example: 'redis://127.0.0.1:6379/0' },
+  mqtt: { schemes: ['mqtt:', 'mqtts:'], example: 'mqtt://127.0.0.1:1883' },
+};
+
+/** The keys only one broker type takes, and where its message goes by default. */
+const BROKER_KEYS = {
+  subject: 'nats',
+  create_stream: 'nats',
+  exchange: 'rabbitmq',
+  routing_key: 'rabbitmq',
+  stream: 'redis',
+  maxlen: 'redis',
+  topic: 'mqtt',
+} as const satisfies Record<string, Exclude<DestinationType, 'webhook'>>;
+export const BROKER_DEFAULTS = {
+  subject: 'db.{schema}.{table}',
+  exchange: 'db.changes',
+  routing_key: '{schema}.{table}.{operation}',
+  stream: 'db:{schema}.{table}',
+  topic: 'db/{schema}/{table}',
+} as const;
 export const PAYLOAD_FORMATS = ['original', 'cloudevents', 'cloudevents-binary'] as const;
 /** Name of the destination the `webhook:` section describes. */
 export const DEFAULT_DESTINATION = 'default';
@@ -207,6 +236,37 @@ const WEBHOOK_URL_REQUIRED = 'is required: the http:// or https:// URL that rece
  * http(s) URL of the receiver. Blank is "not set": whether it is required depends on
  * other keys (webhook.url, unless destinations are listed), checked by the caller.
  */
+/** A destination's URL: checked against its type in destinationEntry. */
+const destinationUrl = z.preprocess(
+  (v) => blankToUndefined(toText(v)),
+  z
+    .string({ error: 'must be a URL' })
+    .transform((text) => text.trim())
+    .optional(),
+);
+
+/** `create_stream: { name: DB, subjects: ["db.>"] }` of a NATS destination. */
+const createStream = z.preprocess(
+  blankToUndefined,
+  z
+    .object(
+      {
+        name: z.preprocess(
+          (v) => blankToUndefined(toText(v)),
+          z
+            .string({ error: 'is required: the JetStream stream name, e.g. DB' })
+            .regex(/^[^\s.*>/\\]{1,255}$/, { error: 'must be a stream name without spaces, dots, *, >, / or \\, e.g. DB' }),
+        ),
+        subjects: z.preprocess(
+          (v) => (typeof v === 'string' ? [v] : v),
+          z.array(z.string({ error: 'must be a subject' }).min(1), { error: 'must be a list of subjects, e.g. ["db.>"]' }).min(1, { error: 'must name at least one subject' }),
+        ),
+      },
+      { error: 'must be a mapping: { name: DB, subjects: ["db.>"] }' },
+    )
+    .optional(),
+);
+
 const webhookUrl = z.preprocess(
   (v) => blankToUndefined(toText(v)),
   z
@@ -218,6 +278,15 @@ const webhookUrl = z.preprocess(
     })
     .optional(),
 );
+
+function hasScheme(text: string, schemes: readonly string[]): boolean {
+  try {
+    const url = new URL(text);
+    return schemes.includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 
 function isHttpUrl(text: string): boolean {
   try {
@@ -625,7 +694,7 @@ export const destinationEntry = z
           .regex(DESTINATION_NAME, { error: 'must be lower-case letters, digits, - and _ (1 to 40 characters), e.g. billing' }),
       ),
       type: choice(DESTINATION_TYPES),
-      url: webhookUrl,
+      url: destinationUrl,
       timeout: numberField({ min: 0, max: 3600, minExclusive: true, noun: 'number of seconds' }, DEFAULTS.webhook.timeout),
       retry_count: numberField({ min: 0, max: 10_000, integer: true }, DEFAULTS.webhook.retry_count),
       retry_delay: numberField({ min: 0, max: 86_400, noun: 'number of seconds' }, DEFAULTS.webhook.retry_delay),
@@ -642,13 +711,56 @@ export const destinationEntry = z
       source: optionalText(),
       type_prefix: optionalText(),
       batch: batchSettings,
+      subject: optionalText(),
+      create_stream: createStream,
+      exchange: optionalText(),
+      routing_key: optionalText(),
+      stream: optionalText(),
+      maxlen: optionalNumberField({ min: 1, max: 1e15, integer: true }),
+      topic: optionalText(),
     },
     { error: 'must be a mapping of keys (- name: billing, followed by url: …)' },
   )
   .superRefine((entry, ctx) => {
     const e = entry as Record<string, unknown>;
-    if (e.url === undefined && (e.type === undefined || e.type === 'webhook')) {
-      ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required: the http:// or https:// URL that receives the events' });
+    const type = (typeof e.type === 'string' && e.type in DESTINATION_URLS ? e.type : 'webhook') as DestinationType;
+    const urls = DESTINATION_URLS[type];
+    const schemes = urls.schemes.map((x) => `${x}//`).join(' or ');
+    if (e.url === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message:
+          type === 'webhook'
+            ? 'is required: the http:// or https:// URL that receives the events'
+            : `is required: the ${schemes} URL of the ${type} server, e.g. ${urls.example}`,
+      });
+    } else if (typeof e.url === 'string' && !hasScheme(e.url, urls.schemes)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message:
+          type === 'webhook'
+            ? 'must be an http:// or https:// URL with a host name'
+            : `must be a ${schemes} URL with a host name for a destination of type ${type}, e.g. ${urls.example}`,
+      });
+    }
+    for (const [key, owner] of Object.entries(BROKER_KEYS)) {
+      if (e[key] !== undefined && owner !== type) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `applies to destinations of type ${owner} only (this one is ${type})` });
+      }
+    }
+    if (type !== 'webhook') {
+      if (Array.isArray(e.secret) && e.secret.length > 0) {
+        ctx.addIssue({ code: 'custom', path: ['secret'], message: `applies to webhook destinations only (a ${type} server authenticates the connection: put credentials in the url)` });
+      }
+      if (typeof e.headers === 'object' && e.headers !== null && Object.keys(e.headers).length > 0) {
+        ctx.addIssue({ code: 'custom', path: ['headers'], message: 'applies to webhook destinations only' });
+      }
+    }
+    for (const key of ['subject', 'routing_key', 'stream', 'topic'] as const) {
+      const problem = typeof e[key] === 'string' ? addressTemplateProblem(e[key]) : undefined;
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: problem });
     }
     if (typeof e.retry_delay === 'number' && typeof e.retry_max_delay === 'number' && e.retry_max_delay < e.retry_delay) {
       ctx.addIssue({ code: 'custom', path: ['retry_max_delay'], message: `must be at least retry_delay (${e.retry_delay})` });
@@ -816,6 +928,14 @@ interface ResolvedDestination {
   type_prefix?: string;
   /** Several events per request: sent when max_events are ready or max_wait seconds passed. */
   batch?: { max_events: number; max_wait: number };
+  /** A NATS destination: JetStream subject template, and the stream to create or verify at start. */
+  nats?: { subject: string; create_stream?: { name: string; subjects: string[] } };
+  /** A RabbitMQ destination: the exchange (topic, declared if missing) and the routing key template. */
+  rabbitmq?: { exchange: string; routing_key: string };
+  /** A Redis destination: the stream key template, and the approximate length it is trimmed to. */
+  redis?: { stream: string; maxlen?: number };
+  /** An MQTT destination: the topic template (QoS 1). */
+  mqtt?: { topic: string };
 }
 
 type ResolvedWebhook = ReturnType<typeof resolveWebhook>;
@@ -878,9 +998,26 @@ function resolveDestinations(raw: RawConfig, webhook: ResolvedWebhook): Resolved
       ...(d.source !== undefined ? { source: d.source } : {}),
       ...(d.type_prefix !== undefined ? { type_prefix: d.type_prefix } : {}),
       ...(d.batch !== undefined ? { batch: d.batch } : {}),
+      ...brokerSettings(d),
     });
   }
   return out;
+}
+
+/** The settings of a broker destination's own type, defaults settled. */
+function brokerSettings(d: z.output<typeof destinationEntry>): Pick<ResolvedDestination, 'nats' | 'rabbitmq' | 'redis' | 'mqtt'> {
+  switch (d.type) {
+    case 'nats':
+      return { nats: { subject: d.subject ?? BROKER_DEFAULTS.subject, ...(d.create_stream !== undefined ? { create_stream: d.create_stream } : {}) } };
+    case 'rabbitmq':
+      return { rabbitmq: { exchange: d.exchange ?? BROKER_DEFAULTS.exchange, routing_key: d.routing_key ?? BROKER_DEFAULTS.routing_key } };
+    case 'redis':
+      return { redis: { stream: d.stream ?? BROKER_DEFAULTS.stream, ...(d.maxlen !== undefined ? { maxlen: d.maxlen } : {}) } };
+    case 'mqtt':
+      return { mqtt: { topic: d.topic ?? BROKER_DEFAULTS.topic } };
+    default:
+      return {};
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -14,6 +14,10 @@ export interface SinkMessage {
   readonly contentType: string;
   /** The format's own headers (binary CloudEvents' ce-*), lower case. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Where the change happened, for a broker's subject, routing key, stream or topic (address.ts). */
+  readonly schema: string;
+  readonly table: string;
+  readonly operation: 'insert' | 'update' | 'delete';
 }
 
 /** Whether the destination can be reached, found without sending an event (doctor). */

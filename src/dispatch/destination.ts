@@ -53,10 +53,20 @@ export function compileDestination(
       const t = perTable.get(tableKey(e.schema, e.table)) ?? fallback;
       const subject = cloud ? t.subject(e.op === 'DELETE' ? e.oldRow : e.newRow) : undefined;
       const formatted = t.format(subject === undefined ? e : { ...e, subject });
-      return { eventId: e.eventId, body: formatted.body, contentType: formatted.contentType, headers: formatted.headers };
+      return {
+        eventId: e.eventId,
+        body: formatted.body,
+        contentType: formatted.contentType,
+        headers: formatted.headers,
+        schema: e.schema,
+        table: e.table,
+        operation: OPERATIONS[e.op],
+      };
     },
   };
 }
+
+const OPERATIONS = { INSERT: 'insert', UPDATE: 'update', DELETE: 'delete' } as const;
 
 function tableKey(schema: string, table: string): string {
   return `${schema}\u0000${table}`;

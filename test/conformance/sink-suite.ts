@@ -46,7 +46,15 @@ let seq = 0;
 /** A message as the dispatcher hands it over: formatted, with its event id. */
 function message(): SinkMessage {
   const eventId = `evt_conformance_${++seq}`;
-  return { eventId, body: `{"id":"${eventId}","n":${seq},"big":9007199254740993}`, contentType: 'application/json', headers: {} };
+  return {
+    eventId,
+    body: `{"id":"${eventId}","n":${seq},"big":9007199254740993}`,
+    contentType: 'application/json',
+    headers: {},
+    schema: 'public',
+    table: 'conformance',
+    operation: 'insert',
+  };
 }
 
 export function sinkSuite(makeHarness: () => Promise<SinkHarness>, label: string): void {

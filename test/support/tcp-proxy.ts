@@ -5,6 +5,7 @@
  *   const proxy = await startTcpProxy(5432);   // connect the daemon to proxy.port
  *   await proxy.cut();                         // connections dropped, new ones refused
  *   await proxy.restore();                     // accepting again, on the same port
+ *   proxy.hang();                              // connections stay open, nothing is forwarded
  *   await proxy.close();
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -16,7 +17,12 @@ export interface TcpProxy {
   readonly connections: number;
   /** Destroys every carried connection and stops accepting (connects are refused). */
   cut(): Promise<void>;
-  /** Accepts again on the same port. */
+  /**
+   * A server that stopped answering: connections stay open (and new ones are
+   * accepted) but nothing is forwarded either way, until restore(), which drops them.
+   */
+  hang(): void;
+  /** Accepts again on the same port (and forwards, after a hang). */
   restore(): Promise<void>;
   close(): Promise<void>;
 }
@@ -29,11 +35,21 @@ export async function startTcpProxy(
 ): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
+  let hanging = false;
 
   const listen = (port: number) =>
     new Promise<Server>((resolve, reject) => {
       const s = createServer((client) => {
         const upstream = connect(targetPort, targetHost);
+        if (hanging) {
+          // Held open, never forwarded.
+          for (const a of [client, upstream]) {
+            sockets.add(a);
+            a.on('error', () => undefined);
+            a.on('close', () => sockets.delete(a));
+          }
+          return;
+        }
         for (const [a, b] of [
           [client, upstream],
           [upstream, client],
@@ -66,7 +82,18 @@ export async function startTcpProxy(
       return sockets.size / 2;
     },
     cut: stop,
+    hang() {
+      hanging = true;
+      for (const socket of sockets) {
+        socket.unpipe();
+        socket.pause();
+      }
+    },
     async restore() {
+      if (hanging) {
+        hanging = false;
+        for (const socket of sockets) socket.destroy();
+      }
       server ??= await listen(port);
     },
     close: stop,
