@@ -87,6 +87,8 @@ export interface DaemonOptions {
   readonly nodeFlags?: readonly string[];
   /** More destinations beside the webhook: section's (`destinations:`), each to its own receiver. */
   readonly destinations?: ReadonlyArray<{ readonly name: string; readonly url: string }>;
+  /** Instead of the webhook: section's receiver: this one destination, as YAML lines of a `destinations:` entry. */
+  readonly onlyDestination?: string;
 }
 
 /** One daemon process; samples its resident memory every 250 ms while it runs. */
@@ -112,7 +114,7 @@ export class Daemon {
       configPath,
       db.configSections() +
         `listener:\n  poll_interval: ${options.pollInterval ?? db.pollInterval}\n` +
-        `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n` +
+        (options.onlyDestination ? `destinations:\n${options.onlyDestination}` : `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n`) +
         `logging:\n  level: "${options.logLevel ?? 'warn'}"\n${options.logFile ? `  file: ${JSON.stringify(options.logFile)}\n` : ''}` +
         `worker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n` +
         (options.destinations?.length

@@ -21,11 +21,12 @@ import { shebangNodeFlags } from '../src/util/node-flags.js';
 import { HOT_ROW_ID, openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
 import { cliPath, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
 import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
+import { SINK_TYPES, sinkDrain, type SinkDrain } from './sinks.js';
 
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
 const PROFILE_DIR = flag('cpu-prof', '');
-/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation). */
+/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation, sinks). */
 const ONLY = flag('only', '').split(',').filter(Boolean);
 /** `--baseline DIR`: a built checkout whose drains the single-destination rows compare against. */
 const BASELINE = flag('baseline', '');
@@ -33,8 +34,8 @@ const want = (name: string): boolean => ONLY.length === 0 || ONLY.includes(name)
 
 /** Sizes of each scenario, full and quick. */
 const SIZE = QUICK
-  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000, hotUpdates: 10_000, multiRow: 20_000 }
-  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000, hotUpdates: 10_000, multiRow: 50_000 };
+  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000, hotUpdates: 10_000, multiRow: 20_000, sinks: 20_000 }
+  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000, hotUpdates: 10_000, multiRow: 50_000, sinks: 100_000 };
 
 type Row = { family: Family; scenario: string; value: number; unit: string; ratio?: number; ratioOf?: string; target?: string; met?: boolean; detail?: string };
 const rows: Row[] = [];
@@ -332,6 +333,20 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   if (want('fanout')) {
     inScenario('three destinations');
     out.fanOutDestinations = await threeDestinations(db, receiver);
+  }
+  if (want('sinks') && db.family === 'postgres') {
+    // The brokers do not depend on the database: measured once, on PostgreSQL.
+    inScenario('sinks');
+    const drains: SinkDrain[] = [];
+    for (const type of SINK_TYPES) drains.push(await sinkDrain(db, receiver, type, SIZE.sinks, daemonOptions));
+    const webhook = drains[0]!;
+    for (const d of drains) {
+      record({
+        family: db.family, scenario: `${d.type} sink, backlog of ${d.events.toLocaleString('en-US')}`, value: d.perSecond, unit: 'events/s',
+        ratio: d.perSecond / webhook.perSecond, ratioOf: 'webhook', detail: `daemon start to last outcome, ${d.seconds.toFixed(1)} s; peak RSS ${Math.round(d.peakRssMb)} MB`,
+      });
+    }
+    out.sinks = drains;
   }
   if (want('isolation')) {
     inScenario('isolation');

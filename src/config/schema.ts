@@ -758,6 +758,9 @@ export const destinationEntry = z
         ctx.addIssue({ code: 'custom', path: ['headers'], message: 'applies to webhook destinations only' });
       }
     }
+    if (typeof e.topic === 'string' && (/[+#]/.test(e.topic) || e.topic.includes('\u0000'))) {
+      ctx.addIssue({ code: 'custom', path: ['topic'], message: 'must not contain + or # (MQTT wildcards) or NUL: messages are published to one topic' });
+    }
     for (const key of ['subject', 'routing_key', 'stream', 'topic'] as const) {
       const problem = typeof e[key] === 'string' ? addressTemplateProblem(e[key]) : undefined;
       if (problem !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: problem });

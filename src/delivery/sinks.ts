@@ -69,7 +69,7 @@ export class LazySink implements Sink {
     try {
       sink = await this.sink();
     } catch (err) {
-      const r: SinkResult = { kind: 'retry', error: `cannot load the ${this.description.split(' ')[0]} client: ${describeError(err)}`, endpointFailure: true, durationMs: 0 };
+      const r: SinkResult = { kind: 'retry', error: this.loadProblem(err).detail, endpointFailure: true, durationMs: 0 };
       return messages.map(() => r);
     }
     return sink.send(messages, signal);
@@ -79,8 +79,17 @@ export class LazySink implements Sink {
     try {
       return await (await this.sink()).check();
     } catch (err) {
-      return { ok: false, detail: `cannot load the client: ${describeError(err)}`, fix: 'reinstall app-db-listener with its dependencies (npm ci)' };
+      return { ok: false, ...this.loadProblem(err) };
     }
+  }
+
+  /** A client library missing from the installation, or a destination its sink cannot open. */
+  private loadProblem(err: unknown): { detail: string; fix: string } {
+    const type = this.description.split(' ')[0] ?? 'broker';
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') {
+      return { detail: `cannot load the ${type} client library: ${describeError(err)}`, fix: 'reinstall app-db-listener with its dependencies (npm ci)' };
+    }
+    return { detail: `cannot open the ${type} destination: ${describeError(err)}`, fix: 'correct the destination as the message says' };
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,109 @@
+/**
+ * The sink conformance suite against the Redis Streams sink and the machine's Redis,
+ * reached through a TCP proxy so the suite can take it away without stopping the
+ * shared server. The sink logs in as a user of its own (ACL, created here, removed at
+ * the end) whose keys are this run's only:
+ * - unavailable: the user loses the XADD permission (NOPERM, as a server that cannot
+ *   take writes answers: OOM, READONLY, LOADING…);
+ * - refuse: the stream key holds a string (WRONGTYPE), a retry as the sink documents;
+ * - hang: the proxy holds the connections and forwards nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { createClient } from '@redis/client';
+import { parseConfig } from '../../src/config/load.js';
+import { openSink } from '../../src/delivery/sinks.js';
+import type { Sink } from '../../src/delivery/sink.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
+import { sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
+
+const REDIS_PORT = 6379;
+
+/** A stream entry's fields, from XRANGE's flat [name, value, …] list. */
+function fieldsOf(flat: readonly string[]): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+  return fields;
+}
+
+async function redisSinkHarness(): Promise<SinkHarness> {
+  const run = randomBytes(6).toString('hex');
+  const user = `adl_conformance_${run}`;
+  const password = `conformance-${randomBytes(8).toString('hex')}`;
+  const prefix = `adl:conformance:${run}:`;
+  // The suite's messages are all public.conformance: one stream.
+  const key = `${prefix}public.conformance`;
+  const admin = createClient({ socket: { host: '127.0.0.1', port: REDIS_PORT }, RESP: 2 });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  const command = <T = unknown>(...args: string[]) => admin.sendCommand<T>(args);
+  await command('ACL', 'SETUSER', user, 'reset', 'on', `>${password}`, `~${prefix}*`, '+@all');
+  const proxy = await startTcpProxy(REDIS_PORT);
+
+  // behave() is synchronous in the suite, a change on the server is a command: the sink
+  // waits for the changes asked for so far before it sends or checks, so a send never
+  // overtakes the behaviour it is meant to meet.
+  let applied: Promise<unknown> = Promise.resolve();
+  const apply = (...steps: string[][]) => {
+    applied = applied.then(async () => {
+      for (const step of steps) await command(...step);
+    });
+    return applied;
+  };
+  const afterChanges = (sink: Sink): Sink => ({
+    get description() {
+      return sink.description;
+    },
+    send: async (messages, signal) => {
+      await applied;
+      return sink.send(messages, signal);
+    },
+    check: async () => {
+      await applied;
+      return sink.check();
+    },
+    close: () => sink.close(),
+  });
+
+  return {
+    refusedIs: 'retry',
+    batches: true,
+    secret: password,
+    open({ timeoutMs, batched }) {
+      const yaml =
+        `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\n` +
+        `destinations:\n  - name: conformance\n    type: redis\n` +
+        `    url: "redis://${user}:${password}@127.0.0.1:${proxy.port}/0"\n    timeout: ${timeoutMs / 1000}\n` +
+        `    stream: "${prefix}{schema}.{table}"\n` +
+        (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
+      return afterChanges(openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test'));
+    },
+    async accepted(): Promise<AcceptedMessage[]> {
+      await applied;
+      if ((await command<string>('TYPE', key)) !== 'stream') return [];
+      const entries = await command<Array<[string, string[]]>>('XRANGE', key, '-', '+');
+      return entries.map(([, flat]) => {
+        const fields = fieldsOf(flat);
+        return { eventIds: [fields.id ?? ''], body: fields.body ?? '' };
+      });
+    },
+    behave(b) {
+      if (b === 'hang') proxy.hang();
+      else if (b === 'unavailable') void apply(['ACL', 'SETUSER', user, '-xadd']);
+      else if (b === 'refuse') void apply(['DEL', key], ['SET', key, 'not a stream']);
+      else void apply(['ACL', 'SETUSER', user, '+xadd'], ['DEL', key]);
+    },
+    stop: () => proxy.cut(),
+    start: () => proxy.restore(),
+    async reset() {
+      await apply(['ACL', 'SETUSER', user, '+xadd'], ['DEL', key]);
+    },
+    async close() {
+      await proxy.close();
+      await command('DEL', key);
+      await command('ACL', 'DELUSER', user);
+      admin.destroy();
+    },
+  };
+}
+
+sinkSuite(redisSinkHarness, 'redis');
