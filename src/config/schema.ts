@@ -758,6 +758,9 @@ export const destinationEntry = z
         ctx.addIssue({ code: 'custom', path: ['headers'], message: 'applies to webhook destinations only' });
       }
     }
+    if (typeof e.subject === 'string' && (/\s/.test(e.subject) || e.subject.split('.').some((t) => t === '' || t === '*' || t === '>'))) {
+      ctx.addIssue({ code: 'custom', path: ['subject'], message: 'must be a NATS subject without spaces, empty tokens or the wildcards * and > (messages are published to one subject)' });
+    }
     if (typeof e.topic === 'string' && (/[+#]/.test(e.topic) || e.topic.includes('\u0000'))) {
       ctx.addIssue({ code: 'custom', path: ['topic'], message: 'must not contain + or # (MQTT wildcards) or NUL: messages are published to one topic' });
     }

@@ -513,6 +513,11 @@ interface InvalidCase {
   line?: number;
 }
 
+/** A `destinations:` entry with a broker's keys, and the issue expected at destinations[0].<key>. */
+function brokerCase(name: string, entry: Record<string, unknown>, key: string, fragment: string): InvalidCase[] {
+  return [{ name, patch: { destinations: [{ name: 'broker', ...entry }] }, path: `destinations[0].${key}`, fragment }];
+}
+
 const INVALID: InvalidCase[] = [
   { name: 'non-numeric port', patch: { database: { port: 'abc' } }, path: 'database.port', fragment: 'must be an integer between 1 and 65535, got "abc"' },
   { name: 'port out of range', patch: { database: { port: 70000 } }, path: 'database.port', fragment: 'must be an integer between 1 and 65535, got "70000"' },
@@ -546,6 +551,17 @@ const INVALID: InvalidCase[] = [
     path: 'webhook.headers.Webhook-Signature',
     fragment: 'cannot be set: app-db-listener sets this header itself',
   },
+  ...brokerCase('nats destination with an http url', { type: 'nats', url: 'http://127.0.0.1:4222' }, 'url', 'must be a nats:// or tls:// URL with a host name for a destination of type nats'),
+  ...brokerCase('rabbitmq destination without a url', { type: 'rabbitmq' }, 'url', 'is required: the amqp:// or amqps:// URL of the rabbitmq server'),
+  ...brokerCase('a broker url with a wrong scheme (credentials hidden)', { type: 'redis', url: `amqp://u:${URL_PASSWORD}@127.0.0.1/` }, 'url', 'got "amqp://***@127.0.0.1/"'),
+  ...brokerCase("another type's key", { type: 'redis', url: 'redis://127.0.0.1:6379', subject: 'x' }, 'subject', 'applies to destinations of type nats only (this one is redis)'),
+  ...brokerCase('an unknown placeholder', { type: 'mqtt', url: 'mqtt://127.0.0.1', topic: 'db/{tabel}' }, 'topic', 'has an unknown placeholder {tabel}: use {schema}, {table} or {operation}'),
+  ...brokerCase('an unmatched brace', { type: 'rabbitmq', url: 'amqp://127.0.0.1', routing_key: '{schema.{table}' }, 'routing_key', 'has an unmatched { or }'),
+  ...brokerCase('a wildcard subject', { type: 'nats', url: 'nats://127.0.0.1', subject: 'db.>' }, 'subject', 'without spaces, empty tokens or the wildcards * and >'),
+  ...brokerCase('a wildcard topic', { type: 'mqtt', url: 'mqtt://127.0.0.1', topic: 'db/+/{table}' }, 'topic', 'must not contain + or # (MQTT wildcards)'),
+  ...brokerCase('a webhook secret on a broker', { type: 'nats', url: 'nats://127.0.0.1', secret: SECRET }, 'secret', 'applies to webhook destinations only'),
+  ...brokerCase('maxlen 0', { type: 'redis', url: 'redis://127.0.0.1', maxlen: 0 }, 'maxlen', 'must be an integer'),
+  ...brokerCase('create_stream without a name', { type: 'nats', url: 'nats://127.0.0.1', create_stream: { subjects: ['db.>'] } }, 'create_stream.name', 'is required: the JetStream stream name'),
   { name: 'header name with a space', patch: { webhook: { headers: { 'X Bad': 'v' } } }, path: 'webhook.headers.X Bad', fragment: 'is not a valid header name' },
   { name: 'headers not a mapping', patch: { webhook: { headers: ['X-A: b'] } }, path: 'webhook.headers', fragment: 'must be a mapping of header names to values (Name: value), got a list' },
   { name: 'retry_count 1.5', patch: { webhook: { retry_count: 1.5 } }, path: 'webhook.retry_count', fragment: 'must be an integer between 0 and 10000, got "1.5"' },

@@ -1,0 +1,50 @@
+/**
+ * A broker's client library is loaded only when a destination of its type is
+ * configured (src/delivery/sinks.ts): no module that `run`, `doctor` or the library
+ * reach through static imports names one, so a webhook-only daemon never loads them.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
+const BROKER_CLIENTS = /^(amqplib|mqtt|@redis\/|@nats-io\/)/;
+
+/** Every module reachable from `entry` through static imports (type-only imports excluded), and the packages they import. */
+function staticGraph(entry: string): { files: Set<string>; packages: Map<string, string> } {
+  const files = new Set<string>();
+  const packages = new Map<string, string>();
+  const visit = (file: string) => {
+    if (files.has(file)) return;
+    files.add(file);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?\sfrom\s+'([^']+)'|^import\s+'([^']+)'/gms)) {
+      const spec = m[1] ?? m[2]!;
+      if (spec.startsWith('.')) {
+        const target = path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts'));
+        if (existsSync(target)) visit(target);
+      } else packages.set(spec, path.relative(src, file));
+    }
+  };
+  visit(entry);
+  return { files, packages };
+}
+
+describe('broker client libraries', () => {
+  it.each([['cli', 'run.ts'], ['cli', 'doctor.ts'], ['index.ts']])('are not imported statically by what %s/%s loads', (...parts) => {
+    const { files, packages } = staticGraph(path.join(src, ...parts));
+    // The graph is real: it reaches the sinks' factory and the webhook sink.
+    expect([...files].map((f) => path.relative(src, f))).toEqual(expect.arrayContaining([path.join('delivery', 'sinks.ts'), path.join('delivery', 'webhook.ts')]));
+    expect(packages.has('undici')).toBe(true);
+    const brokers = [...packages].filter(([p]) => BROKER_CLIENTS.test(p));
+    expect(brokers).toEqual([]);
+  });
+
+  it('are what the broker sinks import (so the check above looks for the right names)', () => {
+    for (const sink of ['nats', 'rabbitmq', 'redis', 'mqtt']) {
+      const { packages } = staticGraph(path.join(src, 'delivery', `${sink}.ts`));
+      expect([...packages.keys()].some((p) => BROKER_CLIENTS.test(p)), sink).toBe(true);
+    }
+  });
+});
