@@ -745,6 +745,9 @@ export const destinationEntry = z
             : `must be a ${schemes} URL with a host name for a destination of type ${type}, e.g. ${urls.example}`,
       });
     }
+    if (type === 'redis' && typeof e.url === 'string' && hasScheme(e.url, urls.schemes) && !/^\/?\d*$/.test(new URL(e.url).pathname)) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: `must end with a database number (or nothing), e.g. redis://${new URL(e.url).host}/0` });
+    }
     for (const [key, owner] of Object.entries(BROKER_KEYS)) {
       if (e[key] !== undefined && owner !== type) {
         ctx.addIssue({ code: 'custom', path: [key], message: `applies to destinations of type ${owner} only (this one is ${type})` });
@@ -771,7 +774,8 @@ export const destinationEntry = z
     if (typeof e.retry_delay === 'number' && typeof e.retry_max_delay === 'number' && e.retry_max_delay < e.retry_delay) {
       ctx.addIssue({ code: 'custom', path: ['retry_max_delay'], message: `must be at least retry_delay (${e.retry_delay})` });
     }
-    if (e.format === 'cloudevents-binary' && e.batch !== undefined) {
+    // A broker sends one message per event even in a batch, each with its own attributes.
+    if (type === 'webhook' && e.format === 'cloudevents-binary' && e.batch !== undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['batch'],

@@ -191,7 +191,8 @@ class Connection {
   #receiveMaximum = DEFAULT_RECEIVE_MAXIMUM;
   #inFlight = 0;
   /** Publishes waiting for a free slot, oldest first (a batch goes out in its order). */
-  readonly #waiting: Array<() => void> = [];
+  /** Publishes waiting for a slot: started by `go`, or failed by `fail` when the connection goes first. */
+  readonly #waiting: Array<{ go: () => void; fail: (why: Failure) => void }> = [];
   #disconnect: IDisconnectPacket | undefined;
   #lastError: unknown;
 
@@ -213,8 +214,10 @@ class Connection {
         resolve(connack);
       });
       this.client.once('close', () => {
-        reject((this.#gone ??= this.#whyLost()));
-        this.#waiting.length = 0;
+        const gone = (this.#gone ??= this.#whyLost());
+        reject(gone);
+        // Publishes waiting for a slot fail now with the reason, not at their deadline.
+        for (const w of this.#waiting.splice(0)) w.fail(gone);
         onGone(this);
         // Nothing of this client is used again. Ended by force, with reconnectPeriod 0 and
         // a clean session, MQTT.js fails every unacknowledged publish now (their callbacks
@@ -268,7 +271,7 @@ class Connection {
         this.#inFlight++;
         go();
       } else {
-        this.#waiting.push(go);
+        this.#waiting.push({ go, fail: reject });
       }
     });
   }
@@ -280,7 +283,7 @@ class Connection {
 
   #release(): void {
     const next = this.#waiting.shift();
-    if (next) next();
+    if (next) next.go();
     else this.#inFlight--;
   }
 
@@ -288,6 +291,7 @@ class Connection {
   drop(why: Failure): void {
     if (this.#gone) return;
     this.#gone = why;
+    for (const w of this.#waiting.splice(0)) w.fail(why);
     this.client.end(true);
   }
 

@@ -362,7 +362,11 @@ export class RabbitMqSink implements Sink {
     const ms = Math.min(CHECK_MAX_MS, this.#s.timeoutMs);
     let model: ChannelModel;
     try {
-      model = await within(this.#connect(ms), ms, `no connection within ${ms} ms`, (late) => closeModel(late, ms));
+      model = await within(this.#connect(ms), ms, `no connection within ${ms} ms`, (late) => {
+        // Nobody listens to it any more: an error while it closes must not go unhandled.
+        late.on('error', () => undefined);
+        return closeModel(late, ms);
+      });
     } catch (err) {
       const code = amqpErrorCode(err);
       const what = code === 'AMQP_ACCESS_REFUSED' ? 'refused the login' : code === 'AMQP_CONNECTION_REFUSED' ? 'refused the connection' : 'is not reachable';

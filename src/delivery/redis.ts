@@ -93,6 +93,15 @@ export function openRedisSink(d: DestinationConfig, key: string): Sink {
  * here rather than by the client, whose errors about a URL repeat it, credentials
  * included.
  */
+/** A URL part percent-decoded, or as written when it is not valid percent-encoding. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function connectionSettings(url: string, caFile: string | undefined, key: string): ConnectionSettings {
   let u: URL;
   try {
@@ -102,8 +111,8 @@ function connectionSettings(url: string, caFile: string | undefined, key: string
   }
   const db = /^\/?(\d*)$/.exec(u.pathname);
   if (!db) throw new Error(`${key}.url: the path must be a database number, e.g. redis://${u.host}/0`);
-  const username = decodeURIComponent(u.username);
-  const password = decodeURIComponent(u.password);
+  const username = decoded(u.username);
+  const password = decoded(u.password);
   const tls = u.protocol === 'rediss:';
   return {
     socket: {

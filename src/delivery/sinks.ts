@@ -65,6 +65,10 @@ export class LazySink implements Sink {
   }
 
   async send(messages: readonly SinkMessage[], signal?: AbortSignal): Promise<SinkResult[]> {
+    if (this.closed) {
+      const r: SinkResult = { kind: 'retry', error: 'CLOSED: the destination is shutting down', endpointFailure: false, durationMs: 0 };
+      return messages.map(() => r);
+    }
     let sink: Sink;
     try {
       sink = await this.sink();
@@ -76,6 +80,7 @@ export class LazySink implements Sink {
   }
 
   async check(): Promise<SinkCheck> {
+    if (this.closed) return { ok: false, detail: 'the destination was closed', fix: 'check it from a new process (doctor)' };
     try {
       return await (await this.sink()).check();
     } catch (err) {

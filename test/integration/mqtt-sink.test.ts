@@ -243,6 +243,29 @@ describe('mqtt sink against Mosquitto', () => {
     }
   });
 
+  it('a connection lost while publishes wait for a Receive Maximum slot: every one of them fails with the reason at once, none waits for its deadline', async () => {
+    const prefix = `${RUN}/waiting`;
+    const proxy = await startTcpProxy(MQTT_PORT);
+    const wire = await countingProxy(proxy.port);
+    const sink = mqttSink([`url: "mqtt://127.0.0.1:${wire.port}"`, `topic: "${prefix}/{table}"`, 'timeout: 60', 'batch: { max_events: 500, max_wait: 0.01 }']);
+    try {
+      expect((await sink.send([message()]))[0]!.kind).toBe('success');
+      proxy.hang();
+      const pending = sink.send(Array.from({ length: 60 }, () => message()));
+      // 20 on the wire (Mosquitto's Receive Maximum), 40 waiting for a slot.
+      await waitUntil(() => wire.published() === 21, 5_000, 'the first 20 PUBLISHes to leave the sink');
+      await proxy.cut();
+      const results = await pending;
+      expect(results).toHaveLength(60);
+      for (const r of results) expect(r).toMatchObject({ kind: 'retry', endpointFailure: true, error: expect.stringMatching(/^CONNECTION_LOST: /) as unknown });
+      expect(wire.published()).toBe(21);
+    } finally {
+      await sink.close();
+      await wire.close();
+      await proxy.close();
+    }
+  });
+
   it('check: ok against the broker, not ok on a port nothing listens on; never a credential, never a message', async () => {
     const prefix = `${RUN}/check`;
     const sub = await subscribe(`${prefix}/#`);

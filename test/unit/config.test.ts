@@ -560,6 +560,7 @@ const INVALID: InvalidCase[] = [
   ...brokerCase('a wildcard subject', { type: 'nats', url: 'nats://127.0.0.1', subject: 'db.>' }, 'subject', 'without spaces, empty tokens or the wildcards * and >'),
   ...brokerCase('a wildcard topic', { type: 'mqtt', url: 'mqtt://127.0.0.1', topic: 'db/+/{table}' }, 'topic', 'must not contain + or # (MQTT wildcards)'),
   ...brokerCase('a webhook secret on a broker', { type: 'nats', url: 'nats://127.0.0.1', secret: SECRET }, 'secret', 'applies to webhook destinations only'),
+  ...brokerCase('a redis url whose path is not a database number', { type: 'redis', url: 'redis://127.0.0.1:6379/abc' }, 'url', 'must end with a database number (or nothing), e.g. redis://127.0.0.1:6379/0'),
   ...brokerCase('maxlen 0', { type: 'redis', url: 'redis://127.0.0.1', maxlen: 0 }, 'maxlen', 'must be an integer'),
   ...brokerCase('create_stream without a name', { type: 'nats', url: 'nats://127.0.0.1', create_stream: { subjects: ['db.>'] } }, 'create_stream.name', 'is required: the JetStream stream name'),
   { name: 'header name with a space', patch: { webhook: { headers: { 'X Bad': 'v' } } }, path: 'webhook.headers.X Bad', fragment: 'is not a valid header name' },
@@ -604,6 +605,26 @@ const INVALID: InvalidCase[] = [
   { name: 'duplicate key', text: 'webhook:\n  url: http://a/\n  url: http://b/\n', code: 'CONFIG_YAML', path: '', fragment: 'Map keys must be unique', line: 3 },
   { name: 'tab indentation', text: 'webhook:\n\turl: http://a/\n', code: 'CONFIG_YAML', path: '', fragment: 'Tabs are not allowed', line: 2 },
 ];
+
+describe('broker destinations', () => {
+  const yaml = (entry: string) => `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\ndestinations:\n  - name: b\n${entry}`;
+  it('take their own keys with the defaults settled', () => {
+    const [nats] = parseConfig(yaml('    type: nats\n    url: nats://127.0.0.1:4222\n')).config.destinations;
+    expect(nats).toMatchObject({ type: 'nats', nats: { subject: 'db.{schema}.{table}' } });
+    const [rabbit] = parseConfig(yaml('    type: rabbitmq\n    url: amqp://127.0.0.1\n    routing_key: "{table}"\n')).config.destinations;
+    expect(rabbit).toMatchObject({ rabbitmq: { exchange: 'db.changes', routing_key: '{table}' } });
+    const [redis] = parseConfig(yaml('    type: redis\n    url: redis://127.0.0.1/2\n    maxlen: 1000\n')).config.destinations;
+    expect(redis).toMatchObject({ redis: { stream: 'db:{schema}.{table}', maxlen: 1000 } });
+    const [mqtt] = parseConfig(yaml('    type: mqtt\n    url: mqtt://127.0.0.1\n')).config.destinations;
+    expect(mqtt).toMatchObject({ mqtt: { topic: 'db/{schema}/{table}' } });
+  });
+
+  it('take cloudevents-binary with a batch (one message per event), which a webhook does not', () => {
+    const entry = '    format: cloudevents-binary\n    batch: { max_events: 10 }\n';
+    expect(parseConfig(yaml(`    type: nats\n    url: nats://127.0.0.1\n${entry}`)).config.destinations[0]!.batch).toBeDefined();
+    expect(() => parseConfig(yaml(`    url: https://h.example/x\n${entry}`))).toThrow(/destinations\[0\]\.batch cannot be used with format cloudevents-binary/);
+  });
+});
 
 describe('invalid configurations', () => {
   it('has at least 15 cases', () => {
