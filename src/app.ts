@@ -59,6 +59,8 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   const instanceId = `${localScope()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const status = new DatabaseStatus(bus);
   const metrics = new DaemonMetrics(bus, status, VERSION, config.destinations.map((d) => d.name));
+  /** Set once the destinations run: which broker destinations cannot reach their broker. */
+  let brokersProblem: () => string | undefined = () => undefined;
   // Bound first: a busy port fails the start before the database is touched, and
   // /healthz answers (and /readyz says "starting") while installing.
   const admin = config.http.listen
@@ -66,7 +68,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
         metrics: () => metrics.render(),
         readinessProblem: async () => {
           await metrics.backlog();
-          return status.readinessProblem();
+          return status.readinessProblem() ?? brokersProblem();
         },
       })
     : undefined;
@@ -92,6 +94,13 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       startDestination(d, config, tables, journal, bus, log, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`),
     );
     const byName = new Map(destinations.map((d) => [d.name, d]));
+    // A broker is infrastructure the daemon connects to, like its database: while a broker
+    // destination's connection is down (its breaker open), the daemon is not ready. A
+    // webhook's receiver being down is the receiver's state, shown by endpoint_up only.
+    brokersProblem = () => {
+      const down = destinations.filter((d) => d.type !== 'webhook' && d.health.state === 'down');
+      return down.length === 0 ? undefined : `cannot reach the broker of ${down.map((d) => `destination ${d.name} (${d.type})`).join(', ')}`;
+    };
     const wake = new WakeSignal();
     const waker = source.waiter(wake, bus);
     const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
@@ -212,7 +221,7 @@ function startDestination(
     // An event claimed ahead must still hold its lease at the end of its delivery.
     maxWaitForSlotMs: LEASE_MARGIN_MS - 5_000,
   });
-  return { name: d.name, url: sender.description, sender, dispatcher };
+  return { name: d.name, type: d.type, url: sender.description, sender, dispatcher, health };
 }
 
 /** The routes of every destination over the resolved watched tables. */

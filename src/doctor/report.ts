@@ -1,11 +1,12 @@
 /** What `doctor` finds: checks with a status, a one-line detail and, for a problem, the fix. */
+import type { DestinationType } from '../config/schema.js';
 import type { Config } from '../config/types.js';
 import { redactText } from '../observability/redact.js';
 import { AppError, describeError } from '../util/errors.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'problem';
 
-export type CheckName = 'config' | 'database' | 'privileges' | 'migrations' | 'triggers' | 'webhook';
+export type CheckName = 'config' | 'database' | 'privileges' | 'migrations' | 'triggers' | DestinationType;
 
 export interface DoctorCheck {
   readonly name: CheckName;

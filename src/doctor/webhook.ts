@@ -1,6 +1,7 @@
 /**
  * Every destination's check, through its sink (src/delivery/sinks.ts): for a
- * webhook, one HEAD request, never an event.
+ * webhook, one HEAD request; for a broker, a connection and its login (and the
+ * stream or exchange it needs); never an event. Named by the destination's type.
  */
 import type { DestinationConfig } from '../config/types.js';
 import { openSink } from '../delivery/sinks.js';
@@ -18,11 +19,11 @@ export async function checkDestination(d: DestinationConfig, key: string, name?:
   try {
     sink = openSink(d, key, VERSION);
   } catch (err) {
-    return check('webhook', 'problem', who + (err instanceof Error ? err.message : String(err)), `edit ${key} as the message says`);
+    return check(d.type, 'problem', who + (err instanceof Error ? err.message : String(err)), `edit ${key} as the message says`);
   }
   try {
     const r = await sink.check();
-    return r.ok ? check('webhook', 'ok', who + r.detail) : check('webhook', 'problem', who + r.detail, r.fix);
+    return r.ok ? check(d.type, 'ok', who + r.detail) : check(d.type, 'problem', who + r.detail, r.fix);
   } finally {
     await sink.close().catch(() => undefined);
   }

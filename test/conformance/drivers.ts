@@ -55,6 +55,8 @@ export interface DaemonConfigOptions {
   readonly pollInterval?: number;
   readonly shutdownTimeout?: number;
   readonly logLevel?: string;
+  /** http.listen (default "off"). */
+  readonly httpListen?: string;
   /** No `webhook:` section (the destinations are all in `extraYaml`). */
   readonly noWebhook?: boolean;
   /** YAML appended at the top level, e.g. a `destinations:` list. */
@@ -137,7 +139,7 @@ function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInte
     ...(o.shutdownTimeout !== undefined ? [`  shutdown_timeout: ${o.shutdownTimeout}`] : []),
     // No admin server: tests side by side must not contend for its port.
     'http:',
-    '  listen: "off"',
+    `  listen: ${JSON.stringify(o.httpListen ?? 'off')}`,
   ];
   return lines.join('\n') + '\n' + (o.extraYaml ?? '');
 }

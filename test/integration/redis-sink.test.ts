@@ -123,8 +123,15 @@ describe('redis sink', () => {
     admin.destroy();
   });
 
-  async function startDaemon(tables: string[], yaml: string): Promise<RunningDaemon> {
-    const d = await driver.startDaemon({ webhookUrl: 'http://127.0.0.1:9/unused', tables, noWebhook: true, extraYaml: yaml, pollInterval: 0.1 });
+  async function startDaemon(tables: string[], yaml: string, httpListen?: string): Promise<RunningDaemon> {
+    const d = await driver.startDaemon({
+      webhookUrl: 'http://127.0.0.1:9/unused',
+      tables,
+      noWebhook: true,
+      extraYaml: yaml,
+      pollInterval: 0.1,
+      ...(httpListen !== undefined ? { httpListen } : {}),
+    });
     daemons.push(d);
     return d;
   }
@@ -201,7 +208,14 @@ describe('redis sink', () => {
     const daemon = await startDaemon(
       ['outage'],
       destinationsYaml([['gone', `redis://127.0.0.1:${proxy.port}/0`, `stream: "${prefix}{table}"`, 'timeout: 1', 'retry_count: 3']]),
+      '127.0.0.1:0',
     );
+    const readyz = async () => {
+      const a = daemon.httpAddress!;
+      const r = await fetch(`http://${a.host}:${a.port}/readyz`);
+      return { status: r.status, text: await r.text() };
+    };
+    expect(await readyz()).toEqual({ status: 200, text: 'ready\n' });
     const key = `${prefix}outage`;
     for (let id = 1; id <= 5; id++) await driver.exec('INSERT INTO outage (id, v) VALUES (?, 0)', [id]);
     await waitUntil(async () => (await streamLength(key)) === 5, 20_000, 'the first changes before the outage');
@@ -225,11 +239,14 @@ describe('redis sink', () => {
     for (let id = 1; id <= 20; id++) await driver.exec('UPDATE outage SET v = 2 WHERE id = ?', [id]);
     await waitUntil(() => failedProbes >= 2, 20_000, () => `two failed probes while down (saw ${failedProbes})`);
     expect(await streamLength(key)).toBe(5);
+    // Not ready while its broker is out of reach, and it says which.
+    expect(await readyz()).toEqual({ status: 503, text: 'not ready: cannot reach the broker of destination gone (redis)\n' });
 
     await proxy.restore();
     await waitUntil(async () => new Set((await entries(key)).map((e) => e.fields.id)).size >= 60, 30_000, 'all 60 changes after the outage');
     await waitUntil(async () => (await driver.journalCount('outage')) === 0, 20_000, 'the queue to empty');
     expect(up).toBe(true);
+    expect(await readyz()).toEqual({ status: 200, text: 'ready\n' });
     expect(await driver.deadLetterCount('outage')).toBe(0);
 
     const got = await entries(key);
