@@ -6,15 +6,12 @@
  * run, deleted at the end).
  *
  * The behaviours are JetStream states: unavailable = no stream takes the subject (the
- * stream is deleted), refuse = the stream is full and discards new messages. Changing
- * them is an API request, and the suite's behave() returns nothing to await, so the
- * sinks this harness opens apply the last change before their next send or check.
+ * stream is deleted), refuse = the stream is full and discards new messages.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, JetStreamApiError, jetstreamManager, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { parseConfig } from '../../src/config/load.js';
-import type { Sink } from '../../src/delivery/sink.js';
 import { openSink } from '../../src/delivery/sinks.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
@@ -69,20 +66,6 @@ async function natsSinkHarness(): Promise<SinkHarness> {
   };
   await make();
   let change: Promise<void> = Promise.resolve();
-  const applied = (sink: Sink): Sink => ({
-    get description() {
-      return sink.description;
-    },
-    send: async (messages, signal) => {
-      await change;
-      return sink.send(messages, signal);
-    },
-    check: async () => {
-      await change;
-      return sink.check();
-    },
-    close: () => sink.close(),
-  });
 
   return {
     refusedIs: 'retry',
@@ -94,12 +77,13 @@ async function natsSinkHarness(): Promise<SinkHarness> {
         `destinations:\n  - name: conformance\n    type: nats\n    url: "nats://conformance:${password}@127.0.0.1:${proxy.port}"\n` +
         `    subject: "${prefix}.{schema}.{table}"\n    timeout: ${timeoutMs / 1000}\n` +
         (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      return applied(openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test'));
+      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
     },
     accepted: () => readStream(jsm, stream),
     behave(b) {
       if (b === 'hang') return proxy.hang();
       change = b === 'ok' ? make() : b === 'refuse' ? full() : drop();
+      return change;
     },
     stop: () => proxy.cut(),
     start: () => proxy.restore(),

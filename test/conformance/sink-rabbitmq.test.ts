@@ -14,7 +14,6 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { parseConfig } from '../../src/config/load.js';
 import { openSink } from '../../src/delivery/sinks.js';
-import type { Sink } from '../../src/delivery/sink.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { sinkSuite, type AcceptedMessage, type EndpointBehaviour, type SinkHarness } from './sink-suite.js';
 
@@ -45,8 +44,7 @@ async function rabbitMqSinkHarness(): Promise<SinkHarness> {
     await bind('accepted', b === 'ok' || b === 'hang');
     await bind('full', b === 'unavailable');
   };
-  // behave() is synchronous but bindings take a round trip: every call through a sink
-  // waits for the changes asked for before it.
+  // Bindings take a round trip: changes are applied one after another.
   let settled: Promise<void> = apply('ok');
 
   const received: AcceptedMessage[] = [];
@@ -69,20 +67,7 @@ async function rabbitMqSinkHarness(): Promise<SinkHarness> {
         `destinations:\n  - name: conformance\n    type: rabbitmq\n    url: "amqp://guest:guest@127.0.0.1:${proxy.port}/"\n` +
         `    timeout: ${timeoutMs / 1000}\n    exchange: "${exchange}"\n` +
         (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      const sink = openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
-      const waiting: Sink = {
-        description: sink.description,
-        send: async (messages, signal) => {
-          await settled;
-          return sink.send(messages, signal);
-        },
-        check: async () => {
-          await settled;
-          return sink.check();
-        },
-        close: () => sink.close(),
-      };
-      return waiting;
+      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
     },
     async accepted() {
       await settled;
@@ -92,6 +77,7 @@ async function rabbitMqSinkHarness(): Promise<SinkHarness> {
     behave(b) {
       if (b === 'hang') proxy.hang();
       settled = settled.then(() => apply(b));
+      return settled;
     },
     stop: () => proxy.cut(),
     start: () => proxy.restore(),

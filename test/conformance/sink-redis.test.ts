@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import { parseConfig } from '../../src/config/load.js';
 import { openSink } from '../../src/delivery/sinks.js';
-import type { Sink } from '../../src/delivery/sink.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
 
@@ -39,9 +38,7 @@ async function redisSinkHarness(): Promise<SinkHarness> {
   await command('ACL', 'SETUSER', user, 'reset', 'on', `>${password}`, `~${prefix}*`, '+@all');
   const proxy = await startTcpProxy(REDIS_PORT);
 
-  // behave() is synchronous in the suite, a change on the server is a command: the sink
-  // waits for the changes asked for so far before it sends or checks, so a send never
-  // overtakes the behaviour it is meant to meet.
+  // A behaviour is a change on the server (commands), applied one after another.
   let applied: Promise<unknown> = Promise.resolve();
   const apply = (...steps: string[][]) => {
     applied = applied.then(async () => {
@@ -49,20 +46,6 @@ async function redisSinkHarness(): Promise<SinkHarness> {
     });
     return applied;
   };
-  const afterChanges = (sink: Sink): Sink => ({
-    get description() {
-      return sink.description;
-    },
-    send: async (messages, signal) => {
-      await applied;
-      return sink.send(messages, signal);
-    },
-    check: async () => {
-      await applied;
-      return sink.check();
-    },
-    close: () => sink.close(),
-  });
 
   return {
     refusedIs: 'retry',
@@ -75,7 +58,7 @@ async function redisSinkHarness(): Promise<SinkHarness> {
         `    url: "redis://${user}:${password}@127.0.0.1:${proxy.port}/0"\n    timeout: ${timeoutMs / 1000}\n` +
         `    stream: "${prefix}{schema}.{table}"\n` +
         (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      return afterChanges(openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test'));
+      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
     },
     async accepted(): Promise<AcceptedMessage[]> {
       await applied;
@@ -87,10 +70,10 @@ async function redisSinkHarness(): Promise<SinkHarness> {
       });
     },
     behave(b) {
-      if (b === 'hang') proxy.hang();
-      else if (b === 'unavailable') void apply(['ACL', 'SETUSER', user, '-xadd']);
-      else if (b === 'refuse') void apply(['DEL', key], ['SET', key, 'not a stream']);
-      else void apply(['ACL', 'SETUSER', user, '+xadd'], ['DEL', key]);
+      if (b === 'hang') return proxy.hang();
+      if (b === 'unavailable') return apply(['ACL', 'SETUSER', user, '-xadd']).then(() => undefined);
+      if (b === 'refuse') return apply(['DEL', key], ['SET', key, 'not a stream']).then(() => undefined);
+      return apply(['ACL', 'SETUSER', user, '+xadd'], ['DEL', key]).then(() => undefined);
     },
     stop: () => proxy.cut(),
     start: () => proxy.restore(),

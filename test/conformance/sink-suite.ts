@@ -33,7 +33,8 @@ export interface SinkHarness {
   readonly secret: string;
   /** Messages the endpoint accepted, in arrival order. */
   accepted(): Promise<AcceptedMessage[]>;
-  behave(b: EndpointBehaviour): void;
+  /** Resolves once the endpoint behaves so (a broker's behaviour is a change on the server). */
+  behave(b: EndpointBehaviour): void | Promise<void>;
   /** Takes the endpoint away (connections lost, new ones refused), then gives it back where it was. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -104,7 +105,7 @@ export function sinkSuite(makeHarness: () => Promise<SinkHarness>, label: string
 
     it('an endpoint that is unavailable: a retry, counted as the endpoint failing', async () => {
       const sink = open({ timeoutMs: 5_000 });
-      h.behave('unavailable');
+      await h.behave('unavailable');
       const [r] = await sink.send([message()]);
       expect(r).toMatchObject({ kind: 'retry', endpointFailure: true });
       expect(await h.accepted()).toEqual([]);
@@ -112,7 +113,7 @@ export function sinkSuite(makeHarness: () => Promise<SinkHarness>, label: string
 
     it('no acknowledgement within the timeout: a retry, counted as the endpoint failing', async () => {
       const sink = open({ timeoutMs: 300 });
-      h.behave('hang');
+      await h.behave('hang');
       const [r] = await sink.send([message()]);
       expect(r).toMatchObject({ kind: 'retry', endpointFailure: true });
       expect(r!.kind === 'retry' ? r!.error : '').not.toBe('');
@@ -120,7 +121,7 @@ export function sinkSuite(makeHarness: () => Promise<SinkHarness>, label: string
 
     it('a refused message is never a success: a dead letter or a retry, as the transport says', async () => {
       const sink = open({ timeoutMs: 5_000 });
-      h.behave('refuse');
+      await h.behave('refuse');
       const [r] = await sink.send([message()]);
       expect(r!.kind).toBe(h.refusedIs);
     });
@@ -139,7 +140,7 @@ export function sinkSuite(makeHarness: () => Promise<SinkHarness>, label: string
 
     it('cancelled (the daemon stops): a retry, never a success or a dead letter', async () => {
       const sink = open({ timeoutMs: 10_000 });
-      h.behave('hang');
+      await h.behave('hang');
       const stop = new AbortController();
       const pending = sink.send([message()], stop.signal);
       setTimeout(() => stop.abort(), 100);
