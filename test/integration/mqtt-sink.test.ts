@@ -6,6 +6,8 @@
  * unique per run, messages are never retained and sessions are clean, so nothing is
  * left on the shared broker.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { createServer, connect as netConnect, type AddressInfo, type Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -20,6 +22,8 @@ import { postgresDriver, type Driver } from '../conformance/drivers.js';
 import { makeTestPki } from '../support/certs.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { waitUntil } from '../support/wait.js';
+
+const execFileAsync = promisify(execFile);
 
 const MQTT_PORT = Number(process.env.MQTT_PORT_TEST ?? 1883);
 const RUN = `adl-it-${randomBytes(6).toString('hex')}`;
@@ -189,6 +193,24 @@ describe('mqtt sink against Mosquitto', () => {
     expect(a!.packet.retain).toBe(false);
     expect(a!.packet.properties).toMatchObject({ contentType: 'application/json', payloadFormatIndicator: true });
     expect(b!.packet.properties?.userProperties).toEqual({ 'event-id': ce.eventId, 'ce-id': 'x1', 'ce-type': 'com.example.row.updated', 'ce-specversion': '1.0' });
+  });
+
+  it("keeps no cache of numbers as Buffers (mqtt-packet's 65,536 of them, ~7 MB for the life of the process)", async () => {
+    // In a process of its own: the cache is a module singleton, which this file's own
+    // subscribers (MQTT.js with its defaults) fill.
+    const dist = new URL('../../dist/', import.meta.url).href;
+    const script = `
+      import { createRequire } from 'node:module';
+      import { parseConfig } from '${dist}config/load.js';
+      import { openSink } from '${dist}delivery/sinks.js';
+      const yaml = 'database:\\n  url: "postgres://u@127.0.0.1/db"\\n  table: t\\ndestinations:\\n  - name: m\\n    type: mqtt\\n    url: "mqtt://127.0.0.1:${MQTT_PORT}"\\n    topic: "${RUN}/nocache/{table}"\\n';
+      const sink = openSink(parseConfig(yaml).config.destinations[0], 'destinations[0]', 'test');
+      const [r] = await sink.send([{ eventId: 'evt_x_1', body: '{}', contentType: 'application/json', headers: {}, schema: 'public', table: 't', operation: 'insert' }]);
+      await sink.close();
+      const numbers = createRequire('${dist}delivery/mqtt.js')('mqtt-packet/numbers.js');
+      console.log(JSON.stringify({ kind: r.kind, cached: Object.keys(numbers.cache).length }));`;
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script]);
+    expect(JSON.parse(stdout)).toEqual({ kind: 'success', cached: 0 });
   });
 
   it("a batch larger than the broker's Receive Maximum (Mosquitto: 20): pipelined up to it and no further, every message acknowledged and delivered, in order", async () => {
