@@ -18,7 +18,7 @@ import { postgresDriver, type Driver } from '../conformance/drivers.js';
 import { makeTestPki } from '../support/certs.js';
 import { hasOpenssl } from '../support/tls.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { waitUntil } from '../support/wait.js';
+import { BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
 
 const BROKER = 'amqp://guest:guest@127.0.0.1:5672/';
 const RUN = randomBytes(4).toString('hex');
@@ -427,7 +427,7 @@ describe('rabbitmq destination, end to end', () => {
     await waitUntil(async () => (await driver.journalCount('items')) === 0, 10_000, 'the journal to empty');
   });
 
-  it('nothing lost with the broker gone for a while: retries while it is away, every change delivered as written once it is back', async () => {
+  it('nothing lost with the broker gone for 30 s: retries while it is away, every change delivered as written once it is back', async () => {
     const exchange = exchangeName('outage');
     await ch.assertExchange(exchange, 'topic', { durable: true });
     const all = await consume(await queueBoundTo(exchange, '#'));
@@ -452,13 +452,15 @@ describe('rabbitmq destination, end to end', () => {
       await driver.exec(`INSERT INTO ${t} (id, v, big) VALUES (1, 0, ${BIG})`);
       await waitUntil(() => all.length >= 1, 15_000, 'the first change, before the outage');
 
-      await proxy.cut();
+            await proxy.cut();
       const cutAt = Date.now();
       for (let i = 2; i <= 11; i++) await driver.exec(`INSERT INTO ${t} (id, v, big) VALUES (?, 0, ${BIG})`, [i]);
       for (let v = 1; v <= 2; v++) for (let i = 1; i <= 11; i++) await driver.exec(`UPDATE ${t} SET v = ? WHERE id = ?`, [v, i]);
       // Away long enough for the destination to be taken for down (5 failures in a row)
-      // and for two of its probes to fail too: about 3-4 s of outage.
+      // and for two of its probes to fail too.
       await waitUntil(() => probesFailed >= 2, 20_000, () => `the destination down and 2 failed probes (failures so far: ${failures})`);
+      // Gone for BROKER_OUTAGE_MS in all (30 s), the daemon probing it meanwhile.
+      await waitUntil(() => Date.now() - cutAt >= BROKER_OUTAGE_MS, BROKER_OUTAGE_MS + 10_000, 'the broker gone for 30 s');
       expect(all).toHaveLength(1);
       const downForMs = Date.now() - cutAt;
 
@@ -477,5 +479,5 @@ describe('rabbitmq destination, end to end', () => {
     } finally {
       await proxy.close();
     }
-  });
+  }, BROKER_OUTAGE_MS + 60_000);
 });

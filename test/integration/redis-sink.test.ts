@@ -19,7 +19,7 @@ import type { Sink, SinkMessage } from '../../src/delivery/sink.js';
 import { openSink } from '../../src/delivery/sinks.js';
 import { postgresDriver, type Driver } from '../conformance/drivers.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { waitUntil } from '../support/wait.js';
+import { BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
 
 const REDIS_PORT = 6379;
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}/0`;
@@ -199,9 +199,8 @@ describe('redis sink', () => {
     expect(binaryIds).toEqual(new Set(got.map((e) => e.fields.id)));
   });
 
-  it('nothing lost with the broker gone for a while: every change arrives as written, rows in order, none dead-lettered', async () => {
-    // Down until the daemon has seen the outage and two of its probes failed (about 3 s):
-    // what a 30 s outage adds is more probes of the same kind.
+  it('nothing lost with the broker gone for 30 s: every change arrives as written, rows in order, none dead-lettered', async () => {
+    // Down until the daemon has seen the outage, two of its probes failed, and 30 s passed.
     const proxy = await startTcpProxy(REDIS_PORT);
     proxies.push(proxy);
     await driver.exec('CREATE TABLE outage (id integer PRIMARY KEY, v integer NOT NULL)');
@@ -231,6 +230,7 @@ describe('redis sink', () => {
       if (downAt !== undefined && performance.now() - durationMs > downAt) failedProbes++;
     });
 
+    const cutAt = performance.now();
     await proxy.cut();
     for (let id = 6; id <= 20; id++) await driver.exec('INSERT INTO outage (id, v) VALUES (?, 0)', [id]);
     for (let id = 1; id <= 20; id++) await driver.exec('UPDATE outage SET v = 1 WHERE id = ?', [id]);
@@ -238,6 +238,8 @@ describe('redis sink', () => {
     // Changes written while the destination is known to be down are kept too.
     for (let id = 1; id <= 20; id++) await driver.exec('UPDATE outage SET v = 2 WHERE id = ?', [id]);
     await waitUntil(() => failedProbes >= 2, 20_000, () => `two failed probes while down (saw ${failedProbes})`);
+    // Gone for BROKER_OUTAGE_MS in all (30 s), the daemon probing it meanwhile.
+    await waitUntil(() => performance.now() - cutAt >= BROKER_OUTAGE_MS, BROKER_OUTAGE_MS + 10_000, 'the broker gone for 30 s');
     expect(await streamLength(key)).toBe(5);
     // Not ready while its broker is out of reach, and it says which.
     expect(await readyz()).toEqual({ status: 503, text: 'not ready: cannot reach the broker of destination gone (redis)\n' });
@@ -257,7 +259,7 @@ describe('redis sink', () => {
       expect(event.id).toBe(fields.id);
       expect(fields.body!.startsWith(`{"id":${JSON.stringify(fields.id)}`)).toBe(true);
     }
-  });
+  }, BROKER_OUTAGE_MS + 60_000);
 
   it('maxlen trims approximately: the stream stays bounded and keeps the newest entries', async () => {
     const maxlen = 50;

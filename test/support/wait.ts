@@ -4,6 +4,12 @@
  * timeout fails with a message saying what was expected and what was seen.
  */
 
+/**
+ * How long the broker sinks' tests keep a broker away (its connections cut, new ones
+ * refused) while the daemon keeps trying: nothing may be lost or dead-lettered over it.
+ */
+export const BROKER_OUTAGE_MS = 30_000;
+
 export interface WaitOptions {
   /** Deadline in ms. Default 5000. */
   readonly timeoutMs?: number;
