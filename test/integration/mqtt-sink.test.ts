@@ -21,7 +21,7 @@ import { openSink } from '../../src/delivery/sinks.js';
 import { postgresDriver, type Driver } from '../conformance/drivers.js';
 import { makeTestPki } from '../support/certs.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
+import { AFTER_OUTAGE_MS, BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -417,7 +417,7 @@ describe('mqtt destination: the daemon end to end (PostgreSQL)', () => {
     for (let v = 1; v <= 3; v++) for (let i = 1; i <= 20; i++) await driver.exec(`UPDATE ${t} SET v = ? WHERE id = ?`, [v, i]);
     for (let i = 1; i <= 5; i++) await driver.exec(`DELETE FROM ${t} WHERE id = ?`, [i]);
     const total = 20 + 60 + 5;
-    await waitUntil(() => sub.messages.length >= total, 30_000, () => `${total} messages (got ${sub.messages.length})`);
+    await waitUntil(() => sub.messages.length >= total, AFTER_OUTAGE_MS, () => `${total} messages (got ${sub.messages.length})`);
     await waitUntil(async () => (await queued(table)) === 0, 10_000, 'the queue to empty');
 
     expect(sub.messages).toHaveLength(total);
@@ -482,7 +482,7 @@ describe('mqtt destination: the daemon end to end (PostgreSQL)', () => {
     await proxy.restore();
     const restoredAt = Date.now();
     const total = 1 + 10 + 20;
-    await waitUntil(() => sub.messages.length >= total, 30_000, () => `${total} messages (got ${sub.messages.length})`);
+    await waitUntil(() => sub.messages.length >= total, AFTER_OUTAGE_MS, () => `${total} messages (got ${sub.messages.length})`);
     await waitUntil(async () => (await queued(table)) === 0, 10_000, 'the queue to empty');
     expect(restoredAt - cutAt).toBeGreaterThanOrEqual(3_000);
 
@@ -493,5 +493,5 @@ describe('mqtt destination: the daemon end to end (PostgreSQL)', () => {
     const rows = perRow(sub.messages);
     expect(rows.get(0)).toEqual(['INSERT:0']);
     for (let i = 1; i <= 10; i++) expect(rows.get(i)).toEqual(['INSERT:0', 'UPDATE:1', 'UPDATE:2']);
-  }, BROKER_OUTAGE_MS + 60_000);
+  }, BROKER_OUTAGE_MS + AFTER_OUTAGE_MS + 30_000);
 });

@@ -26,7 +26,7 @@ import { makeTestPki, type TestPki } from '../support/certs.js';
 import { spawned } from '../support/children.js';
 import { spawnCli, writeTempConfig, type DaemonProcess } from '../support/daemon.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
+import { AFTER_OUTAGE_MS, BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
 
 const NATS_PORT = 4222;
 const RUN = randomBytes(4).toString('hex');
@@ -243,7 +243,7 @@ describe('nats destination, end to end', () => {
     expect(await driver.journalCount('outage')).toBe(40); // every change written meanwhile waits in the journal
     await proxy.restore();
 
-    await waitUntil(async () => (await streamCount(stream)) >= 50, 30_000, 'every change after the outage');
+    await waitUntil(async () => (await streamCount(stream)) >= 50, AFTER_OUTAGE_MS, 'every change after the outage');
     await waitUntil(async () => (await driver.journalCount('outage')) === 0, 10_000, 'the journal to empty');
     expect(up).toBe(true);
     const got = await readStream(stream);
@@ -254,7 +254,7 @@ describe('nats destination, end to end', () => {
     for (let id = 1; id <= 10; id++) expect(order.get(id)).toEqual(['INSERT:0', 'UPDATE:1', 'UPDATE:2', 'UPDATE:3']);
     for (let id = 11; id <= 20; id++) expect(order.get(id)).toEqual(['INSERT:0']);
     expect(await driver.deadLetterCount('outage')).toBe(0);
-  }, BROKER_OUTAGE_MS + 60_000);
+  }, BROKER_OUTAGE_MS + AFTER_OUTAGE_MS + 30_000);
 
   it("a repeat is a no-op: kill -9 between the publishes and their outcome writes, restart: some events published twice, the stream holds each once", async () => {
     const poolSize = 10;

@@ -18,7 +18,7 @@ import { postgresDriver, type Driver } from '../conformance/drivers.js';
 import { makeTestPki } from '../support/certs.js';
 import { hasOpenssl } from '../support/tls.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
+import { AFTER_OUTAGE_MS, BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
 
 const BROKER = 'amqp://guest:guest@127.0.0.1:5672/';
 const RUN = randomBytes(4).toString('hex');
@@ -465,7 +465,7 @@ describe('rabbitmq destination, end to end', () => {
       const downForMs = Date.now() - cutAt;
 
       await proxy.restore();
-      await waitUntil(() => new Set(all.map((d) => d.id)).size >= 33, 30_000, () => `33 changes after the outage of ${downForMs} ms (got ${new Set(all.map((d) => d.id)).size})`);
+      await waitUntil(() => new Set(all.map((d) => d.id)).size >= 33, AFTER_OUTAGE_MS, () => `33 changes after the outage of ${downForMs} ms (got ${new Set(all.map((d) => d.id)).size})`);
       const got = firstArrivals(all);
       expect(got).toHaveLength(33);
       for (const [id, changes] of perRow(got)) expect(changes, `row ${id}`).toEqual(['INSERT 0', 'UPDATE 1', 'UPDATE 2']);
@@ -479,5 +479,5 @@ describe('rabbitmq destination, end to end', () => {
     } finally {
       await proxy.close();
     }
-  }, BROKER_OUTAGE_MS + 60_000);
+  }, BROKER_OUTAGE_MS + AFTER_OUTAGE_MS + 30_000);
 });

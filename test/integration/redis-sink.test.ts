@@ -19,7 +19,7 @@ import type { Sink, SinkMessage } from '../../src/delivery/sink.js';
 import { openSink } from '../../src/delivery/sinks.js';
 import { postgresDriver, type Driver } from '../conformance/drivers.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
+import { AFTER_OUTAGE_MS, BROKER_OUTAGE_MS, waitUntil } from '../support/wait.js';
 
 const REDIS_PORT = 6379;
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}/0`;
@@ -245,7 +245,7 @@ describe('redis sink', () => {
     expect(await readyz()).toEqual({ status: 503, text: 'not ready: cannot reach the broker of destination gone (redis)\n' });
 
     await proxy.restore();
-    await waitUntil(async () => new Set((await entries(key)).map((e) => e.fields.id)).size >= 60, 30_000, 'all 60 changes after the outage');
+    await waitUntil(async () => new Set((await entries(key)).map((e) => e.fields.id)).size >= 60, AFTER_OUTAGE_MS, 'all 60 changes after the outage');
     await waitUntil(async () => (await driver.journalCount('outage')) === 0, 20_000, 'the queue to empty');
     expect(up).toBe(true);
     expect(await readyz()).toEqual({ status: 200, text: 'ready\n' });
@@ -259,7 +259,7 @@ describe('redis sink', () => {
       expect(event.id).toBe(fields.id);
       expect(fields.body!.startsWith(`{"id":${JSON.stringify(fields.id)}`)).toBe(true);
     }
-  }, BROKER_OUTAGE_MS + 60_000);
+  }, BROKER_OUTAGE_MS + AFTER_OUTAGE_MS + 30_000);
 
   it('maxlen trims approximately: the stream stays bounded and keeps the newest entries', async () => {
     const maxlen = 50;

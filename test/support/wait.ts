@@ -9,6 +9,12 @@
  * refused) while the daemon keeps trying: nothing may be lost or dead-lettered over it.
  */
 export const BROKER_OUTAGE_MS = 30_000;
+/**
+ * How long, once the broker is back, everything may take to arrive: over a 30 s outage
+ * the breaker's probe interval has doubled to 32 s (1, 2, 4, 8, 16, 32 s; at most 60 s),
+ * so the first probe to find the broker back may come that long after it returned.
+ */
+export const AFTER_OUTAGE_MS = 75_000;
 
 export interface WaitOptions {
   /** Deadline in ms. Default 5000. */
