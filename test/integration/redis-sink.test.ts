@@ -214,7 +214,8 @@ describe('redis sink', () => {
       const r = await fetch(`http://${a.host}:${a.port}/readyz`);
       return { status: r.status, text: await r.text() };
     };
-    expect(await readyz()).toEqual({ status: 200, text: 'ready\n' });
+    // Ready once the daemon's database connections are in place.
+    await waitUntil(async () => (await readyz()).status === 200, 15_000, 'the daemon ready');
     const key = `${prefix}outage`;
     for (let id = 1; id <= 5; id++) await driver.exec('INSERT INTO outage (id, v) VALUES (?, 0)', [id]);
     await waitUntil(async () => (await streamLength(key)) === 5, 20_000, 'the first changes before the outage');
@@ -248,7 +249,7 @@ describe('redis sink', () => {
     await waitUntil(async () => new Set((await entries(key)).map((e) => e.fields.id)).size >= 60, AFTER_OUTAGE_MS, 'all 60 changes after the outage');
     await waitUntil(async () => (await driver.journalCount('outage')) === 0, 20_000, 'the queue to empty');
     expect(up).toBe(true);
-    expect(await readyz()).toEqual({ status: 200, text: 'ready\n' });
+    await waitUntil(async () => (await readyz()).status === 200, 15_000, 'ready again with the broker back');
     expect(await driver.deadLetterCount('outage')).toBe(0);
 
     const got = await entries(key);
