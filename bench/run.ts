@@ -428,13 +428,21 @@ async function baselineDrains(db: BenchDatabase, receiver: Receiver, d: { perSec
   const open = db.family === 'postgres' ? openPostgres : openMySql;
   const base = await open({ name: 'adl_bench_base', cli });
   try {
+    // Alternated, this build / baseline / this build / baseline, so neither build always
+    // drains first (the first drain after the ceilings was the run's slowest) or last.
     const b = await drain(base, receiver, SIZE.drain);
+    const d2 = await drain(db, receiver, SIZE.drain);
+    const b2 = await drain(base, receiver, SIZE.drain);
+    const ours = [d.perSecond, d2.perSecond];
+    const theirs = [b.perSecond, b2.perSecond];
+    const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+    const ratio = mean(ours) / mean(theirs);
     record({
-      family: db.family, scenario: `drain of ${SIZE.drain.toLocaleString('en-US')}, vs baseline build`, value: d.perSecond, unit: 'events/s',
-      ratio: d.perSecond / b.perSecond, ratioOf: 'baseline', target: '≥ 0.9×', met: d.perSecond / b.perSecond >= 0.9,
-      detail: `baseline ${Math.round(b.perSecond)}/s (${BASELINE})`,
+      family: db.family, scenario: `drain of ${SIZE.drain.toLocaleString('en-US')}, vs baseline build`, value: mean(ours), unit: 'events/s',
+      ratio, ratioOf: 'baseline', target: '≥ 0.9×', met: ratio >= 0.9,
+      detail: `this build ${ours.map(Math.round).join(', ')}/s, baseline ${theirs.map(Math.round).join(', ')}/s, alternated (${BASELINE})`,
     });
-    const baseline: Record<string, unknown> = { dir: BASELINE, drain: b };
+    const baseline: Record<string, unknown> = { dir: BASELINE, drain: b, drains: [b, b2], ours: [d, d2] };
     if (m) {
       const bm = await drain(base, receiver, SIZE.million);
       record({
