@@ -54,7 +54,7 @@ const LEASE_MARGIN_MS = 15_000;
 export async function startDaemon(config: Config, options: DaemonOptions): Promise<RunningDaemon> {
   const log = options.logger;
   const bus = options.bus ?? new DaemonEventBus();
-  logDaemonEvents(bus, log);
+  logDaemonEvents(bus, log, new Map(config.destinations.map((d) => [d.name, d.type])));
   // scope:pid:random. The pid lets a restarted daemon release a crashed predecessor's claims.
   const instanceId = `${localScope()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const status = new DatabaseStatus(bus);

@@ -9,24 +9,35 @@ import type { DaemonEventBus } from './events.js';
 /** How often a destination's filter errors are logged at most. */
 const FILTER_ERROR_LOG_MS = 10_000;
 
-export function logDaemonEvents(bus: DaemonEventBus, log: Logger): void {
+/** How a destination's transport is named in log lines: the original's "Webhook …" for webhooks. */
+const TRANSPORT_LABEL: Record<string, { delivery: string; endpoint: string }> = {
+  webhook: { delivery: 'Webhook', endpoint: 'Webhook endpoint' },
+  nats: { delivery: 'NATS', endpoint: 'NATS server' },
+  rabbitmq: { delivery: 'RabbitMQ', endpoint: 'RabbitMQ broker' },
+  redis: { delivery: 'Redis', endpoint: 'Redis server' },
+  mqtt: { delivery: 'MQTT', endpoint: 'MQTT broker' },
+};
+
+/** `types`: each destination's type, by name (a destination not in it is a webhook). */
+export function logDaemonEvents(bus: DaemonEventBus, log: Logger, types: ReadonlyMap<string, string> = new Map()): void {
+  const label = (destination: string) => TRANSPORT_LABEL[types.get(destination) ?? 'webhook'] ?? TRANSPORT_LABEL.webhook!;
   bus.on('delivery:succeeded', ({ event, status, durationMs, latencyMs }) => {
     if (!log.isLevelEnabled('info')) return;
     log.info(
       { destination: event.destination, event_id: event.eventId, attempt: event.attempts, status, duration_ms: Math.round(durationMs), latency_ms: Math.round(latencyMs) },
-      `Webhook delivered: ${event.op} on table ${event.table}`,
+      `${label(event.destination).delivery} delivered: ${event.op} on table ${event.table}`,
     );
   });
   bus.on('delivery:failed', ({ event, status, error, retryInMs, counted }) => {
     log.warn(
       { destination: event.destination, event_id: event.eventId, attempt: event.attempts, status, error, retry_in_ms: Math.round(retryInMs), counted },
-      `Webhook failed: ${event.op} on table ${event.table}, will retry`,
+      `${label(event.destination).delivery} failed: ${event.op} on table ${event.table}, will retry`,
     );
   });
   bus.on('delivery:dead', ({ event, status, error }) => {
     log.error(
       { destination: event.destination, event_id: event.eventId, attempt: event.attempts, status, error },
-      `Webhook gave up: ${event.op} on table ${event.table} moved to dead letters`,
+      `${label(event.destination).delivery} gave up: ${event.op} on table ${event.table} moved to dead letters`,
     );
   });
   // A filter failing on rows is reported, at most once per destination every
@@ -49,11 +60,11 @@ export function logDaemonEvents(bus: DaemonEventBus, log: Logger): void {
   bus.on('endpoint:down', ({ destination, consecutiveFailures, lastError }) => {
     log.error(
       { destination, consecutive_failures: consecutiveFailures, error: lastError },
-      `Webhook endpoint is down (destination ${destination}): its delivery paused, probing with one event at a growing interval; retries are not consumed`,
+      `${label(destination).endpoint} is down (destination ${destination}): its delivery paused, probing with one event at a growing interval; retries are not consumed`,
     );
   });
   bus.on('endpoint:up', ({ destination, downForMs }) => {
-    log.info({ destination, down_for_ms: Math.round(downForMs) }, `Webhook endpoint is back (destination ${destination}): delivery resumed`);
+    log.info({ destination, down_for_ms: Math.round(downForMs) }, `${label(destination).endpoint} is back (destination ${destination}): delivery resumed`);
   });
   bus.on('listen:connected', ({ reconnect }) => {
     if (reconnect) log.info('LISTEN connection re-established');
