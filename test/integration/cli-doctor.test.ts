@@ -1,6 +1,5 @@
 /** `doctor` from the built CLI, against the real PostgreSQL and MariaDB and a real receiver. */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configYaml, spawnCli, writeTempConfig } from '../support/daemon.js';
 import { MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, createMySqlTestDatabase, type MySqlTestDatabase } from '../support/mysql.js';
@@ -39,18 +38,12 @@ async function doctor(configPath: string) {
 
 const statuses = (r: Report) => Object.fromEntries(r.checks.map((c) => [c.name, c.status]));
 
-/** A loopback port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   rx = await startReceiver();
-  refusedUrl = `http://127.0.0.1:${await closedPort()}/hook`;
+  // Port 9 (discard): below the ephemeral range, so no other test's server can take it
+  // between two doctor runs, as a port freed a moment before could be.
+  refusedUrl = 'http://127.0.0.1:9/hook';
 });
 afterAll(async () => {
   await rx?.close();
