@@ -16,12 +16,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connectAsync, type IPublishPacket } from 'mqtt';
-import { parseConfig } from '../../src/config/load.js';
 import type { Sink } from '../../src/delivery/sink.js';
-import { openSink } from '../../src/delivery/sinks.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 import { waitUntil } from '../support/wait.js';
-import { sinkSuite, type AcceptedMessage, type EndpointBehaviour, type SinkHarness } from './sink-suite.js';
+import { openConformanceSink, sinkSuite, type AcceptedMessage, type EndpointBehaviour, type SinkHarness } from './sink-suite.js';
 
 const MQTT_PORT = Number(process.env.MQTT_PORT_TEST ?? 1883);
 
@@ -46,11 +44,6 @@ async function mqttSinkHarness(): Promise<SinkHarness> {
   await subscriber.subscribeAsync(`${prefix}/#`, { qos: 1 });
   let behaviour: EndpointBehaviour = 'ok';
 
-  const yaml = (timeoutMs: number, batched: boolean, topic: string) =>
-    `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\n` +
-    `destinations:\n  - name: conformance\n    type: mqtt\n    url: "mqtt://adl:${password}@127.0.0.1:${proxy.port}"\n` +
-    `    timeout: ${timeoutMs / 1000}\n    topic: "${topic}"\n` +
-    (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
 
   return {
     refusedIs: 'retry',
@@ -60,7 +53,7 @@ async function mqttSinkHarness(): Promise<SinkHarness> {
       let sink: Sink | undefined;
       const real = () => {
         const topic = behaviour === 'refuse' ? `$SYS/${prefix}/{table}` : `${prefix}/{schema}/{table}`;
-        sink ??= openSink(parseConfig(yaml(timeoutMs, batched === true, topic)).config.destinations[0]!, 'destinations[0]', 'test');
+        sink ??= openConformanceSink(['type: mqtt', `url: "mqtt://adl:${password}@127.0.0.1:${proxy.port}"`, `topic: "${topic}"`], { timeoutMs, batched: batched === true });
         return sink;
       };
       return {

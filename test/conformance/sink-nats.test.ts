@@ -11,10 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, JetStreamApiError, jetstreamManager, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
-import { parseConfig } from '../../src/config/load.js';
-import { openSink } from '../../src/delivery/sinks.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
-import { sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
+import { openConformanceSink, sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
 
 const NATS_PORT = 4222;
 
@@ -71,14 +69,7 @@ async function natsSinkHarness(): Promise<SinkHarness> {
     refusedIs: 'retry',
     batches: true,
     secret: password,
-    open({ timeoutMs, batched }) {
-      const yaml =
-        `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\n` +
-        `destinations:\n  - name: conformance\n    type: nats\n    url: "nats://conformance:${password}@127.0.0.1:${proxy.port}"\n` +
-        `    subject: "${prefix}.{schema}.{table}"\n    timeout: ${timeoutMs / 1000}\n` +
-        (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
-    },
+    open: (o) => openConformanceSink(['type: nats', `url: "nats://conformance:${password}@127.0.0.1:${proxy.port}"`, `subject: "${prefix}.{schema}.{table}"`], o),
     accepted: () => readStream(jsm, stream),
     behave(b) {
       if (b === 'hang') return proxy.hang();

@@ -12,10 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
-import { parseConfig } from '../../src/config/load.js';
-import { openSink } from '../../src/delivery/sinks.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
-import { sinkSuite, type AcceptedMessage, type EndpointBehaviour, type SinkHarness } from './sink-suite.js';
+import { openConformanceSink, sinkSuite, type AcceptedMessage, type EndpointBehaviour, type SinkHarness } from './sink-suite.js';
 
 const BROKER = 'amqp://guest:guest@127.0.0.1:5672/';
 
@@ -61,14 +59,7 @@ async function rabbitMqSinkHarness(): Promise<SinkHarness> {
     refusedIs: 'retry',
     batches: true,
     secret: 'guest',
-    open({ timeoutMs, batched }) {
-      const yaml =
-        `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\n` +
-        `destinations:\n  - name: conformance\n    type: rabbitmq\n    url: "amqp://guest:guest@127.0.0.1:${proxy.port}/"\n` +
-        `    timeout: ${timeoutMs / 1000}\n    exchange: "${exchange}"\n` +
-        (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
-    },
+    open: (o) => openConformanceSink(['type: rabbitmq', `url: "amqp://guest:guest@127.0.0.1:${proxy.port}/"`, `exchange: "${exchange}"`], o),
     async accepted() {
       await settled;
       await drain();

@@ -10,10 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
-import { parseConfig } from '../../src/config/load.js';
-import { openSink } from '../../src/delivery/sinks.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
-import { sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
+import { openConformanceSink, sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
 
 const REDIS_PORT = 6379;
 
@@ -51,15 +49,7 @@ async function redisSinkHarness(): Promise<SinkHarness> {
     refusedIs: 'retry',
     batches: true,
     secret: password,
-    open({ timeoutMs, batched }) {
-      const yaml =
-        `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\n` +
-        `destinations:\n  - name: conformance\n    type: redis\n` +
-        `    url: "redis://${user}:${password}@127.0.0.1:${proxy.port}/0"\n    timeout: ${timeoutMs / 1000}\n` +
-        `    stream: "${prefix}{schema}.{table}"\n` +
-        (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
-    },
+    open: (o) => openConformanceSink(['type: redis', `url: "redis://${user}:${password}@127.0.0.1:${proxy.port}/0"`, `stream: "${prefix}{schema}.{table}"`], o),
     async accepted(): Promise<AcceptedMessage[]> {
       await applied;
       if ((await command<string>('TYPE', key)) !== 'stream') return [];

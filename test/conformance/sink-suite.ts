@@ -11,6 +11,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Sink, SinkMessage, SinkResult } from '../../src/delivery/sink.js';
+import { parseConfig } from '../../src/config/load.js';
+import { openSink } from '../../src/delivery/sinks.js';
 import { waitUntil } from '../support/wait.js';
 
 /** What the endpoint does with the next messages. */
@@ -41,6 +43,17 @@ export interface SinkHarness {
   /** Forgets what was accepted and behaves 'ok'. */
   reset(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A sink as the daemon opens it (openSink), from one parsed `destinations:` entry named
+ * "conformance": `keys` are its lines (`type: nats`, `url: "…"`), then the case's timeout
+ * and, for a batched sink, a batch.
+ */
+export function openConformanceSink(keys: readonly string[], o: { readonly timeoutMs: number; readonly batched?: boolean }): Sink {
+  const lines = [...keys, `timeout: ${o.timeoutMs / 1000}`, ...(o.batched === true ? ['batch: { max_events: 100, max_wait: 0.01 }'] : [])];
+  const yaml = `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\ndestinations:\n  - name: conformance\n${lines.map((l) => `    ${l}\n`).join('')}`;
+  return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
 }
 
 let seq = 0;

@@ -1,9 +1,7 @@
 /** The sink conformance suite against the webhook sink and a real HTTP receiver on a loopback port. */
 import { randomBytes } from 'node:crypto';
-import { parseConfig } from '../../src/config/load.js';
-import { openSink } from '../../src/delivery/sinks.js';
 import { startReceiver, type ReceivedRequest } from '../support/receiver.js';
-import { sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
+import { openConformanceSink, sinkSuite, type AcceptedMessage, type SinkHarness } from './sink-suite.js';
 
 /** The event ids a request carried: its webhook-id, or for a batch the ids inside the array. */
 function eventIdsOf(r: ReceivedRequest): string[] {
@@ -20,14 +18,7 @@ async function webhookSinkHarness(): Promise<SinkHarness> {
     refusedIs: 'dead',
     batches: true,
     secret: token,
-    open({ timeoutMs, batched }) {
-      const yaml =
-        `database:\n  url: "postgres://u@127.0.0.1/db"\n  table: t\n` +
-        `destinations:\n  - name: conformance\n    url: "${rx.url}"\n    timeout: ${timeoutMs / 1000}\n` +
-        `    secret: "${signing}"\n    headers:\n      Authorization: "Bearer ${token}"\n` +
-        (batched ? `    batch: { max_events: 100, max_wait: 0.01 }\n` : '');
-      return openSink(parseConfig(yaml).config.destinations[0]!, 'destinations[0]', 'test');
-    },
+    open: (o) => openConformanceSink([`url: "${rx.url}"`, `secret: "${signing}"`, `headers: { Authorization: "Bearer ${token}" }`], o),
     accepted: (): Promise<AcceptedMessage[]> =>
       Promise.resolve(
         rx.events
