@@ -230,7 +230,8 @@ function routesOf(destinations: readonly DestinationConfig[], tables: readonly R
   for (const d of destinations) {
     for (const t of tables) {
       const named = d.tables === undefined || d.tables.some((ref) => sameTable(ref, { schema: t.schema, name: t.name }));
-      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations: d.operations });
+      // READ: the rows of a backfill go to every destination of the table (or the one it names).
+      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations: [...d.operations, 'READ'] });
     }
   }
   return routes;

@@ -113,9 +113,11 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
     const up = await endpointsUp(config);
     const endpoint = (destination: string | null): string | null =>
       destination === null || destination === '' ? null : up === undefined ? null : (up.get(destination) ?? null);
+    const { backfillStatuses, backfillStatusRows } = await import('./backfill.js');
+    const backfills = await backfillStatuses(config);
     if (opts.json) {
       const tables = rows.map((r) => ({ ...r, endpointUp: endpoint(r.destination) }));
-      process.stdout.write(`${JSON.stringify({ tables }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ tables, backfills }, null, 2)}\n`);
       return EXIT.ok;
     }
     if (rows.length === 0) {
@@ -139,6 +141,10 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
     );
     if (up === undefined && config.http.listen) {
       process.stdout.write(`(ENDPOINT: the daemon's admin server at ${config.http.listen.host}:${config.http.listen.port} did not answer)\n`);
+    }
+    if (backfills.length > 0) {
+      process.stdout.write('\n');
+      printTable(['BACKFILL', 'TABLE', 'DESTINATION', 'STATE', 'ROWS', 'RATE', 'ETA', ''], backfillStatusRows(backfills));
     }
     return EXIT.ok;
   });

@@ -20,6 +20,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from './common.js';
 import type { FilterOptions } from './admin.js';
+import type { BackfillOptions } from './backfill.js';
 import { printError, EXIT } from './output.js';
 import { VERSION } from '../version.js';
 
@@ -114,6 +115,30 @@ export function buildProgram(): Command {
     .option('--all', 'every dead letter')
     .action(async (ids: string[], opts: FilterOptions) => {
       process.exitCode = await (await import('./admin.js')).deadLettersPurgeCommand(ids, opts);
+    });
+
+  program
+    .command('backfill')
+    .description('send the rows a watched table already holds, as READ events, beside its live changes')
+    .option('-c, --config <path>', 'config file', 'config.yaml')
+    .option('--table <name>', 'the watched table to read ([schema.]name)')
+    .option('--destination <name>', 'send the rows to this destination only (default: every destination of the table)')
+    .option('--where <condition>', 'only the rows matching this SQL condition on the table\'s columns')
+    .option('--key <columns>', 'read by this unique key (comma-separated NOT NULL columns) instead of the primary key')
+    .option('--batch-size <n>', `rows per transaction (default 500)`)
+    .option('--rate <n>', 'at most this many rows per second (default: no limit)')
+    .option('--max-backlog <n>', `wait while the destinations' queues hold more events than this (default 1000)`)
+    .option('--resume', 'continue the interrupted backfill of the table')
+    .option('--cancel', 'cancel the unfinished backfill of the table')
+    .addHelpText(
+      'after',
+      '\nOne row, one READ event (same payload as an INSERT, operation "READ"), in key order, batch by batch. ' +
+        'A row changed during the backfill is never delivered in a state older than its change. ' +
+        'Progress is kept: stopped or killed, --resume continues after the last committed batch. See docs/backfill.md.\n',
+    )
+    .action(async (opts: BackfillOptions) => {
+      const { backfillCommand } = await import('./backfill.js');
+      process.exitCode = await backfillCommand(opts);
     });
 
   program

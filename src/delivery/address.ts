@@ -2,7 +2,7 @@
  * A broker destination's address per message: a NATS subject, an AMQP routing key, a
  * Redis stream key or an MQTT topic, from a template such as
  * `db.{schema}.{table}.{operation}`. The placeholders are the change's schema, table
- * and operation (insert, update, delete); each transport says which characters of a
+ * and operation (insert, update, delete, or read for a backfill's rows); each transport says which characters of a
  * name must not reach its address (a dot would add a level to a NATS subject, a `+`
  * would be a wildcard in an MQTT topic) and they are replaced with `_`.
  */

@@ -1,5 +1,12 @@
 import type { Operation } from '../config/types.js';
 
+/**
+ * What an event reports: a change (INSERT, UPDATE, DELETE) or READ, a row a backfill
+ * read as it stood (docs/backfill.md). Destinations take READ events of every table
+ * they take, whatever their operations list.
+ */
+export type EventOperation = Operation | 'READ';
+
 /** One claimed event, as the dispatcher sees it. Row values stay raw JSON text. */
 export interface JournalEvent {
   /** The destination whose queue it was claimed from. */
@@ -8,7 +15,7 @@ export interface JournalEvent {
   readonly id: string;
   /** Stable event id sent as `id` and `webhook-id`: the same on every attempt and after restarts. */
   readonly eventId: string;
-  readonly op: Operation;
+  readonly op: EventOperation;
   readonly schema: string;
   readonly table: string;
   /** Time of the change, RFC 3339 in UTC with microseconds. */
@@ -87,7 +94,7 @@ export interface Route {
   readonly destination: string;
   readonly schema: string;
   readonly table: string;
-  readonly operations: readonly Operation[];
+  readonly operations: readonly EventOperation[];
 }
 
 /** What one move from the capture inbox did. */

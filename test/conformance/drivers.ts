@@ -81,8 +81,8 @@ export interface Driver {
   quote(name: string): string;
   /** Runs one statement (`?` placeholders). */
   exec(sql: string, params?: readonly unknown[]): Promise<void>;
-  /** Runs the statements (`?` placeholders) one after another in one transaction. */
-  transaction(statements: ReadonlyArray<readonly [string, readonly unknown[]]>): Promise<void>;
+  /** Runs the statements (`?` placeholders) one after another in one transaction; `beforeCommit` runs while it is still open. */
+  transaction(statements: ReadonlyArray<readonly [string, readonly unknown[]]>, beforeCommit?: () => Promise<void>): Promise<void>;
   /** Runs one query (`?` placeholders) and returns its rows. */
   rows<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** Events of `table` still in the journal (pending, retrying or claimed). */
@@ -185,11 +185,12 @@ export async function postgresDriver(label: string): Promise<Driver> {
     async exec(sql, params = []) {
       await db.pool.query(numberPlaceholders(sql), [...params]);
     },
-    async transaction(statements) {
+    async transaction(statements, beforeCommit) {
       const c = await db.pool.connect();
       try {
         await c.query('BEGIN');
         for (const [sql, params] of statements) await c.query(numberPlaceholders(sql), [...params]);
+        await beforeCommit?.();
         await c.query('COMMIT');
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);
@@ -268,11 +269,12 @@ export async function mysqlDriver(label: string): Promise<Driver> {
     async exec(sql, params = []) {
       await db.exec(sql, [...params]);
     },
-    async transaction(statements) {
+    async transaction(statements, beforeCommit) {
       const c = await db.pool.getConnection();
       try {
         await c.query('START TRANSACTION');
         for (const [sql, params] of statements) await c.query(sql, [...params]);
+        await beforeCommit?.();
         await c.query('COMMIT');
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);

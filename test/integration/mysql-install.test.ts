@@ -18,6 +18,7 @@ import { mysqlPoolOptions } from '../../src/capture/mysql/connection.js';
 import { quoteIdent, quoteLiteral, splitStatements } from '../../src/capture/mysql/sql.js';
 import { triggerName } from '../../src/capture/mysql/triggers.js';
 import { AppError } from '../../src/util/errors.js';
+import { loadMigrations } from '../../src/schema/migrations.js';
 import {
   configTableName,
   createMySqlTestDatabase,
@@ -68,7 +69,7 @@ describe('MySQL install', () => {
     expect(results.filter((p) => p.steps.length > 0)).toHaveLength(1);
     const again = await withConnection(db.pool, (c) => planInstall(c, config));
     expect(again.steps).toEqual([]);
-    expect(await db.query(`SELECT version FROM adl_race_migrations ORDER BY 1`)).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(await db.query(`SELECT version FROM adl_race_migrations ORDER BY 1`)).toEqual(loadMigrations('mysql').map((m) => ({ version: m.version })));
     expect(await triggersOn('accounts')).toEqual(['adl_race_del_accounts', 'adl_race_ins_accounts', 'adl_race_upd_accounts']);
     const meta = await db.query<{ value: string }>('SELECT `value` FROM adl_race_meta');
     expect(meta).toHaveLength(1);
@@ -81,9 +82,7 @@ describe('MySQL install', () => {
     const plan = await withConnection(db.pool, (c) => planInstall(c, config));
     expect(plan.steps.map((s) => s.description)).toEqual([
       'create table adl_dry_migrations',
-      'migration 000001_journal',
-      'migration 000002_last_delivery',
-      'migration 000003_destinations',
+      ...loadMigrations('mysql').map((m) => `migration ${String(m.version).padStart(6, '0')}_${m.name}`),
       `capture triggers on ${db.name}.dry (INSERT, UPDATE, DELETE)`,
     ]);
     const sql = plan.steps.map((s) => s.sql).join('\n');

@@ -15,8 +15,8 @@
  * Times: every stored time is UTC DATETIME(6), written and compared with
  * UTC_TIMESTAMP(6), so no session time zone ever enters the journal.
  */
-import { quoteIdent } from './sql.js';
-import { objectNames } from './triggers.js';
+import { qualify, quoteIdent } from './sql.js';
+import { BINARY_TYPES, objectNames, rowHashSql, rowJsonSql, type MySqlColumn, type MySqlTable } from './triggers.js';
 
 export type Queries = ReturnType<typeof makeQueries>;
 
@@ -37,6 +37,7 @@ export function makeQueries(prefix: string) {
   const n = objectNames(prefix);
   const events = quoteIdent(n.events);
   const deliveries = quoteIdent(n.deliveries);
+  const backfills = quoteIdent(n.backfills);
   /** What a claim returns per event. Its first parameter: the lease in microseconds. */
   const claimColumns = `e.id, e.op, e.schema_name, e.table_name,
              DATE_FORMAT(e.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS ts,
@@ -272,7 +273,7 @@ export function makeQueries(prefix: string) {
 
     /**
      * Copies the walked changes into the queues of the destinations whose routes take
-     * them. Params: ids (JSON array), routes (JSON array of [destination, schema, table, operation]).
+     * them (only into its target, for a change that has one: a backfill for one destination). Params: ids (JSON array), routes (JSON array of [destination, schema, table, operation]).
      */
     routeCopy: `
       INSERT IGNORE INTO ${deliveries} (destination, ${EVENT_COLUMNS})
@@ -284,7 +285,8 @@ export function makeQueries(prefix: string) {
           schema_name VARCHAR(64) PATH '$[1]',
           table_name  VARCHAR(64) PATH '$[2]',
           op          VARCHAR(6)  PATH '$[3]')) r
-        ON r.schema_name = e.schema_name AND r.table_name = e.table_name AND r.op = e.op`,
+        ON r.schema_name = e.schema_name AND r.table_name = e.table_name AND r.op = e.op
+           AND (e.target IS NULL OR e.target = r.destination)`,
 
     /** Params: ids (JSON array). Removes the walked changes from the inbox. */
     routeDelete: `
@@ -436,7 +438,175 @@ export function makeQueries(prefix: string) {
     captureTriggers: `
       SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS
       WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?, ?)`,
+
+    // ---- Backfill (src/capture/mysql/backfill.ts, docs/backfill.md) ----
+
+    /**
+     * A batch's rows, locked (LOCK IN SHARE MODE: a writer changing one waits for the
+     * batch's commit, so its change is captured after the row's READ event, with a
+     * higher id): the next `limit` keys after the last one, in key order, each key
+     * column as text (see keyCodec). Params: the last key's parameters (keysetParams),
+     * then the limit.
+     */
+    backfillKeys(table: MySqlTable, keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
+      const codecs = keyColumns.map((k) => keyCodec(columnOf(table, k)));
+      return `
+      SELECT ${codecs.map((c, i) => `${c.read('r')} AS k${i}`).join(', ')}
+      FROM ${qualify(table.schema, table.name)} r
+      WHERE ${after ? keysetSql(codecs, '>') : 'TRUE'} AND (${condition ?? 'TRUE'})
+      ORDER BY ${codecs.map((c) => c.column('r')).join(', ')}
+      LIMIT ?
+      LOCK IN SHARE MODE`;
+    },
+
+    /**
+     * Journals the batch the keys above delimit (after the last key, up to the batch's
+     * last), as READ events, with the capture triggers' own row JSON and row hash (so the
+     * values are the same, and the events of a row are ordered with its changes). It
+     * locks what it reads too: a row inserted into the range since the keys were read
+     * is journaled, under the same lock. Params: schema, table, target destination
+     * (NULL: all), then keysetParams of the last key (when after), then of the batch's last key.
+     */
+    backfillJournal(table: MySqlTable, keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
+      const codecs = keyColumns.map((k) => keyCodec(columnOf(table, k)));
+      return `
+      INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, target)
+      SELECT 'READ', ?, ?, ${rowHashSql(table, 'r')}, ${rowJsonSql(table.columns, 'r')}, NULL, CONNECTION_ID(), UTC_TIMESTAMP(6), ?
+      FROM ${qualify(table.schema, table.name)} r
+      WHERE ${after ? keysetSql(codecs, '>') : 'TRUE'} AND ${keysetSql(codecs, '<=')} AND (${condition ?? 'TRUE'})
+      ORDER BY ${codecs.map((c) => c.column('r')).join(', ')}
+      LOCK IN SHARE MODE`;
+    },
+
+    /** Params: id. Locks the backfill's row for the batch's transaction: a cancel waits for it. */
+    backfillLock: `SELECT state FROM ${backfills} WHERE id = ? FOR UPDATE`,
+
+    /** Params: last key (JSON, NULL keeps it), rows journaled, done (0|1) three times, id. */
+    backfillProgress: `
+      UPDATE ${backfills}
+      SET last_key = COALESCE(?, last_key), rows_done = rows_done + ?, updated_at = UTC_TIMESTAMP(6),
+          state = IF(? = 1, 'done', state), finished_at = IF(? = 1, UTC_TIMESTAMP(6), finished_at),
+          active_key = IF(? = 1, NULL, active_key)
+      WHERE id = ?`,
+
+    /** Params: schema, table, destination, condition, key columns (JSON), estimate, batch size, rate, max backlog. */
+    backfillCreate: `
+      INSERT INTO ${backfills} (schema_name, table_name, destination, \`condition\`, key_columns, rows_estimated,
+        batch_size, rate, max_backlog, state, active_key, started_at, resumed_at, updated_at)
+      SELECT s, t, d, c, k, e, b, r, m, 'running', CONCAT(s, '.', t, '/', COALESCE(d, '')), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)
+      FROM (SELECT ? AS s, ? AS t, ? AS d, ? AS c, ? AS k, ? AS e, ? AS b, ? AS r, ? AS m) v`,
+
+    /** Params: id. */
+    backfillById: `SELECT ${BACKFILL_COLUMNS} FROM ${backfills} WHERE id = ?`,
+
+    /** Params: schema, table, destination ('' for all). */
+    backfillUnfinished: `
+      SELECT ${BACKFILL_COLUMNS} FROM ${backfills}
+      WHERE schema_name = ? AND table_name = ? AND COALESCE(destination, '') = ? AND state = 'running'`,
+
+    /** Params: batch size, rate, max backlog, id. A new run: its rate counts from now. */
+    backfillResume: `
+      UPDATE ${backfills}
+      SET batch_size = ?, rate = ?, max_backlog = ?, resumed_at = UTC_TIMESTAMP(6), rows_at_resume = rows_done, updated_at = UTC_TIMESTAMP(6)
+      WHERE id = ? AND state = 'running'`,
+
+    /** Params: error, id. */
+    backfillFail: `
+      UPDATE ${backfills} SET state = 'failed', error = ?, finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6), active_key = NULL
+      WHERE id = ? AND state = 'running'`,
+
+    /** Params: schema, table, destination ('' for all destinations' backfill, NULL for every one of the table) twice. */
+    backfillCancelable: `
+      SELECT ${BACKFILL_COLUMNS} FROM ${backfills}
+      WHERE schema_name = ? AND table_name = ? AND state = 'running' AND (? IS NULL OR COALESCE(destination, '') = ?)
+      FOR UPDATE`,
+
+    /** Params: ids (JSON array). */
+    backfillCancel: `
+      UPDATE ${backfills} SET state = 'cancelled', finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6), active_key = NULL
+      WHERE id IN (SELECT c.id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) c) AND state = 'running'`,
+
+    /** Params: limit. Newest first. */
+    backfillList: `SELECT ${BACKFILL_COLUMNS} FROM ${backfills} ORDER BY id DESC LIMIT ?`,
+
+    /** The unfinished backfills, for the metrics. */
+    backfillsRunning: `SELECT ${BACKFILL_COLUMNS} FROM ${backfills} WHERE state = 'running' ORDER BY id`,
+
+    /**
+     * Params: schema, table, cap, destinations (JSON array), cap. What a batch waits on:
+     * the table's changes not routed yet, and the destinations' queues, each counted up to the cap.
+     */
+    backfillBacklog: `
+      SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM ${events} e WHERE e.schema_name = ? AND e.table_name = ? LIMIT ?) a)
+           + (SELECT COUNT(*) FROM (SELECT 1 FROM ${deliveries} d
+                WHERE d.destination IN (SELECT j.name FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(40) PATH '$')) j) LIMIT ?) b) AS queued`,
+
+    /** Params: lease name. 1 when taken. A backfill's lease: held by the session that runs it. */
+    backfillTryLease: `SELECT GET_LOCK(?, 0) AS ok`,
+    /** Params: lease name. 1 when nobody holds it. */
+    backfillLeaseFree: `SELECT IS_FREE_LOCK(?) AS free`,
   };
+}
+
+/** A backfill's row as the store reads it (see fromRow in backfill.ts). Times are UTC text. */
+const BACKFILL_COLUMNS = `id, schema_name, table_name, destination, \`condition\`, key_columns, last_key, rows_done, rows_estimated,
+  batch_size, rate, max_backlog, state, error, started_at, resumed_at, rows_at_resume, updated_at, finished_at`;
+
+/** How a key column travels between batches: read as exact text, compared as its own type. */
+export interface KeyCodec {
+  /** The column, qualified by `ref`. */
+  column(ref: string): string;
+  /** The column as text: its value, exactly. */
+  read(ref: string): string;
+  /** A parameter holding that text, as a value of the column's type. */
+  readonly bind: string;
+}
+
+const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint']);
+
+/**
+ * A string parameter compared with an integer column is compared as a double (2^53
+ * and up lose digits), so integers are cast back; bytes travel as hex; ENUM, SET and
+ * BIT sort by their number, so they travel as that. Text, dates and times compare as
+ * the text they were read as.
+ */
+export function keyCodec(col: MySqlColumn): KeyCodec {
+  const column = (ref: string) => `${ref}.${quoteIdent(col.name)}`;
+  const type = col.dataType;
+  const text = (ref: string) => `CAST(${column(ref)} AS CHAR)`;
+  if (INTEGER_TYPES.has(type)) return { column, read: text, bind: col.columnType.includes('unsigned') ? 'CAST(? AS UNSIGNED)' : 'CAST(? AS SIGNED)' };
+  if (type === 'decimal' || type === 'numeric') {
+    const m = /\((\d+)(?:,(\d+))?\)/.exec(col.columnType);
+    return { column, read: text, bind: `CAST(? AS DECIMAL(${m?.[1] ?? 65},${m?.[2] ?? 0}))` };
+  }
+  if (BINARY_TYPES.has(type)) return { column, read: (ref) => `HEX(${column(ref)})`, bind: 'UNHEX(?)' };
+  if (type === 'enum' || type === 'set' || type === 'bit') return { column, read: (ref) => `CAST(${column(ref)} + 0 AS CHAR)`, bind: 'CAST(? AS UNSIGNED)' };
+  return { column, read: text, bind: '?' };
+}
+
+/**
+ * Row order on the key, spelled out (MySQL reads a row constructor comparison less
+ * well): '>' is "after the key", '<=' is "up to the key". Its parameters: keysetParams.
+ */
+function keysetSql(codecs: readonly KeyCodec[], op: '>' | '<='): string {
+  const strict = op === '>' ? '>' : '<';
+  const terms = codecs.map((c, i) => [...codecs.slice(0, i).map((p) => `${p.column('r')} = ${p.bind}`), `${c.column('r')} ${strict} ${c.bind}`].join(' AND '));
+  if (op === '<=') terms.push(codecs.map((c) => `${c.column('r')} = ${c.bind}`).join(' AND '));
+  return `(${terms.map((t) => `(${t})`).join(' OR ')})`;
+}
+
+/** The parameters of keysetSql for a key of `n` columns, in order. */
+export function keysetParams(key: readonly string[], op: '>' | '<='): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < key.length; i++) out.push(...key.slice(0, i + 1));
+  if (op === '<=') out.push(...key);
+  return out;
+}
+
+function columnOf(table: MySqlTable, name: string): MySqlColumn {
+  const col = table.columns.find((c) => c.name === name);
+  if (!col) throw new Error(`column ${name} is not a column of ${table.schema}.${table.name}`);
+  return col;
 }
 
 /**

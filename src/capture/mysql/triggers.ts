@@ -37,6 +37,9 @@ export interface MySqlTable extends ResolvedTable {
   readonly engine: string | null;
 }
 
+/** Whose values a generated expression reads: the trigger's NEW or OLD row, or a table alias (a backfill's). */
+export type RowRef = 'NEW' | 'OLD' | (string & {});
+
 /** Names of what we install, from the `listener.schema` prefix. */
 export interface ObjectNames {
   readonly prefix: string;
@@ -48,6 +51,7 @@ export interface ObjectNames {
   readonly deadLetters: string;
   readonly deliveredEvents: string;
   readonly watchedTables: string;
+  readonly backfills: string;
 }
 
 export function objectNames(prefix: string): ObjectNames {
@@ -61,6 +65,7 @@ export function objectNames(prefix: string): ObjectNames {
     deadLetters: `${prefix}_dead_letters`,
     deliveredEvents: `${prefix}_delivered_events`,
     watchedTables: `${prefix}_watched_tables`,
+    backfills: `${prefix}_backfills`,
   };
 }
 
@@ -90,7 +95,7 @@ export const TRIGGER_SQL_MODE = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,
  */
 const GENERATOR_VERSION = 'mysql-triggers-1';
 
-const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
+export const BINARY_TYPES = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
 const GEOMETRY_TYPES = new Set([
   'geometry',
   'point',
@@ -110,7 +115,7 @@ const NUMERIC_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integ
  * ENUM, SET, DATE, YEAR, FLOAT/DOUBLE, NULL), otherwise a conversion. The
  * mapping is documented in docs/mysql.md; keep the two in step.
  */
-export function columnValueSql(col: MySqlColumn, ref: 'NEW' | 'OLD'): string {
+export function columnValueSql(col: MySqlColumn, ref: RowRef): string {
   const v = `${ref}.${quoteIdent(col.name)}`;
   const type = col.dataType.toLowerCase();
   if (col.json) {
@@ -159,7 +164,7 @@ function timestampUtcSql(v: string, precision: number): string {
 }
 
 /** JSON_OBJECT of every column, in table order. */
-export function rowJsonSql(columns: readonly MySqlColumn[], ref: 'NEW' | 'OLD'): string {
+export function rowJsonSql(columns: readonly MySqlColumn[], ref: RowRef): string {
   const args = columns.map((c) => `${quoteLiteral(c.name)}, ${columnValueSql(c, ref)}`);
   return `JSON_OBJECT(\n    ${args.join(',\n    ')})`;
 }
@@ -172,7 +177,7 @@ export function rowJsonSql(columns: readonly MySqlColumn[], ref: 'NEW' | 'OLD'):
  * in different character sets never meet in one collation. NULL without a
  * primary key: such events are not ordered.
  */
-export function rowHashSql(table: MySqlTable, ref: 'NEW' | 'OLD'): string {
+export function rowHashSql(table: MySqlTable, ref: RowRef): string {
   if (table.keyColumns.length === 0) return 'NULL';
   const pieces = table.keyColumns.map((k) => {
     const col = table.columns.find((c) => c.name === k);

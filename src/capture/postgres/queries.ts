@@ -4,7 +4,7 @@
  * watched tables, quoted by `quoteIdent`.
  */
 import { createHash } from 'node:crypto';
-import { quoteIdent, quoteLiteral } from './sql.js';
+import { qualify, quoteIdent, quoteLiteral } from './sql.js';
 
 export type Queries = ReturnType<typeof makeQueries>;
 
@@ -168,7 +168,8 @@ export function makeQueries(ourSchema: string) {
      *   the row's changes would reach the queues out of order. Changes of one row
      *   found by the same walk move together, in order, which the queues keep.
      * - A change is copied into each destination whose routes (table and operation)
-     *   take it; a change no destination takes is simply removed. Row filters are
+     *   take it, or only into its target when it has one (a backfill for one
+     *   destination); a change no destination takes is simply removed. Row filters are
      *   applied by each destination when it delivers (they need the row).
      * The walked rows are deleted by their ctid (inbox rows are never updated, and only
      * the table's leader deletes them): a TID scan, where "id = ANY (…)" let a generic
@@ -192,7 +193,7 @@ export function makeQueries(ourSchema: string) {
       ),
       moved AS (
         DELETE FROM ${events} e WHERE e.ctid = ANY (ARRAY(SELECT ctid FROM walk))
-        RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at
+        RETURNING e.id, e.op, e.schema_name, e.table_name, e.row_hash, e.new_row, e.old_row, e.txid, e.created_at, e.target
       ),
       routed AS (
         INSERT INTO ${deliveries}
@@ -202,6 +203,7 @@ export function makeQueries(ourSchema: string) {
         JOIN unnest($${routes}::text[], $${routes + 1}::text[], $${routes + 2}::text[], $${routes + 3}::text[])
           AS r(destination, schema_name, table_name, op)
           ON r.schema_name = m.schema_name AND r.table_name = m.table_name AND r.op = m.op
+             AND (m.target IS NULL OR m.target = r.destination)
         ON CONFLICT (destination, id) DO NOTHING
         RETURNING destination
       )
@@ -469,7 +471,140 @@ export function makeQueries(ourSchema: string) {
 
     /** Whether our migrations table exists (nothing is installed without it). */
     migrationsTableExists: `SELECT to_regclass(${quoteLiteral(`${s}.migrations`)}) IS NOT NULL AS ok`,
+
+    // ---- Backfill (src/capture/postgres/backfill.ts, docs/backfill.md) ----
+
+    /**
+     * One batch of a backfill, in the transaction that also records its progress: the
+     * next rows after the last key, in key order, locked FOR SHARE (a writer changing
+     * one waits for this commit, so its change is captured after the row's READ event,
+     * with a higher id), journaled as READ events into the inbox. LockRows sits under
+     * the LIMIT, so rows skipped because a writer deleted them or moved them out of
+     * the range meanwhile do not count: a batch comes back short only at the end.
+     * row_hash is the trigger's (000001: capture_change), so the events of a row are
+     * ordered with its changes. The condition is the operator's --where, as written.
+     * Params: $1 limit, $2 the table's schema, $3 its name, $4 target destination (NULL:
+     * all), then the last key's values (one per key column; none for the first batch).
+     * Returns the rows journaled and the batch's last key (text of each key column).
+     */
+    backfillStep(table: { schema: string; name: string }, primaryKey: readonly string[], keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
+      const cols = keyColumns.map((k) => `t.${quoteIdent(k)}`);
+      const keyset = after ? `(${cols.join(', ')}) > (${keyColumns.map((_, i) => `$${5 + i}`).join(', ')})` : 'true';
+      const j = 'x.j';
+      const hashKey =
+        primaryKey.length === 0
+          ? null
+          : primaryKey.length === 1
+            ? `(${j} ->> ${quoteLiteral(primaryKey[0]!)})`
+            : primaryKey.map((k) => `coalesce(quote_literal(${j} ->> ${quoteLiteral(k)}), 'NULL') || ','`).join(' || ');
+      const rowHash = hashKey === null ? 'NULL::bigint' : `hashtextextended($2::text || '.' || $3::text || ':' || ${hashKey}, 0)`;
+      return `
+      WITH batch AS MATERIALIZED (
+        SELECT t AS r, ARRAY[${cols.map((c) => `${c}::text`).join(', ')}] AS k, row_number() OVER (ORDER BY ${cols.join(', ')}) AS n
+        FROM (SELECT * FROM ${qualify(table.schema, table.name)} t
+              WHERE ${keyset} AND (${condition ?? 'true'})
+              ORDER BY ${cols.join(', ')}
+              LIMIT $1
+              FOR SHARE OF t) t
+      ),
+      journaled AS (
+        INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, target)
+        SELECT 'READ', $2::text, $3::text, ${rowHash}, ${j}, NULL, txid_current(), $4::text
+        FROM (SELECT row_to_json(b.r) AS j, b.n FROM batch b) x
+        ORDER BY x.n
+        RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM journaled)::int AS rows, (SELECT k FROM batch ORDER BY n DESC LIMIT 1) AS last_key`;
+    },
+
+    /** $1 backfill id. Locks the backfill's row for the batch's transaction: a cancel waits for it. */
+    backfillLock: `SELECT state FROM ${s}.backfills WHERE id = $1::bigint FOR UPDATE`,
+
+    /** $1 id, $2 last key (NULL keeps it), $3 rows journaled, $4 done. */
+    backfillProgress: `
+      UPDATE ${s}.backfills
+      SET last_key = coalesce($2::text[], last_key), rows_done = rows_done + $3::bigint, updated_at = now(),
+          state = CASE WHEN $4::boolean THEN 'done' ELSE state END,
+          finished_at = CASE WHEN $4::boolean THEN now() ELSE finished_at END
+      WHERE id = $1::bigint`,
+
+    /** $1 the wait lock's key. The trigger's wake-up: a NOTIFY only while a daemon waits (see 000001). */
+    backfillWake: `SELECT pg_notify(${quoteLiteral(ourSchema)}, '') WHERE NOT pg_try_advisory_xact_lock_shared($1::bigint)`,
+
+    /** $1 schema, $2 table, $3 destination, $4 condition, $5 key columns, $6 estimate, $7 batch size, $8 rate, $9 max backlog. */
+    backfillCreate: `
+      INSERT INTO ${s}.backfills (schema_name, table_name, destination, condition, key_columns, rows_estimated, batch_size, rate, max_backlog)
+      VALUES ($1, $2, $3, $4, $5::text[], $6::bigint, $7::integer, $8::integer, $9::integer)
+      RETURNING ${BACKFILL_COLUMNS}`,
+
+    /** $1 schema, $2 table, $3 destination ('' for all). */
+    backfillUnfinished: `
+      SELECT ${BACKFILL_COLUMNS} FROM ${s}.backfills
+      WHERE schema_name = $1 AND table_name = $2 AND coalesce(destination, '') = $3 AND state = 'running'`,
+
+    /** $1 id, $2 batch size, $3 rate, $4 max backlog. A new run: its rate counts from now. */
+    backfillResume: `
+      UPDATE ${s}.backfills
+      SET batch_size = $2::integer, rate = $3::integer, max_backlog = $4::integer,
+          resumed_at = now(), rows_at_resume = rows_done, updated_at = now()
+      WHERE id = $1::bigint AND state = 'running'
+      RETURNING ${BACKFILL_COLUMNS}`,
+
+    /** $1 id, $2 error. */
+    backfillFail: `UPDATE ${s}.backfills SET state = 'failed', error = $2, finished_at = now(), updated_at = now() WHERE id = $1::bigint AND state = 'running'`,
+
+    /** $1 schema, $2 table, $3 destination ('' for all destinations' backfill, NULL for every one of the table). */
+    backfillCancel: `
+      UPDATE ${s}.backfills SET state = 'cancelled', finished_at = now(), updated_at = now()
+      WHERE schema_name = $1 AND table_name = $2 AND state = 'running'
+        AND ($3::text IS NULL OR coalesce(destination, '') = $3::text)
+      RETURNING ${BACKFILL_COLUMNS}`,
+
+    /** $1 limit. Newest first. */
+    backfillList: `SELECT ${BACKFILL_COLUMNS} FROM ${s}.backfills ORDER BY id DESC LIMIT $1::integer`,
+
+    /** The unfinished backfills, for the metrics. */
+    backfillsRunning: `SELECT ${BACKFILL_COLUMNS} FROM ${s}.backfills WHERE state = 'running' ORDER BY id`,
+
+    /**
+     * $1 schema, $2 table, $3 destinations, $4 cap. What a batch waits on: the table's
+     * changes not routed yet, and the destinations' queues, each counted up to the cap.
+     */
+    backfillBacklog: `
+      SELECT (SELECT count(*) FROM (SELECT 1 FROM ${events} e WHERE e.schema_name = $1 AND e.table_name = $2 LIMIT $4::integer) a)::int
+           + (SELECT count(*) FROM (SELECT 1 FROM ${deliveries} d WHERE d.destination = ANY ($3::text[]) LIMIT $4::integer) b)::int AS queued`,
+
+    /** $1 lease key. A backfill's lease: held by the session that runs it. */
+    backfillTryLease: `SELECT pg_try_advisory_lock($1::bigint) AS ok`,
+    backfillReleaseLease: `SELECT pg_advisory_unlock($1::bigint) AS ok`,
+
+    /**
+     * $1 the table (qualified, quoted), $2 the key columns. Whether they are the columns
+     * of a unique index without predicate or expression, and which of them are missing
+     * or nullable.
+     */
+    backfillKeyCheck: `
+      SELECT
+        ARRAY(SELECT x FROM unnest($2::text[]) x
+              WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = x AND a.attnum > 0 AND NOT a.attisdropped)) AS missing,
+        ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = $1::regclass AND a.attname = ANY ($2::text[]) AND NOT a.attnotnull) AS nullable,
+        EXISTS (SELECT 1 FROM pg_index i
+                WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+                  AND ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[]) ORDER BY 1)
+                      = ARRAY(SELECT x FROM unnest($2::text[]) x ORDER BY 1)) AS is_unique`,
   };
+}
+
+/** A backfill's row as the store reads it (see backfillFromRow in backfill.ts). */
+const BACKFILL_COLUMNS = `id::text AS id, schema_name, table_name, destination, condition, key_columns, last_key,
+  rows_done::float8 AS rows_done, rows_estimated::float8 AS rows_estimated, batch_size, rate, max_backlog, state, error,
+  started_at, resumed_at, rows_at_resume::float8 AS rows_at_resume, updated_at, finished_at`;
+
+/** The lease of one backfill (see PgBackfillStore): a session advisory lock, as text. */
+export function backfillLeaseKey(ourSchema: string, id: string): string {
+  return createHash('sha1').update(`app-db-listener:backfill:${ourSchema}:${id}`).digest().readBigInt64BE(0).toString();
 }
 
 /** A signed 64-bit advisory lock key derived from our schema name, stable across versions. */

@@ -1,0 +1,335 @@
+/**
+ * MySQL/MariaDB backfills (see src/capture/backfill/): one session of its own, which
+ * holds the running backfill's lease (a GET_LOCK: it ends with the session), reads
+ * the table and journals each batch in one READ COMMITTED transaction.
+ */
+import { createHash } from 'node:crypto';
+import type mysql from 'mysql2/promise';
+import type { Config } from '../../config/types.js';
+import { AppError, describeError } from '../../util/errors.js';
+import type { BackfillListing, BackfillRecord, BackfillSpec, BackfillStore, BackfillTable, StepResult } from '../backfill/types.js';
+import { existsError } from '../postgres/backfill.js';
+import { createMySqlPool } from './connection.js';
+import { resolveTables, type MySqlTable } from './install.js';
+import { keysetParams, makeQueries, type Queries } from './queries.js';
+import { mysqlConnectionError } from './source.js';
+import { qualify } from './sql.js';
+import { objectNames, TRIGGER_SQL_MODE } from './triggers.js';
+
+/** A batch waits this long for a row a writer holds, then is tried again (ER_LOCK_WAIT_TIMEOUT, transient). */
+const LOCK_WAIT_TIMEOUT_S = 10;
+
+/** Deadlocks, lock waits and lost connections pass; the rest fail the backfill. */
+export function isTransientMySqlError(err: unknown): boolean {
+  if (err instanceof AppError) return err.code === 'DATABASE_CONNECT';
+  const e = err as { code?: unknown; fatal?: unknown };
+  if (e.fatal === true) return true;
+  return (
+    typeof e.code === 'string' &&
+    /^(ER_LOCK_DEADLOCK|ER_LOCK_WAIT_TIMEOUT|PROTOCOL_CONNECTION_LOST|ER_SERVER_SHUTDOWN|ER_CON_COUNT_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/.test(e.code)
+  );
+}
+
+type Row = mysql.RowDataPacket & {
+  id: string | number;
+  schema_name: string;
+  table_name: string;
+  destination: string | null;
+  condition: string | null;
+  key_columns: string;
+  last_key: string | null;
+  rows_done: string | number;
+  rows_estimated: string | number | null;
+  batch_size: number;
+  rate: number | null;
+  max_backlog: number;
+  state: BackfillRecord['state'];
+  error: string | null;
+  started_at: string;
+  resumed_at: string;
+  rows_at_resume: string | number;
+  updated_at: string;
+  finished_at: string | null;
+};
+
+const utc = (text: string): Date => new Date(`${text.replace(' ', 'T')}Z`);
+
+function fromRow(r: Row): BackfillRecord {
+  return {
+    id: String(r.id),
+    schema: r.schema_name,
+    table: r.table_name,
+    destination: r.destination ?? undefined,
+    condition: r.condition ?? undefined,
+    keyColumns: JSON.parse(r.key_columns) as string[],
+    lastKey: r.last_key === null ? null : (JSON.parse(r.last_key) as string[]),
+    rowsDone: Number(r.rows_done),
+    rowsEstimated: r.rows_estimated === null ? null : Number(r.rows_estimated),
+    batchSize: Number(r.batch_size),
+    rate: r.rate === null ? undefined : Number(r.rate),
+    maxBacklog: Number(r.max_backlog),
+    state: r.state,
+    error: r.error,
+    startedAt: utc(r.started_at),
+    resumedAt: utc(r.resumed_at),
+    rowsAtResume: Number(r.rows_at_resume),
+    updatedAt: utc(r.updated_at),
+    finishedAt: r.finished_at === null ? null : utc(r.finished_at),
+  };
+}
+
+export class MySqlBackfillStore implements BackfillStore {
+  private readonly pool: mysql.Pool;
+  private conn: mysql.PoolConnection | undefined;
+  private leased: string | undefined;
+  private readonly q: Queries;
+  /** The watched tables' columns, as the batches' statements need them. */
+  private readonly tables = new Map<string, MySqlTable>();
+
+  constructor(private readonly config: Config) {
+    this.pool = createMySqlPool(config.database, { connectionLimit: 1, applicationName: 'app-db-listener:backfill' });
+    this.q = makeQueries(config.listener.schema);
+  }
+
+  private leaseName(id: string): string {
+    const key = createHash('sha1').update(`${this.config.database.database}\u0000${this.config.listener.schema}`).digest('hex');
+    return `app-db-listener:backfill:${key.slice(0, 24)}:${id}`;
+  }
+
+  private async session(): Promise<mysql.PoolConnection> {
+    if (this.conn) return this.conn;
+    const conn = await this.pool.getConnection().catch((err: unknown) => {
+      throw mysqlConnectionError(err, this.config);
+    });
+    const drop = () => {
+      if (this.conn === conn) this.conn = undefined;
+    };
+    conn.connection.once('error', drop);
+    conn.connection.once('end', drop);
+    await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    await conn.query(`SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_S}, sql_mode = '${TRIGGER_SQL_MODE}'`);
+    this.conn = conn;
+    if (this.leased !== undefined && !(await this.tryLease(conn, this.leased))) {
+      this.conn = undefined;
+      conn.destroy();
+      throw new AppError('BACKFILL_LEASE_LOST', `backfill ${this.leased} is now run by another process (its connection to the database was lost and another one took it over)`);
+    }
+    return conn;
+  }
+
+  private async query<T extends mysql.RowDataPacket>(sql: string, values: unknown[] = []): Promise<T[]> {
+    const conn = await this.session();
+    try {
+      const [rows] = await conn.query<T[]>(sql, values);
+      return rows;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) {
+        this.conn = undefined;
+        conn.destroy();
+      }
+      throw err;
+    }
+  }
+
+  private async tryLease(conn: mysql.PoolConnection, id: string): Promise<boolean> {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(this.q.backfillTryLease, [this.leaseName(id)]);
+    return Number(rows[0]?.ok) === 1;
+  }
+
+  async checkInstalled(): Promise<void> {
+    const name = objectNames(this.config.listener.schema).backfills;
+    const r = await this.query<mysql.RowDataPacket>('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
+      this.config.database.database,
+      name,
+    ]);
+    if (Number(r[0]?.n ?? 0) === 0) {
+      throw new AppError('NOT_INSTALLED', `this database has no table ${name}: its installation predates backfills`, {
+        hint: 'run "app-db-listener install" (or restart the daemon of this version, which installs it)',
+      });
+    }
+  }
+
+  async resolveTable(schema: string | undefined, name: string, key: readonly string[] | undefined): Promise<BackfillTable & { keyColumns: readonly string[] }> {
+    const conn = await this.session();
+    const [t] = await resolveTables(conn, { ...this.config, database: { ...this.config.database, tables: [{ schema, name }] } });
+    const table = t!;
+    this.tables.set(`${table.schema}.${table.name}`, table);
+    const base = { schema: table.schema, name: table.name, primaryKey: table.keyColumns };
+    if (key === undefined || key.length === 0) return { ...base, keyColumns: base.primaryKey };
+    const shown = `${table.schema}.${table.name}`;
+    const missing = key.filter((k) => !table.columns.some((c) => c.name === k));
+    if (missing.length > 0) throw new AppError('BACKFILL_KEY', `--key: table ${shown} has no column ${missing.map((m) => JSON.stringify(m)).join(', ')}`);
+    const idx = await this.query<mysql.RowDataPacket>(
+      `SELECT INDEX_NAME AS name, GROUP_CONCAT(COLUMN_NAME ORDER BY COLUMN_NAME SEPARATOR '\\n') AS cols, SUM(NULLABLE = 'YES') AS nullable
+         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND SUB_PART IS NULL
+        GROUP BY INDEX_NAME`,
+      [table.schema, table.name],
+    );
+    const wanted = [...key].sort().join('\n');
+    const match = idx.find((i) => String(i.cols) === wanted);
+    if (!match) throw new AppError('BACKFILL_KEY', `--key: (${key.join(', ')}) is not a unique key of ${shown}: no unique index has exactly these columns`, { hint: 'give the columns of a primary key or unique index' });
+    if (Number(match.nullable) > 0) throw new AppError('BACKFILL_KEY', `--key: a column of (${key.join(', ')}) in ${shown} may be NULL, and rows with a NULL key would be skipped`, { hint: 'give NOT NULL columns' });
+    return { ...base, keyColumns: [...key] };
+  }
+
+  async estimate(table: BackfillTable, condition: string | undefined): Promise<number | null> {
+    try {
+      const r = await this.query<mysql.RowDataPacket>(`EXPLAIN SELECT 1 FROM ${qualify(table.schema, table.name)} r WHERE (${condition ?? 'TRUE'})`);
+      const row = r[0];
+      if (!row || row.rows === null || row.rows === undefined) return null;
+      const filtered = row.filtered === undefined || row.filtered === null ? 100 : Number(row.filtered);
+      return Math.round((Number(row.rows) * filtered) / 100);
+    } catch (err) {
+      if (condition !== undefined && !isTransientMySqlError(err)) {
+        throw new AppError('BACKFILL_WHERE', `--where ${JSON.stringify(condition)} is not a condition on ${table.schema}.${table.name}: ${describeError(err)}`, {
+          hint: 'write an SQL boolean expression over the table\'s columns, e.g. --where "created_at > NOW() - INTERVAL 30 DAY"',
+        });
+      }
+      throw err;
+    }
+  }
+
+  async create(spec: BackfillSpec, estimate: number | null): Promise<BackfillRecord> {
+    let id: string;
+    try {
+      const conn = await this.session();
+      const [res] = await conn.query<mysql.ResultSetHeader>(this.q.backfillCreate, [
+        spec.schema,
+        spec.table,
+        spec.destination ?? null,
+        spec.condition ?? null,
+        JSON.stringify(spec.keyColumns),
+        estimate,
+        spec.batchSize,
+        spec.rate ?? null,
+        spec.maxBacklog,
+      ]);
+      id = String(res.insertId);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw existsError(spec.schema, spec.table, spec.destination);
+      throw err;
+    }
+    return this.byId(id);
+  }
+
+  private async byId(id: string): Promise<BackfillRecord> {
+    const r = await this.query<Row>(this.q.backfillById, [id]);
+    if (!r[0]) throw new AppError('BACKFILL_NOT_FOUND', `no backfill ${id}`);
+    return fromRow(r[0]);
+  }
+
+  async unfinished(schema: string, table: string, destination: string | undefined): Promise<BackfillListing | undefined> {
+    const r = await this.query<Row>(this.q.backfillUnfinished, [schema, table, destination ?? '']);
+    return r[0] === undefined ? undefined : (await this.withLeases([fromRow(r[0])]))[0];
+  }
+
+  async acquire(id: string): Promise<boolean> {
+    const conn = await this.session();
+    if (!(await this.tryLease(conn, id))) return false;
+    this.leased = id;
+    return true;
+  }
+
+  async resume(id: string, pacing: Pick<BackfillSpec, 'batchSize' | 'rate' | 'maxBacklog'>): Promise<BackfillRecord> {
+    await this.query(this.q.backfillResume, [pacing.batchSize, pacing.rate ?? null, pacing.maxBacklog, id]);
+    const b = await this.byId(id);
+    if (b.state !== 'running') throw new AppError('BACKFILL_NOT_RUNNING', `backfill ${id} is no longer unfinished`);
+    return b;
+  }
+
+  async step(record: BackfillRecord, table: BackfillTable, limit: number): Promise<StepResult> {
+    const t = this.tables.get(`${table.schema}.${table.name}`);
+    if (!t) throw new Error(`backfill: table ${table.schema}.${table.name} was not resolved`);
+    const conn = await this.session();
+    const after = record.lastKey !== null;
+    const prev = after ? record.lastKey! : [];
+    try {
+      await conn.query('START TRANSACTION');
+      const [state] = await conn.query<mysql.RowDataPacket[]>(this.q.backfillLock, [record.id]);
+      if (state[0]?.state !== 'running') {
+        await conn.query('ROLLBACK');
+        return { rows: 0, lastKey: record.lastKey, state: 'cancelled' };
+      }
+      const [keys] = await conn.query<mysql.RowDataPacket[]>(this.q.backfillKeys(t, record.keyColumns, record.condition, after), [
+        ...keysetParams(prev, '>'),
+        limit,
+      ]);
+      let rows = 0;
+      let lastKey = record.lastKey;
+      if (keys.length > 0) {
+        const last = keys[keys.length - 1]!;
+        lastKey = record.keyColumns.map((_, i) => String(last[`k${i}`]));
+        const [res] = await conn.query<mysql.ResultSetHeader>(this.q.backfillJournal(t, record.keyColumns, record.condition, after), [
+          table.schema,
+          table.name,
+          record.destination ?? null,
+          ...keysetParams(prev, '>'),
+          ...keysetParams(lastKey, '<='),
+        ]);
+        rows = res.affectedRows;
+      }
+      const done = keys.length === 0 ? 1 : 0;
+      await conn.query(this.q.backfillProgress, [rows > 0 ? JSON.stringify(lastKey) : null, rows, done, done, done, record.id]);
+      await conn.query('COMMIT');
+      return { rows, lastKey, state: done ? 'done' : 'running' };
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined);
+      if ((err as { fatal?: boolean }).fatal) {
+        this.conn = undefined;
+        conn.destroy();
+      }
+      throw err;
+    }
+  }
+
+  async backlog(schema: string, table: string, destinations: readonly string[], cap: number): Promise<number> {
+    const r = await this.query<mysql.RowDataPacket>(this.q.backfillBacklog, [schema, table, cap, JSON.stringify(destinations), cap]);
+    return Number(r[0]?.queued ?? 0);
+  }
+
+  async fail(id: string, error: string): Promise<void> {
+    await this.query(this.q.backfillFail, [error, id]);
+  }
+
+  async cancel(schema: string, table: string, destination: string | undefined): Promise<BackfillRecord[]> {
+    const conn = await this.session();
+    const dest = destination ?? null;
+    await conn.query('START TRANSACTION');
+    try {
+      const [found] = await conn.query<Row[]>(this.q.backfillCancelable, [schema, table, dest, dest]);
+      const ids = found.map((r) => String(r.id));
+      if (ids.length > 0) await conn.query(this.q.backfillCancel, [JSON.stringify(ids)]);
+      await conn.query('COMMIT');
+      return found.map((r) => ({ ...fromRow(r), state: 'cancelled' as const }));
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async list(limit = 20): Promise<BackfillListing[]> {
+    const r = await this.query<Row>(this.q.backfillList, [limit]);
+    return this.withLeases(r.map(fromRow));
+  }
+
+  private async withLeases(records: BackfillRecord[]): Promise<BackfillListing[]> {
+    const out: BackfillListing[] = [];
+    for (const b of records) {
+      if (b.state !== 'running') out.push({ ...b, leased: false });
+      else if (this.leased === b.id) out.push({ ...b, leased: true });
+      else {
+        const r = await this.query<mysql.RowDataPacket>(this.q.backfillLeaseFree, [this.leaseName(b.id)]);
+        out.push({ ...b, leased: Number(r[0]?.free) !== 1 });
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const conn = this.conn;
+    this.conn = undefined;
+    this.leased = undefined;
+    conn?.release();
+    await this.pool.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,4 @@
+import { postgresDriver } from '../conformance/drivers.js';
+import { backfillSuite } from './backfill-suite.js';
+
+backfillSuite('postgres', postgresDriver);
