@@ -111,6 +111,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     });
     metrics.attach({
       backlog: () => journal.backlog(config.destinations.map((d) => d.name)),
+      backfills: () => journal.backfills(),
       deliveriesInFlight: () => destinations.reduce((n, d) => n + d.dispatcher.deliveriesInFlight, 0),
     });
     status.watchChannel(() => waker.connected);

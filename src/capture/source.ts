@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../util/errors.js';
 import { delay } from '../util/wake.js';
 import type { Journal, Route, Router, Waiter } from '../journal/types.js';
+import type { BackfillRecord } from './backfill/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import type { WakeSignal } from '../util/wake.js';
 
@@ -62,6 +63,8 @@ export interface SourceJournal {
   purgeDelivered(retentionSeconds: number): Promise<number>;
   /** The backlog of each destination and watched table, in one cheap query (see BACKLOG_SCAN_LIMIT). */
   backlog(destinations: readonly string[]): Promise<TableBacklog[]>;
+  /** The unfinished backfills of this journal, whoever runs them (for the metrics). */
+  backfills(): Promise<BackfillRecord[]>;
 }
 
 export interface SourceWaiter extends Waiter {

@@ -6,6 +6,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TableBacklog } from '../capture/source.js';
+import type { BackfillRecord } from '../capture/backfill/types.js';
+import { progressOf, runRate } from '../capture/backfill/pacing.js';
 import { describeError } from '../util/errors.js';
 import { settleWithin } from '../util/wake.js';
 import type { DatabaseStatus } from './database-status.js';
@@ -16,6 +18,8 @@ import type { JournalEvent } from '../journal/types.js';
 export interface MetricsSources {
   backlog(): Promise<TableBacklog[]>;
   deliveriesInFlight(): number;
+  /** The unfinished backfills (whoever runs them). */
+  backfills?(): Promise<BackfillRecord[]>;
 }
 
 /** A scrape reuses a backlog younger than this, so frequent scrapes do not load the database. */
@@ -41,6 +45,9 @@ export class DaemonMetrics {
   private last: TableBacklog[] = [];
   private fetchedAt = 0;
   private fetching: Promise<void> | undefined;
+  private lastBackfills: BackfillRecord[] = [];
+  private backfillsAt = 0;
+  private fetchingBackfills: Promise<void> | undefined;
 
   constructor(
     bus: DaemonEventBus,
@@ -196,6 +203,34 @@ export class DaemonMetrics {
         for (const b of rows) if (b.destination === '') this.set({ table: tableLabel(b) }, b.pending);
       },
     });
+    // Backfills: one series per unfinished backfill (destination "*": every destination of the table).
+    const backfills = () => this.backfills();
+    const backfillGauge = (name: string, help: string, value: (b: BackfillRecord) => number | null) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        labelNames: ['backfill', 'table', 'destination'],
+        registers,
+        async collect() {
+          const rows = await backfills();
+          this.reset();
+          for (const b of rows) {
+            const v = value(b);
+            if (v !== null) this.set({ backfill: b.id, table: tableLabel(b), destination: b.destination ?? '*' }, v);
+          }
+        },
+      });
+    const rateOf = (b: BackfillRecord) => runRate(b.rowsDone, b.rowsAtResume, b.resumedAt, b.updatedAt);
+    backfillGauge('backfill_rows', 'Rows an unfinished backfill has journaled so far.', (b) => b.rowsDone);
+    backfillGauge('backfill_rows_estimated', "The database's estimate of the rows an unfinished backfill reads in all (at least the rows done).", (b) =>
+      progressOf(b.rowsDone, b.rowsEstimated, 0).rowsTotal,
+    );
+    backfillGauge('backfill_rate', 'Rows per second of the current run of an unfinished backfill (0 while none runs it).', (b) =>
+      Date.now() - b.updatedAt.getTime() > 30_000 ? 0 : rateOf(b),
+    );
+    backfillGauge('backfill_eta_seconds', 'Seconds an unfinished backfill needs at its current rate; absent when not known.', (b) =>
+      progressOf(b.rowsDone, b.rowsEstimated, Date.now() - b.updatedAt.getTime() > 30_000 ? 0 : rateOf(b)).etaSeconds,
+    );
     new Gauge({
       name: PREFIX + 'database_connected',
       help: '1 while the database answers every query of this instance and its LISTEN connection is in place, else 0.',
@@ -215,6 +250,25 @@ export class DaemonMetrics {
   /** The Prometheus text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** The unfinished backfills, at most a second old; a failing query keeps the last ones. */
+  async backfills(): Promise<BackfillRecord[]> {
+    const read = this.sources?.backfills?.bind(this.sources);
+    if (!read || Date.now() - this.backfillsAt < BACKLOG_MAX_AGE_MS) return this.lastBackfills;
+    const fetching = (this.fetchingBackfills ??= read()
+      .then(
+        (rows) => {
+          this.lastBackfills = rows;
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.backfillsAt = Date.now();
+        this.fetchingBackfills = undefined;
+      }));
+    await settleWithin(fetching, BACKLOG_TIMEOUT_MS);
+    return this.lastBackfills;
   }
 
   /**

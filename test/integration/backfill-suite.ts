@@ -239,6 +239,11 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       expect(again.stderr()).toMatch(/was interrupted after [\d,]+ rows/);
       expect(again.stderr()).toMatch(/--resume/);
 
+      // The daemon's metrics show its progress.
+      const metrics = (await daemons[daemons.length - 1]!.metrics.render()).body;
+      expect(metrics).toMatch(new RegExp(`app_db_listener_backfill_rows\\{backfill="${id}",table="[^"]*\\.resumable",destination="\\*"\\} ${atKill.rows_done}\n`));
+      expect(metrics).toMatch(/app_db_listener_backfill_rows_estimated\{backfill="\d+",table="[^"]*\.resumable",destination="\*"\} \d+\n/);
+
       // status shows it interrupted.
       const status = spawnCli(['status', '--config', config], config);
       expect((await status.closed).code, status.output()).toBe(0);

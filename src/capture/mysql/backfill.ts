@@ -9,10 +9,9 @@ import type { Config } from '../../config/types.js';
 import { AppError, describeError } from '../../util/errors.js';
 import type { BackfillListing, BackfillRecord, BackfillSpec, BackfillStore, BackfillTable, StepResult } from '../backfill/types.js';
 import { existsError } from '../postgres/backfill.js';
-import { createMySqlPool } from './connection.js';
+import { createMySqlPool, mysqlConnectionError } from './connection.js';
 import { resolveTables, type MySqlTable } from './install.js';
 import { keysetParams, makeQueries, type Queries } from './queries.js';
-import { mysqlConnectionError } from './source.js';
 import { qualify } from './sql.js';
 import { objectNames, TRIGGER_SQL_MODE } from './triggers.js';
 
@@ -30,7 +29,7 @@ export function isTransientMySqlError(err: unknown): boolean {
   );
 }
 
-type Row = mysql.RowDataPacket & {
+export type BackfillRow = mysql.RowDataPacket & {
   id: string | number;
   schema_name: string;
   table_name: string;
@@ -54,7 +53,7 @@ type Row = mysql.RowDataPacket & {
 
 const utc = (text: string): Date => new Date(`${text.replace(' ', 'T')}Z`);
 
-function fromRow(r: Row): BackfillRecord {
+export function backfillFromRow(r: BackfillRow): BackfillRecord {
   return {
     id: String(r.id),
     schema: r.schema_name,
@@ -213,14 +212,14 @@ export class MySqlBackfillStore implements BackfillStore {
   }
 
   private async byId(id: string): Promise<BackfillRecord> {
-    const r = await this.query<Row>(this.q.backfillById, [id]);
+    const r = await this.query<BackfillRow>(this.q.backfillById, [id]);
     if (!r[0]) throw new AppError('BACKFILL_NOT_FOUND', `no backfill ${id}`);
-    return fromRow(r[0]);
+    return backfillFromRow(r[0]);
   }
 
   async unfinished(schema: string, table: string, destination: string | undefined): Promise<BackfillListing | undefined> {
-    const r = await this.query<Row>(this.q.backfillUnfinished, [schema, table, destination ?? '']);
-    return r[0] === undefined ? undefined : (await this.withLeases([fromRow(r[0])]))[0];
+    const r = await this.query<BackfillRow>(this.q.backfillUnfinished, [schema, table, destination ?? '']);
+    return r[0] === undefined ? undefined : (await this.withLeases([backfillFromRow(r[0])]))[0];
   }
 
   async acquire(id: string): Promise<boolean> {
@@ -296,11 +295,11 @@ export class MySqlBackfillStore implements BackfillStore {
     const dest = destination ?? null;
     await conn.query('START TRANSACTION');
     try {
-      const [found] = await conn.query<Row[]>(this.q.backfillCancelable, [schema, table, dest, dest]);
+      const [found] = await conn.query<BackfillRow[]>(this.q.backfillCancelable, [schema, table, dest, dest]);
       const ids = found.map((r) => String(r.id));
       if (ids.length > 0) await conn.query(this.q.backfillCancel, [JSON.stringify(ids)]);
       await conn.query('COMMIT');
-      return found.map((r) => ({ ...fromRow(r), state: 'cancelled' as const }));
+      return found.map((r) => ({ ...backfillFromRow(r), state: 'cancelled' as const }));
     } catch (err) {
       await conn.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -308,8 +307,8 @@ export class MySqlBackfillStore implements BackfillStore {
   }
 
   async list(limit = 20): Promise<BackfillListing[]> {
-    const r = await this.query<Row>(this.q.backfillList, [limit]);
-    return this.withLeases(r.map(fromRow));
+    const r = await this.query<BackfillRow>(this.q.backfillList, [limit]);
+    return this.withLeases(r.map(backfillFromRow));
   }
 
   private async withLeases(records: BackfillRecord[]): Promise<BackfillListing[]> {

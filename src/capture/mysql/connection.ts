@@ -2,8 +2,9 @@
 import { isIP } from 'node:net';
 import mysql from 'mysql2/promise';
 import type { DatabaseConfig } from '../../config/types.js';
-import { readCaFile } from '../../util/certificates.js';
-import { AppError } from '../../util/errors.js';
+import type { Config } from '../../config/types.js';
+import { databaseCertificateHint, readCaFile } from '../../util/certificates.js';
+import { AppError, describeError } from '../../util/errors.js';
 
 export interface MySqlPoolSettings {
   /** Connections in the pool. Default 10. */
@@ -87,4 +88,24 @@ export function sslOptions(db: DatabaseConfig): mysql.SslOptions | undefined {
 
 function caOption(file: string | undefined): { ca?: string } {
   return file === undefined ? {} : { ca: readCaFile(file, 'database.sslrootcert') };
+}
+
+export function mysqlConnectionError(err: unknown, config: Config): AppError {
+  const db = config.database;
+  const code = (err as { code?: string }).code;
+  const hint =
+    code === 'ER_ACCESS_DENIED_ERROR'
+      ? 'check database.user and database.password'
+      : code === 'ER_BAD_DB_ERROR'
+        ? 'check database.database'
+        : code === 'ER_DBACCESS_DENIED_ERROR'
+          ? 'check database.database, and that database.user is granted privileges on it'
+          : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
+          ? 'check database.host and database.port, and that the server is running'
+          : databaseCertificateHint(err, db);
+  return new AppError(
+    'DATABASE_CONNECT',
+    `cannot connect to MySQL at ${db.host}:${db.port} (database "${db.database}", user "${db.user}"): ${describeError(err)}`,
+    { cause: err, hint },
+  );
 }

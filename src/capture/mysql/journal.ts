@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import type mysql from 'mysql2/promise';
 import type { Operation } from '../../config/types.js';
 import type { Completion, Journal, JournalEvent, Route, Router, RouteResult } from '../../journal/types.js';
+import { backfillFromRow, type BackfillRow } from './backfill.js';
+import type { BackfillRecord } from '../backfill/types.js';
 import { BACKLOG_SCAN_LIMIT, type SourceJournal, type TableBacklog } from '../source.js';
 import { CLAIM_FROM_START_EVERY_MS, CLAIM_WINDOW, ClaimCursor, hintBusyRows } from '../../journal/claim-window.js';
 import { AppError } from '../../util/errors.js';
@@ -110,6 +112,11 @@ export class MySqlJournal implements SourceJournal {
       const [r] = await conn.execute<mysql.ResultSetHeader>(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
       return r.affectedRows;
     });
+  }
+
+  async backfills(): Promise<BackfillRecord[]> {
+    const [rows] = await this.pool.query<BackfillRow[]>(this.q.backfillsRunning);
+    return rows.map(backfillFromRow);
   }
 
   async backlog(destinations: readonly string[]): Promise<TableBacklog[]> {

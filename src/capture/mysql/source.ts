@@ -6,10 +6,11 @@ import type mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
-import { databaseCertificateHint } from '../../util/certificates.js';
-import { AppError, describeError } from '../../util/errors.js';
+import { describeError } from '../../util/errors.js';
 import { installAtStart, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
-import { createMySqlPool } from './connection.js';
+import { createMySqlPool, mysqlConnectionError } from './connection.js';
+
+export { mysqlConnectionError };
 import { applyInstall, planInstall, triggerColumnsCurrent } from './install.js';
 import { MySqlJournal, readEventIdPrefix } from './journal.js';
 import { makeQueries } from './queries.js';
@@ -96,22 +97,3 @@ export class MySqlSource implements CaptureSource {
   }
 }
 
-export function mysqlConnectionError(err: unknown, config: Config): AppError {
-  const db = config.database;
-  const code = (err as { code?: string }).code;
-  const hint =
-    code === 'ER_ACCESS_DENIED_ERROR'
-      ? 'check database.user and database.password'
-      : code === 'ER_BAD_DB_ERROR'
-        ? 'check database.database'
-        : code === 'ER_DBACCESS_DENIED_ERROR'
-          ? 'check database.database, and that database.user is granted privileges on it'
-          : code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT'
-          ? 'check database.host and database.port, and that the server is running'
-          : databaseCertificateHint(err, db);
-  return new AppError(
-    'DATABASE_CONNECT',
-    `cannot connect to MySQL at ${db.host}:${db.port} (database "${db.database}", user "${db.user}"): ${describeError(err)}`,
-    { cause: err, hint },
-  );
-}

@@ -5,6 +5,8 @@
 import pg from 'pg';
 import type { Operation } from '../../config/types.js';
 import type { Completion, Journal, JournalEvent, Route, Router, RouteResult } from '../../journal/types.js';
+import { backfillFromRow } from './backfill.js';
+import type { BackfillRecord } from '../backfill/types.js';
 import { BACKLOG_SCAN_LIMIT, type SourceJournal, type TableBacklog } from '../source.js';
 import { CLAIM_WINDOW, CLAIM_FROM_START_EVERY_MS, ClaimCursor, hintBusyRows } from '../../journal/claim-window.js';
 import { routeLockKey, type Queries } from './queries.js';
@@ -100,6 +102,11 @@ export class PgJournal implements SourceJournal {
   async purgeDelivered(retentionSeconds: number): Promise<number> {
     const r = await this.pool.query(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
     return r.rowCount ?? 0;
+  }
+
+  async backfills(): Promise<BackfillRecord[]> {
+    const r = await this.pool.query({ name: `adl_${this.q.schemaKey}_backfills`, text: this.q.backfillsRunning });
+    return r.rows.map(backfillFromRow);
   }
 
   async backlog(destinations: readonly string[]): Promise<TableBacklog[]> {
