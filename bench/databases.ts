@@ -41,6 +41,8 @@ export interface BenchDatabase {
   pending(): Promise<number>;
   /** Empties both tables and the journal. */
   reset(): Promise<void>;
+  /** Empties the journal only: the rows stay, as rows a table held before the daemon (a backfill's). */
+  clearJournal(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -135,6 +137,10 @@ export async function openPostgres({ name = DEFAULT_DB, cli = cliPath }: OpenOpt
       await pool.query('VACUUM ANALYZE app_db_listener.events');
       if (queued) await pool.query('VACUUM ANALYZE app_db_listener.deliveries');
     },
+    async clearJournal() {
+      await pool.query(`TRUNCATE app_db_listener.events${queued ? ', app_db_listener.deliveries' : ''}`);
+      await pool.query('VACUUM ANALYZE items, app_db_listener.events');
+    },
     async close() {
       await pool.end();
     },
@@ -219,6 +225,11 @@ export async function openMySql({ name = DEFAULT_DB, cli = cliPath }: OpenOption
       await pool.query('TRUNCATE items');
       await pool.query('TRUNCATE app_db_listener_events');
       if (queued) await pool.query('TRUNCATE app_db_listener_deliveries');
+    },
+    async clearJournal() {
+      await pool.query('TRUNCATE app_db_listener_events');
+      if (queued) await pool.query('TRUNCATE app_db_listener_deliveries');
+      await pool.query('ANALYZE TABLE items');
     },
     async close() {
       await pool.end();

@@ -13,7 +13,7 @@ import type { ReceiverMessage, ReceiverRequest } from './receiver.js';
 
 /** Every child this run started: none may outlive it, or it would keep claiming events of the next run. */
 const children = new Set<ChildProcess>();
-function track(child: ChildProcess): ChildProcess {
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;

@@ -15,19 +15,20 @@
  *
  * Prints a table and writes bench/results/<time>-<mode>.json.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { shebangNodeFlags } from '../src/util/node-flags.js';
 import { HOT_ROW_ID, openMySql, openPostgres, type BenchDatabase, type Family } from './databases.js';
-import { cliPath, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
-import { Daemon, httpCeiling, inScenario, peaks, Receiver, waitForDistinct, type DaemonOptions } from './processes.js';
+import { cliPath, exited, flag, has, machineBusySeconds, median, now, percentile, root, round, sleep, until } from './lib.js';
+import { Daemon, httpCeiling, inScenario, peaks, Receiver, track, waitForDistinct, type DaemonOptions } from './processes.js';
 import { SINK_TYPES, sinkDrain, type SinkDrain, type SinkType } from './sinks.js';
 
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
 const PROFILE_DIR = flag('cpu-prof', '');
-/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation, sinks). */
+/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation, sinks, backfill). */
 const ONLY = flag('only', '').split(',').filter(Boolean);
 /** `--baseline DIR`: a built checkout whose drains the single-destination rows compare against. */
 const BASELINE = flag('baseline', '');
@@ -37,8 +38,8 @@ const want = (name: string): boolean => ONLY.length === 0 || ONLY.includes(name)
 
 /** Sizes of each scenario, full and quick. */
 const SIZE = QUICK
-  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000, hotUpdates: 10_000, multiRow: 20_000, sinks: 20_000 }
-  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000, hotUpdates: 10_000, multiRow: 50_000, sinks: 100_000 };
+  ? { clients: 16, ceilingSeconds: 3, ceilingRounds: 1, httpSeconds: 2, sustainedSeconds: 6, drain: 20_000, million: 0, rates: [200, 1000], latencySeconds: 4, slowSeconds: 3, slowCeilingSeconds: 2, fanOut: 20_000, hotUpdates: 10_000, multiRow: 20_000, sinks: 20_000, backfill: 30_000, backfillIdleSeconds: 5 }
+  : { clients: 16, ceilingSeconds: 8, ceilingRounds: 3, httpSeconds: 5, sustainedSeconds: 30, drain: 200_000, million: 1_000_000, rates: [100, 200, 1000], latencySeconds: 10, slowSeconds: 8, slowCeilingSeconds: 5, fanOut: 50_000, hotUpdates: 10_000, multiRow: 50_000, sinks: 100_000, backfill: 200_000, backfillIdleSeconds: 10 };
 
 type Row = { family: Family; scenario: string; value: number; unit: string; ratio?: number; ratioOf?: string; target?: string; met?: boolean; detail?: string };
 const rows: Row[] = [];
@@ -298,6 +299,93 @@ async function multiRowDrain(db: BenchDatabase, receiver: Receiver) {
   return out;
 }
 
+/** Live changes at the latency scenario's lowest rate while a backfill runs. */
+const BACKFILL_LIVE_RATE = 100;
+
+/**
+ * Live single-row inserts at `rate`/s until `stop()` says so; their ids and commit
+ * times. One writer: at 100/s, each insert has 10 ms.
+ */
+async function liveWrites(db: BenchDatabase, rate: number, stop: () => boolean): Promise<Map<number, number>> {
+  const commits = new Map<number, number>();
+  const start = now();
+  for (let i = 0; !stop(); i++) {
+    const wait = start + (i * 1000) / rate - now();
+    if (wait > 1) await sleep(wait);
+    const c = await db.insertOne();
+    commits.set(c.id, c.committedAt);
+  }
+  return commits;
+}
+
+/** Commit-to-receipt latencies of `commits` (the first receipt of each row: a backfill may read a live row again later). */
+async function liveLatencies(receiver: Receiver, commits: Map<number, number>): Promise<number[]> {
+  const stats = await receiver.ask({ type: 'stats' });
+  const first = new Map<number, number>();
+  for (const [id, at] of stats.received ?? []) if (commits.has(id) && !first.has(id)) first.set(id, at);
+  return [...first].map(([id, at]) => at - commits.get(id)!).sort((a, b) => a - b);
+}
+
+/**
+ * Backfill: a table of SIZE.backfill rows whose changes were delivered long ago (the
+ * journal is empty), a daemon running, and live changes at 100/s. First the live
+ * changes' p99 alone, then while `backfill` runs with its defaults (no rate limit, the
+ * backlog gate only) and with --rate: the backfill's rows/s, and the live p99 against
+ * the idle one (the target: within 2x).
+ */
+async function backfillScenario(db: BenchDatabase, receiver: Receiver) {
+  await db.reset();
+  await db.backlog(SIZE.backfill);
+  await db.clearJournal();
+  const daemon = await startReady(db, receiver);
+  const dir = mkdtempSync(path.join(tmpdir(), 'adl-bench-backfill-'));
+  const configPath = path.join(dir, 'config.yaml');
+  writeFileSync(configPath, `${db.configSections()}webhook:\n  url: "${receiver.url}"\n  timeout: 10\nlogging:\n  level: "warn"\n`);
+
+  await receiver.reset({ record: true });
+  const idleEnd = now() + SIZE.backfillIdleSeconds * 1000;
+  const idleCommits = await liveWrites(db, BACKFILL_LIVE_RATE, () => now() >= idleEnd);
+  await waitForDistinct(receiver, idleCommits.size, 60_000);
+  const idle = await liveLatencies(receiver, idleCommits);
+  const idleP99 = percentile(idle, 99);
+  record({
+    family: db.family, scenario: `backfill: live changes at ${BACKFILL_LIVE_RATE}/s alone, p99`, value: idleP99, unit: 'ms',
+    detail: `${idle.length} changes, p50 ${percentile(idle, 50).toFixed(1)} ms`,
+  });
+  const out: Record<string, unknown> = { rows: SIZE.backfill, idle: { p50: percentile(idle, 50), p99: idleP99, events: idle.length } };
+
+  const variants: Array<[string, string[]]> = [
+    ['defaults', []],
+    ['--rate 2000', ['--rate', '2000']],
+  ];
+  for (const [label, args] of variants) {
+    await receiver.reset({ record: true });
+    const started = now();
+    const child = track(spawn(process.execPath, [db.cli, 'backfill', '--config', configPath, '--table', 'items', ...args], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    let finished = 0;
+    const exitedAt = exited(child).then(() => (finished = now()));
+    const commits = await liveWrites(db, BACKFILL_LIVE_RATE, () => finished !== 0);
+    await exitedAt;
+    const seconds = (finished - started) / 1000;
+    // Every row read, and every live change, delivered.
+    const delivered = await waitForDistinct(receiver, SIZE.backfill + commits.size, Math.max(120_000, SIZE.backfill * 2));
+    const lat = await liveLatencies(receiver, commits);
+    const p99 = percentile(lat, 99);
+    record({
+      family: db.family, scenario: `backfill of ${SIZE.backfill.toLocaleString('en-US')} rows, ${label}`, value: SIZE.backfill / seconds, unit: 'rows/s',
+      detail: `journaled in ${seconds.toFixed(1)} s, all delivered after ${((delivered - started) / 1000).toFixed(1)} s`,
+    });
+    record({
+      family: db.family, scenario: `backfill ${label}: live changes p99`, value: p99, unit: 'ms', ratio: p99 / idleP99, ratioOf: 'alone',
+      target: '≤ 2× alone', met: p99 <= 2 * idleP99, detail: `${lat.length} changes, p50 ${percentile(lat, 50).toFixed(1)} ms, max ${lat.at(-1)?.toFixed(1)} ms`,
+    });
+    out[label] = { seconds, rowsPerSecond: SIZE.backfill / seconds, deliveredSeconds: (delivered - started) / 1000, live: { p50: percentile(lat, 50), p99, events: lat.length } };
+    // The next variant reads the table again: a new backfill once this one is done.
+  }
+  await daemon.stop();
+  return out;
+}
+
 async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   console.log(`\n${db.family} (${db.version})`);
   const out: Record<string, unknown> = { version: db.version };
@@ -333,6 +421,10 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
     out.hotRow = h;
   }
   if (want('slow')) out.slowReceiver = await slowReceiver(db, receiver);
+  if (want('backfill')) {
+    inScenario('backfill');
+    out.backfill = await backfillScenario(db, receiver);
+  }
   if (want('fanout')) {
     inScenario('three destinations');
     out.fanOutDestinations = await threeDestinations(db, receiver);

@@ -25,7 +25,16 @@ export interface BackfillOptions {
   readonly cancel?: boolean;
 }
 
-export const BACKFILL_DEFAULTS = { batchSize: 500, maxBacklog: 1_000 } as const;
+export const BACKFILL_DEFAULTS = { batchSize: 500 } as const;
+
+/**
+ * --max-backlog by default: twice the worker pool. A live change then waits behind
+ * that many READ events at most (a few ms of deliveries), which keeps its latency
+ * near its idle value; a larger backlog backfills faster and delays live changes more.
+ */
+export function defaultMaxBacklog(config: Config): number {
+  return 2 * config.worker.pool_size;
+}
 /** A line of progress every this often when the output is not a terminal. */
 const LINE_EVERY_MS = 5_000;
 const BAR_EVERY_MS = 200;
@@ -129,7 +138,7 @@ export async function backfillCommand(opts: BackfillOptions): Promise<number> {
           keyColumns: table.keyColumns,
           batchSize: batchSize ?? BACKFILL_DEFAULTS.batchSize,
           rate,
-          maxBacklog: maxBacklog ?? BACKFILL_DEFAULTS.maxBacklog,
+          maxBacklog: maxBacklog ?? defaultMaxBacklog(config),
         },
         estimate,
       );

@@ -88,7 +88,7 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       const rx = await receiver();
       const config = await start(['big'], [['main', rx]]);
       const t = driver.quote('big');
-      const run = cli(config, '--table', 'big', '--batch-size', '1000');
+      const run = cli(config, '--table', 'big', '--batch-size', '1000', '--max-backlog', '2000');
       // Writers while it runs: updates all over the key range, deletes, inserts past the end.
       let writing = true;
       let writes = 0;

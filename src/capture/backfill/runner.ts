@@ -25,33 +25,36 @@ export interface RunOptions {
   readonly isTransient: (err: unknown) => boolean;
 }
 
-/** How long a paused backfill waits between looks at the backlog, at most. */
-const BACKLOG_POLL_MAX_MS = 200;
+/** How long a backfill waits between looks at a full backlog: from a few ms (a queue drains fast), up to this. */
+const BACKLOG_POLL_MIN_MS = 2;
+const BACKLOG_POLL_MAX_MS = 100;
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 10_000;
 
 export async function runBackfill(store: BackfillStore, start: BackfillRecord, table: BackfillTable, opts: RunOptions): Promise<RunOutcome> {
   let record = start;
   const pacer = new Pacer(record.rate, record.batchSize, Date.now());
-  let pollMs = 5;
+  let pollMs = BACKLOG_POLL_MIN_MS;
   let retryMs = RETRY_MIN_MS;
   const stopped = () => opts.signal?.aborted === true;
   while (!stopped()) {
     try {
-      const queued = await store.backlog(record.schema, record.table, opts.destinations, record.maxBacklog + 1);
-      if (queued > record.maxBacklog) {
-        opts.onProgress?.(record.rowsDone, `more than ${record.maxBacklog} events queued for delivery`);
+      // The queues are kept at most maxBacklog deep: a live change committed now waits
+      // behind that many READ events at most, wherever the backfill is.
+      const queued = await store.backlog(record.schema, record.table, opts.destinations, record.maxBacklog);
+      if (queued >= record.maxBacklog) {
+        opts.onProgress?.(record.rowsDone, `${record.maxBacklog} or more events waiting for delivery`);
         await delay(pollMs, opts.signal);
         pollMs = Math.min(pollMs * 2, BACKLOG_POLL_MAX_MS);
         continue;
       }
-      pollMs = 5;
+      pollMs = BACKLOG_POLL_MIN_MS;
       const wait = pacer.waitMs(Date.now());
       if (wait > 0) {
         await delay(wait, opts.signal);
         if (stopped()) break;
       }
-      const r = await store.step(record, table, pacer.slice);
+      const r = await store.step(record, table, Math.min(pacer.slice, record.maxBacklog - queued));
       pacer.spend(r.rows, Date.now());
       retryMs = RETRY_MIN_MS;
       record = { ...record, rowsDone: record.rowsDone + r.rows, lastKey: r.lastKey, updatedAt: new Date() };

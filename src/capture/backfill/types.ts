@@ -20,7 +20,7 @@ export interface BackfillSpec {
   readonly batchSize: number;
   /** Rows per second at most; undefined: as fast as the backlog gate allows. */
   readonly rate: number | undefined;
-  /** Batches wait while the destinations' queues hold more than this. */
+  /** The destinations' queues are kept below this many due events: a batch takes at most what is left, and waits at this. */
   readonly maxBacklog: number;
 }
 

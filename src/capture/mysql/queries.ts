@@ -534,12 +534,14 @@ export function makeQueries(prefix: string) {
 
     /**
      * Params: schema, table, cap, destinations (JSON array), cap. What a batch waits on:
-     * the table's changes not routed yet, and the destinations' queues, each counted up to the cap.
+     * the table's changes not routed yet, and the destinations' due events (a retry
+     * scheduled for later is not ahead of anything), each counted up to the cap.
      */
     backfillBacklog: `
       SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM ${events} e WHERE e.schema_name = ? AND e.table_name = ? LIMIT ?) a)
            + (SELECT COUNT(*) FROM (SELECT 1 FROM ${deliveries} d
-                WHERE d.destination IN (SELECT j.name FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(40) PATH '$')) j) LIMIT ?) b) AS queued`,
+                WHERE d.destination IN (SELECT j.name FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(40) PATH '$')) j)
+                  AND (d.run_at IS NULL OR d.run_at <= UTC_TIMESTAMP(6)) LIMIT ?) b) AS queued`,
 
     /** Params: lease name. 1 when taken. A backfill's lease: held by the session that runs it. */
     backfillTryLease: `SELECT GET_LOCK(?, 0) AS ok`,

@@ -568,11 +568,13 @@ export function makeQueries(ourSchema: string) {
 
     /**
      * $1 schema, $2 table, $3 destinations, $4 cap. What a batch waits on: the table's
-     * changes not routed yet, and the destinations' queues, each counted up to the cap.
+     * changes not routed yet, and the destinations' due events (a retry scheduled for
+     * later is not ahead of anything), each counted up to the cap.
      */
     backfillBacklog: `
       SELECT (SELECT count(*) FROM (SELECT 1 FROM ${events} e WHERE e.schema_name = $1 AND e.table_name = $2 LIMIT $4::integer) a)::int
-           + (SELECT count(*) FROM (SELECT 1 FROM ${deliveries} d WHERE d.destination = ANY ($3::text[]) LIMIT $4::integer) b)::int AS queued`,
+           + (SELECT count(*) FROM (SELECT 1 FROM ${deliveries} d
+                               WHERE d.destination = ANY ($3::text[]) AND (d.run_at IS NULL OR d.run_at <= now()) LIMIT $4::integer) b)::int AS queued`,
 
     /** $1 lease key. A backfill's lease: held by the session that runs it. */
     backfillTryLease: `SELECT pg_try_advisory_lock($1::bigint) AS ok`,
