@@ -181,7 +181,8 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       const t = driver.quote('contended');
       const lockWaits = name === 'postgres'
         ? "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'app-db-listener:backfill' AND wait_event_type = 'Lock'"
-        : "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'";
+        : // MariaDB does not list a locking read's wait in INNODB_TRX: a batch's read still running after a second is one.
+          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE '%LOCK IN SHARE MODE%' AND INFO LIKE '%contended%' AND TIME >= 1";
       let run: ReturnType<typeof cli> | undefined;
       await driver.transaction([[`UPDATE ${t} SET v = 42, note = 'committed' WHERE id = 100`, []]], async () => {
         run = cli(config, '--table', 'contended', '--batch-size', '50');
