@@ -10,22 +10,17 @@ export interface OpenedBackfills {
 
 /** Connects and checks that this version's schema (the backfills table) is installed. */
 export async function openBackfills(config: Config): Promise<OpenedBackfills> {
-  if (config.database.type === 'postgres') {
-    const m = await import('../postgres/backfill.js');
-    const store = new m.PgBackfillStore(config);
-    await store.checkInstalled().catch(async (err: unknown) => {
-      await store.close();
-      throw err;
-    });
-    return { store, isTransient: m.isTransientPgError };
-  }
-  const m = await import('../mysql/backfill.js');
-  const store = new m.MySqlBackfillStore(config);
-  await store.checkInstalled().catch(async (err: unknown) => {
-    await store.close();
+  const opened: OpenedBackfills =
+    config.database.type === 'postgres'
+      ? await import('../postgres/backfill.js').then((m) => ({ store: new m.PgBackfillStore(config), isTransient: m.isTransientPgError }))
+      : await import('../mysql/backfill.js').then((m) => ({ store: new m.MySqlBackfillStore(config), isTransient: m.isTransientMySqlError }));
+  try {
+    await opened.store.checkInstalled();
+  } catch (err) {
+    await opened.store.close();
     throw err;
-  });
-  return { store, isTransient: m.isTransientMySqlError };
+  }
+  return opened;
 }
 
 export { runBackfill, type RunOutcome } from './runner.js';

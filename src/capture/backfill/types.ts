@@ -68,6 +68,8 @@ export interface StepResult {
 
 /** One database's backfills, over one connection (and, while running one, its lease). */
 export interface BackfillStore {
+  /** Fails with NOT_INSTALLED when this database's installation predates backfills. */
+  checkInstalled(): Promise<void>;
   /** The table, its primary key, and `key` checked as a unique key of non-null columns when given. */
   resolveTable(schema: string | undefined, name: string, key: readonly string[] | undefined): Promise<BackfillTable & { keyColumns: readonly string[] }>;
   /** The database's estimate of the rows matching the condition; checks the condition (clear error when wrong). */

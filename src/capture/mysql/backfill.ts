@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import type mysql from 'mysql2/promise';
 import type { Config } from '../../config/types.js';
-import { AppError, describeError } from '../../util/errors.js';
+import { AppError } from '../../util/errors.js';
 import type { BackfillListing, BackfillRecord, BackfillSpec, BackfillStore, BackfillTable, StepResult } from '../backfill/types.js';
-import { existsError } from '../postgres/backfill.js';
+import { existsError, keyProblem, leaseLostError, whereError } from '../backfill/errors.js';
 import { createMySqlPool, mysqlConnectionError } from './connection.js';
 import { resolveTables, type MySqlTable } from './install.js';
 import { keysetParams, makeQueries, type Queries } from './queries.js';
@@ -111,7 +111,7 @@ export class MySqlBackfillStore implements BackfillStore {
     if (this.leased !== undefined && !(await this.tryLease(conn, this.leased))) {
       this.conn = undefined;
       conn.destroy();
-      throw new AppError('BACKFILL_LEASE_LOST', `backfill ${this.leased} is now run by another process (its connection to the database was lost and another one took it over)`);
+      throw leaseLostError(this.leased);
     }
     return conn;
   }
@@ -155,19 +155,19 @@ export class MySqlBackfillStore implements BackfillStore {
     this.tables.set(`${table.schema}.${table.name}`, table);
     const base = { schema: table.schema, name: table.name, primaryKey: table.keyColumns };
     if (key === undefined || key.length === 0) return { ...base, keyColumns: base.primaryKey };
-    const shown = `${table.schema}.${table.name}`;
     const missing = key.filter((k) => !table.columns.some((c) => c.name === k));
-    if (missing.length > 0) throw new AppError('BACKFILL_KEY', `--key: table ${shown} has no column ${missing.map((m) => JSON.stringify(m)).join(', ')}`);
-    const idx = await this.query<mysql.RowDataPacket>(
-      `SELECT INDEX_NAME AS name, GROUP_CONCAT(COLUMN_NAME ORDER BY COLUMN_NAME SEPARATOR '\\n') AS cols, SUM(NULLABLE = 'YES') AS nullable
-         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND SUB_PART IS NULL
-        GROUP BY INDEX_NAME`,
-      [table.schema, table.name],
-    );
-    const wanted = [...key].sort().join('\n');
-    const match = idx.find((i) => String(i.cols) === wanted);
-    if (!match) throw new AppError('BACKFILL_KEY', `--key: (${key.join(', ')}) is not a unique key of ${shown}: no unique index has exactly these columns`, { hint: 'give the columns of a primary key or unique index' });
-    if (Number(match.nullable) > 0) throw new AppError('BACKFILL_KEY', `--key: a column of (${key.join(', ')}) in ${shown} may be NULL, and rows with a NULL key would be skipped`, { hint: 'give NOT NULL columns' });
+    const idx =
+      missing.length > 0
+        ? []
+        : await this.query<mysql.RowDataPacket>(
+            `SELECT INDEX_NAME AS name, GROUP_CONCAT(COLUMN_NAME ORDER BY COLUMN_NAME SEPARATOR '\\n') AS cols, SUM(NULLABLE = 'YES') AS nullable
+               FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND SUB_PART IS NULL
+              GROUP BY INDEX_NAME`,
+            [table.schema, table.name],
+          );
+    const match = idx.find((i) => String(i.cols) === [...key].sort().join('\n'));
+    const problem = keyProblem(table, key, { missing, unique: match !== undefined, nullable: Number(match?.nullable ?? 0) > 0 ? key : [] });
+    if (problem) throw problem;
     return { ...base, keyColumns: [...key] };
   }
 
@@ -180,9 +180,7 @@ export class MySqlBackfillStore implements BackfillStore {
       return Math.round((Number(row.rows) * filtered) / 100);
     } catch (err) {
       if (condition !== undefined && !isTransientMySqlError(err)) {
-        throw new AppError('BACKFILL_WHERE', `--where ${JSON.stringify(condition)} is not a condition on ${table.schema}.${table.name}: ${describeError(err)}`, {
-          hint: 'write an SQL boolean expression over the table\'s columns, e.g. --where "created_at > NOW() - INTERVAL 30 DAY"',
-        });
+        throw whereError(condition, table, err, 'created_at > NOW() - INTERVAL 30 DAY');
       }
       throw err;
     }

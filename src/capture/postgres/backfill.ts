@@ -5,8 +5,9 @@
  */
 import pg from 'pg';
 import type { Config } from '../../config/types.js';
-import { AppError, describeError } from '../../util/errors.js';
+import { AppError } from '../../util/errors.js';
 import type { BackfillListing, BackfillRecord, BackfillSpec, BackfillStore, BackfillTable, StepResult } from '../backfill/types.js';
+import { existsError, keyProblem, leaseLostError, whereError } from '../backfill/errors.js';
 import { connectionError, pgClientConfig } from './connection.js';
 import { resolveTables } from './install.js';
 import { backfillLeaseKey, makeQueries, type Queries } from './queries.js';
@@ -101,7 +102,7 @@ export class PgBackfillStore implements BackfillStore {
     if (this.leased !== undefined && !(await this.tryLease(client, this.leased))) {
       this.client = undefined;
       await client.end().catch(() => undefined);
-      throw new AppError('BACKFILL_LEASE_LOST', `backfill ${this.leased} is now run by another process (its connection to the database was lost and another one took it over)`);
+      throw leaseLostError(this.leased);
     }
     return client;
   }
@@ -129,10 +130,8 @@ export class PgBackfillStore implements BackfillStore {
     if (key === undefined || key.length === 0) return { ...table, keyColumns: table.primaryKey };
     const r = await c.query<{ missing: string[]; nullable: string[]; is_unique: boolean }>(this.q.backfillKeyCheck, [qualify(table.schema, table.name), [...key]]);
     const row = r.rows[0]!;
-    const shown = `${table.schema}.${table.name}`;
-    if (row.missing.length > 0) throw new AppError('BACKFILL_KEY', `--key: table ${shown} has no column ${row.missing.map((m) => JSON.stringify(m)).join(', ')}`);
-    if (!row.is_unique) throw new AppError('BACKFILL_KEY', `--key: (${key.join(', ')}) is not a unique key of ${shown}: no unique index has exactly these columns`, { hint: 'give the columns of a primary key or unique index' });
-    if (row.nullable.length > 0) throw new AppError('BACKFILL_KEY', `--key: column ${row.nullable.join(', ')} of ${shown} may be NULL, and rows with a NULL key would be skipped`, { hint: 'give NOT NULL columns' });
+    const problem = keyProblem(table, key, { missing: row.missing, unique: row.is_unique, nullable: row.nullable });
+    if (problem) throw problem;
     return { ...table, keyColumns: [...key] };
   }
 
@@ -146,9 +145,7 @@ export class PgBackfillStore implements BackfillStore {
       return typeof rows === 'number' ? Math.round(rows) : null;
     } catch (err) {
       if (condition !== undefined && !isTransientPgError(err)) {
-        throw new AppError('BACKFILL_WHERE', `--where ${JSON.stringify(condition)} is not a condition on ${table.schema}.${table.name}: ${describeError(err)}`, {
-          hint: 'write an SQL boolean expression over the table\'s columns, e.g. --where "created_at > now() - interval \'30 days\'"',
-        });
+        throw whereError(condition, table, err, "created_at > now() - interval '30 days'");
       }
       throw err;
     }
@@ -278,10 +275,4 @@ export class PgBackfillStore implements BackfillStore {
     this.leased = undefined;
     await c?.end().catch(() => undefined);
   }
-}
-
-export function existsError(schema: string, table: string, destination: string | undefined): AppError {
-  return new AppError('BACKFILL_EXISTS', `an unfinished backfill of ${schema}.${table}${destination === undefined ? '' : ` for destination ${destination}`} is already recorded`, {
-    hint: 'continue it with --resume, or cancel it with --cancel',
-  });
 }
