@@ -8,7 +8,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../../src/app.js';
 import type { Driver, DriverName } from '../conformance/drivers.js';
-import { spawnCli, writeTempConfig } from '../support/daemon.js';
+import { spawn } from 'node:child_process';
+import { shebangNodeFlags } from '../../src/util/node-flags.js';
+import { cliPath, spawnCli, writeTempConfig } from '../support/daemon.js';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../support/receiver.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -108,6 +110,9 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       await writer;
       expect(exit.code, run.output()).toBe(0);
       expect(run.stdout()).toMatch(/done: [\d,]+ rows journaled/);
+      // Not a terminal: plain progress lines, nothing redrawn.
+      expect(run.stdout()).not.toContain('\r');
+      expect(run.stdout()).toMatch(/^ *\d+% {2}[\d,]+\/[\d,]+ rows {2}[\d,]+ rows\/s/m);
       expect(writes).toBeGreaterThan(0);
 
       const finalRows = await driver.rows<{ id: string | number; v: number; note: string }>(`SELECT id, v, note FROM ${t}`);
@@ -217,7 +222,29 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       expect(got).toHaveLength(keys.length);
     });
 
-    it('killed with -9 mid-way: the backfill is interrupted, --resume sends the rest, and no row twice', { timeout: 120_000 }, async () => {
+    it('on a terminal, a progress bar redrawn in place; status --json lists the backfill', { timeout: 60_000 }, async () => {
+    await table('shown');
+    await fill('shown', 600);
+    const rx = await receiver();
+    const config = await start(['shown'], [['main', rx]]);
+    // script(1) gives the command a pseudo-terminal.
+    const args = [...shebangNodeFlags(cliPath), cliPath, 'backfill', '--config', config, '--table', 'shown', '--rate', '400'];
+    const command = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code, out).toBe(0);
+    expect(out).toContain('\r\u001b[2K[');
+      expect(out).toMatch(/\[#+\.*\] +\d+% {2}[\d,]+\/[\d,]+ rows/);
+    expect(out).toMatch(/done: 600 rows journaled/);
+    const status = spawnCli(['status', '--config', config, '--json'], config);
+    expect((await status.closed).code, status.output()).toBe(0);
+    const listed = (JSON.parse(status.stdout()) as { backfills: Array<{ table: string; state: string; rowsDone: number }> }).backfills;
+    expect(listed.find((b) => b.table.endsWith('.shown'))).toMatchObject({ state: 'done', rowsDone: 600 });
+  });
+
+  it('killed with -9 mid-way: the backfill is interrupted, --resume sends the rest, and no row twice', { timeout: 120_000 }, async () => {
       await table('resumable');
       await fill('resumable', 5_000);
       const rx = await receiver();

@@ -80,7 +80,7 @@ export async function startTestDaemon(o: ConfigOptions): Promise<RunningDaemon> 
   return startDaemon(testConfig(o), { logger });
 }
 
-const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
+export const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
 
 export interface DaemonProcess {
   readonly child: ChildProcess;
