@@ -27,6 +27,9 @@ export interface BackfillOptions {
 
 export const BACKFILL_DEFAULTS = { batchSize: 500 } as const;
 
+/** Errors in what the command was asked (exit 2), not in what it met. */
+const USAGE_ERRORS = new Set(['BAD_FLAG', 'BAD_TABLE', 'BAD_DESTINATION']);
+
 /**
  * --max-backlog by default: twice the worker pool. A live change then waits behind
  * that many READ events at most (a few ms of deliveries), which keeps its latency
@@ -81,7 +84,9 @@ export async function backfillCommand(opts: BackfillOptions): Promise<number> {
     }
     if (opts.cancel && opts.resume) throw new AppError('BAD_FLAG', '--cancel and --resume cannot go together');
     const batchSize = integerFlag('--batch-size', opts.batchSize, 1, 10_000);
-    const rate = integerFlag('--rate', opts.rate, 1, 1_000_000);
+    // --rate 0: no limit (on --resume, removes one).
+    const rateFlag = integerFlag('--rate', opts.rate, 0, 1_000_000);
+    const rate = rateFlag === 0 ? undefined : rateFlag;
     const maxBacklog = integerFlag('--max-backlog', opts.maxBacklog, 1, 10_000_000);
     const key = opts.key === undefined ? undefined : opts.key.split(',').map((k) => k.trim()).filter((k) => k !== '');
     if (key !== undefined && key.length === 0) throw new AppError('BAD_FLAG', '--key must name one or more columns, separated by commas');
@@ -106,14 +111,15 @@ export async function backfillCommand(opts: BackfillOptions): Promise<number> {
     let record: BackfillRecord;
     const existing = await store.unfinished(table.schema, table.name, opts.destination);
     if (opts.resume) {
-      if (!existing) throw new AppError('BACKFILL_NONE', `no unfinished backfill of ${shown}${opts.destination ? ` for destination ${opts.destination}` : ''} to resume`);
-      if (condition !== undefined && condition !== existing.condition) throw new AppError('BAD_FLAG', `--where cannot change on --resume (backfill ${existing.id} reads ${existing.condition === undefined ? 'every row' : `where ${existing.condition}`})`);
-      if (key !== undefined && key.join(',') !== existing.keyColumns.join(',')) throw new AppError('BAD_FLAG', `--key cannot change on --resume (backfill ${existing.id} reads by ${existing.keyColumns.join(', ')})`);
-      if (existing.leased || !(await store.acquire(existing.id))) throw runningError(existing.id, shown);
-      record = await store.resume(existing.id, {
-        batchSize: batchSize ?? existing.batchSize,
-        rate: opts.rate === undefined ? existing.rate : rate,
-        maxBacklog: maxBacklog ?? existing.maxBacklog,
+      // An interrupted backfill, or else the last one that failed (its cause fixed).
+      const failed = existing ? undefined : await store.latestFailed(table.schema, table.name, opts.destination);
+      const resumable = existing ?? (failed ? { ...failed, leased: false } : undefined);
+      if (!resumable) throw new AppError('BACKFILL_NONE', `no unfinished or failed backfill of ${shown}${opts.destination ? ` for destination ${opts.destination}` : ''} to resume`);
+      await resumeChecks(store, resumable, condition, key, shown);
+      record = await store.resume(resumable.id, {
+        batchSize: batchSize ?? resumable.batchSize,
+        rate: opts.rate === undefined ? resumable.rate : rate,
+        maxBacklog: maxBacklog ?? resumable.maxBacklog,
       });
       process.stdout.write(`Resuming backfill ${record.id} of ${shown} (${describeScope(record)}) after ${record.rowsDone.toLocaleString('en-US')} rows.\n`);
     } else {
@@ -151,10 +157,19 @@ export async function backfillCommand(opts: BackfillOptions): Promise<number> {
   } catch (err) {
     if (err instanceof ExitCode) throw err;
     printError(err);
-    return EXIT.runtime;
+    return err instanceof AppError && USAGE_ERRORS.has(err.code) ? EXIT.usage : EXIT.runtime;
   } finally {
     await store?.close();
   }
+}
+
+/** What --resume may not change, and the lease (refused while another process runs it). */
+async function resumeChecks(store: BackfillStore, b: BackfillRecord & { leased: boolean }, condition: string | undefined, key: string[] | undefined, shown: string): Promise<void> {
+  if (condition !== undefined && condition !== b.condition) {
+    throw new AppError('BAD_FLAG', `--where cannot change on --resume (backfill ${b.id} reads ${b.condition === undefined ? 'every row' : `where ${b.condition}`})`);
+  }
+  if (key !== undefined && key.join(',') !== b.keyColumns.join(',')) throw new AppError('BAD_FLAG', `--key cannot change on --resume (backfill ${b.id} reads by ${b.keyColumns.join(', ')})`);
+  if (b.leased || !(await store.acquire(b.id))) throw runningError(b.id, shown);
 }
 
 function describeScope(b: Pick<BackfillRecord, 'destination' | 'condition'>): string {

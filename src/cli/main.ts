@@ -126,7 +126,7 @@ export function buildProgram(): Command {
     .option('--where <condition>', 'only the rows matching this SQL condition on the table\'s columns')
     .option('--key <columns>', 'read by this unique key (comma-separated NOT NULL columns) instead of the primary key')
     .option('--batch-size <n>', `rows per transaction (default 500)`)
-    .option('--rate <n>', 'at most this many rows per second (default: no limit)')
+    .option('--rate <n>', 'at most this many rows per second (default, and 0: no limit)')
     .option('--max-backlog <n>', "keep the destinations' queues below this many events (default: twice worker.pool_size); more is faster, and delays live changes more")
     .option('--resume', 'continue the interrupted backfill of the table')
     .option('--cancel', 'cancel the unfinished backfill of the table')

@@ -81,8 +81,14 @@ export interface Driver {
   quote(name: string): string;
   /** Runs one statement (`?` placeholders). */
   exec(sql: string, params?: readonly unknown[]): Promise<void>;
-  /** Runs the statements (`?` placeholders) one after another in one transaction; `beforeCommit` runs while it is still open. */
-  transaction(statements: ReadonlyArray<readonly [string, readonly unknown[]]>, beforeCommit?: () => Promise<void>): Promise<void>;
+  /**
+   * Runs the statements (`?` placeholders) one after another in one transaction;
+   * `beforeCommit` runs while it is still open, and may run more statements in it.
+   */
+  transaction(
+    statements: ReadonlyArray<readonly [string, readonly unknown[]]>,
+    beforeCommit?: (exec: (sql: string, params?: readonly unknown[]) => Promise<void>) => Promise<void>,
+  ): Promise<void>;
   /** Runs one query (`?` placeholders) and returns its rows. */
   rows<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** Events of `table` still in the journal (pending, retrying or claimed). */
@@ -190,7 +196,9 @@ export async function postgresDriver(label: string): Promise<Driver> {
       try {
         await c.query('BEGIN');
         for (const [sql, params] of statements) await c.query(numberPlaceholders(sql), [...params]);
-        await beforeCommit?.();
+        await beforeCommit?.(async (sql, params = []) => {
+          await c.query(numberPlaceholders(sql), [...params]);
+        });
         await c.query('COMMIT');
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);
@@ -274,7 +282,9 @@ export async function mysqlDriver(label: string): Promise<Driver> {
       try {
         await c.query('START TRANSACTION');
         for (const [sql, params] of statements) await c.query(sql, [...params]);
-        await beforeCommit?.();
+        await beforeCommit?.(async (sql, params = []) => {
+          await c.query(sql, [...params]);
+        });
         await c.query('COMMIT');
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);

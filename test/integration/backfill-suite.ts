@@ -94,13 +94,20 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       // Writers while it runs: updates all over the key range, deletes, inserts past the end.
       let writing = true;
       let writes = 0;
+      // Rows whose key changed: an UPDATE of the key is ordered with the new key only
+      // (docs/architecture.md), so their old key's state is not compared.
+      const moved = new Set<string>();
       const writer = (async () => {
         let i = 0;
         while (writing) {
           i++;
           const id = ((i * 7919) % 100_000) + 1;
           if (i % 5 === 0) await driver.exec(`DELETE FROM ${t} WHERE id = ?`, [id]);
-          else await driver.exec(`UPDATE ${t} SET v = v + 1, note = ? WHERE id = ?`, [`w${i}`, id]);
+          else if (i % 11 === 0) {
+            // A key that moves ahead of the backfill: it must not make the backfill skip rows.
+            await driver.exec(`UPDATE ${t} SET id = id + 1000000 WHERE id = ?`, [id]);
+            moved.add(String(id)).add(String(id + 1_000_000));
+          } else await driver.exec(`UPDATE ${t} SET v = v + 1, note = ? WHERE id = ?`, [`w${i}`, id]);
           if (i % 50 === 0) await driver.exec(`INSERT INTO ${t} (id, v, note) VALUES (?, 1, 'new')`, [100_000 + i]);
           writes++;
         }
@@ -131,7 +138,9 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       }
       expect(readCount).toBeGreaterThan(90_000);
       const wrong: string[] = [];
+      for (const id of moved) state.delete(id);
       for (const [id, want] of expected) {
+        if (moved.has(id)) continue;
         const got = state.get(id);
         if (!got || got.v !== want.v || got.note !== want.note) wrong.push(`${id}: table ${JSON.stringify(want)}, receiver ${JSON.stringify(got)}`);
       }
@@ -178,27 +187,36 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       expect(queued[0]!.row_hash).not.toBeNull();
     });
 
-    it('a row a writer holds when the backfill reaches it: the backfill waits for the commit, and the row\'s READ event carries the committed state, after the change', { timeout: 60_000 }, async () => {
+    it('a row a writer holds when the backfill reaches it: the batch waits without holding locks (the writer goes on writing), and the row\'s READ event carries the committed state, after the change', { timeout: 60_000 }, async () => {
       await table('contended');
       await fill('contended', 200);
       const rx = await receiver();
       const config = await start(['contended'], [['main', rx]]);
       const t = driver.quote('contended');
-      const lockWaits = name === 'postgres'
-        ? "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'app-db-listener:backfill' AND wait_event_type = 'Lock'"
-        : // MariaDB does not list a locking read's wait in INNODB_TRX: a batch's read still running after a second is one.
-          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE '%LOCK IN SHARE MODE%' AND INFO LIKE '%contended%' AND TIME >= 1";
       let run: ReturnType<typeof cli> | undefined;
-      await driver.transaction([[`UPDATE ${t} SET v = 42, note = 'committed' WHERE id = 100`, []]], async () => {
+      await driver.transaction([[`UPDATE ${t} SET v = 42, note = 'committed' WHERE id = 100`, []]], async (exec) => {
         run = cli(config, '--table', 'contended', '--batch-size', '50');
-        // The batch holding row 100 waits for this transaction (it reads rows under a share lock).
-        await waitUntil(async () => Number((await driver.rows<{ n: string | number }>(lockWaits))[0]!.n) > 0, 20_000, 'the backfill to wait for the writer');
+        // The batch that reaches row 100 is held up: it says so, and tries again.
+        await waitUntil(() => run!.stdout().includes('paused: a writer holds a row of the next batch'), 20_000, () => `the backfill to meet the writer's row: ${run!.output()}`);
+        // Meanwhile the writer goes on, on rows the backfill has read and past it, and so do
+        // others: the batch holds no lock while it waits, so none of them waits or fails.
+        await exec(`UPDATE ${t} SET v = 7, note = 'also' WHERE id = 5`);
+        // Next to row 100, likely in the batch that waits: a batch that held its locks while
+        // waiting would deadlock with this writer.
+        await exec(`UPDATE ${t} SET v = 9, note = 'also' WHERE id = 99`);
+        await exec(`UPDATE ${t} SET v = 8, note = 'also' WHERE id = 150`);
+        await driver.exec(`INSERT INTO ${t} (id, v, note) VALUES (1000, 1, 'other writer')`);
       });
       expect((await run!.closed).code, run!.output()).toBe(0);
       await waitUntil(() => reads(rx, 'contended').length >= 200, 20_000, 'every row read');
-      const ofRow = delivered(rx).filter((b) => b.table === 'contended' && Number((b.data as { id: number }).id) === 100);
-      expect(ofRow.map((b) => b.operation)).toEqual(['UPDATE', 'READ']);
-      expect(ofRow[1]!.data).toMatchObject({ v: 42, note: 'committed' });
+      const ofRow = (id: number) => delivered(rx).filter((b) => b.table === 'contended' && Number((b.data as { id: number }).id) === id);
+      expect(ofRow(100).map((b) => b.operation)).toEqual(['UPDATE', 'READ']);
+      expect(ofRow(100)[1]!.data).toMatchObject({ v: 42, note: 'committed' });
+      // Row 5 was read before the writer changed it; row 150 after: each ends with the writer's values.
+      expect(ofRow(5).map((b) => b.operation)).toEqual(['READ', 'UPDATE']);
+      expect(ofRow(150).map((b) => b.operation)).toEqual(['UPDATE', 'READ']);
+      expect(ofRow(150)[1]!.data).toMatchObject({ v: 8 });
+      expect(ofRow(99).at(-1)!.data).toMatchObject({ v: 9 });
     });
 
     it('a composite primary key (text and bigint past 2^53) is read in key order across batches: every row once', { timeout: 60_000 }, async () => {
@@ -331,6 +349,18 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       const notUnique = cli(config, '--table', 'nokey', '--key', 'v');
       expect((await notUnique.closed).code).toBe(1);
       expect(notUnique.stderr()).toMatch(/is not a unique key/);
+      if (driver.name === 'mysql') {
+        // An index on a prefix of a column is not a key of the column.
+        await driver.exec(`CREATE TABLE ${driver.quote('prefixed')} (a VARCHAR(20) NOT NULL, b VARCHAR(20) NOT NULL, UNIQUE KEY ab (a, b(5)))`);
+        await driver.exec(`CREATE TABLE ${driver.quote('floaty')} (f FLOAT PRIMARY KEY, v INT)`);
+        const config2 = await start(['prefixed', 'floaty'], [['main', rx]]);
+        const prefixed = cli(config2, '--table', 'prefixed', '--key', 'a');
+        expect((await prefixed.closed).code).toBe(1);
+        expect(prefixed.stderr()).toMatch(/is not a unique key/);
+        const floaty = cli(config2, '--table', 'floaty');
+        expect((await floaty.closed).code).toBe(1);
+        expect(floaty.stderr()).toMatch(/cannot read in order by an approximate number/);
+      }
       const byCode = cli(config, '--table', 'nokey', '--key', 'code', '--batch-size', '7');
       expect((await byCode.closed).code, byCode.output()).toBe(0);
       await waitUntil(() => reads(rx, 'nokey').length >= 30, 20_000, 'the rows read by code');

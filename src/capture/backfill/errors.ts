@@ -34,6 +34,16 @@ export function keyProblem(table: Table, key: readonly string[], facts: { missin
   return undefined;
 }
 
-export function leaseLostError(id: string): AppError {
-  return new AppError('BACKFILL_LEASE_LOST', `backfill ${id} is now run by another process (its connection to the database was lost and another one took it over)`);
+/** How long a backfill tries to take its lease again after a lost connection, before it gives up. */
+export const LEASE_RETAKE_MS = 120_000;
+
+/**
+ * The lease could not be taken again on a new session: the server may still hold the
+ * lost one (until it notices it is gone), so it is tried again (BACKFILL_LEASE_BUSY,
+ * transient) for LEASE_RETAKE_MS; then another process runs the backfill (BACKFILL_LEASE_LOST).
+ */
+export function leaseRetakeError(id: string, sinceMs: number): AppError {
+  return Date.now() - sinceMs < LEASE_RETAKE_MS
+    ? new AppError('BACKFILL_LEASE_BUSY', `backfill ${id}: its lease is still held, probably by the lost connection's session; trying again`)
+    : new AppError('BACKFILL_LEASE_LOST', `backfill ${id} is run by another process (its lease was taken while this one's connection was lost)`);
 }

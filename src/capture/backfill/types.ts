@@ -62,8 +62,12 @@ export interface StepResult {
   readonly rows: number;
   /** Key of the batch's last row (unchanged when it read none). */
   readonly lastKey: readonly string[] | null;
-  /** done: the batch reached the end of the table; cancelled: the backfill was cancelled meanwhile. */
-  readonly state: 'running' | 'done' | 'cancelled';
+  /**
+   * running: more to read; done: the batch read the last rows; busy: a writer holds one
+   * of the batch's rows (nothing was done: try again shortly); cancelled or failed: the
+   * backfill ended meanwhile (by --cancel, or by another process's failure).
+   */
+  readonly state: 'running' | 'done' | 'busy' | 'cancelled' | 'failed';
 }
 
 /** One database's backfills, over one connection (and, while running one, its lease). */
@@ -78,14 +82,18 @@ export interface BackfillStore {
   create(spec: BackfillSpec, estimate: number | null): Promise<BackfillRecord>;
   /** The unfinished (running) backfill of the table for this destination (undefined: all destinations). */
   unfinished(schema: string, table: string, destination: string | undefined): Promise<BackfillListing | undefined>;
+  /** The newest failed backfill of the table for this destination: --resume continues it. */
+  latestFailed(schema: string, table: string, destination: string | undefined): Promise<BackfillRecord | undefined>;
+  /** The backfill as stored now. */
+  reload(id: string): Promise<BackfillRecord>;
   /** Takes the backfill's lease for this connection; false when another process holds it. */
   acquire(id: string): Promise<boolean>;
-  /** Starts a run of an interrupted backfill: new pacing, a new rate baseline. */
+  /** Starts a run of an interrupted (or failed) backfill: new pacing, a new rate baseline. */
   resume(id: string, pacing: Pick<BackfillSpec, 'batchSize' | 'rate' | 'maxBacklog'>): Promise<BackfillRecord>;
   /**
    * One batch, in one transaction: at most `limit` rows after the record's last key,
-   * locked, journaled as READ events, and the progress recorded. `primaryKey` orders
-   * the events with the row's changes.
+   * locked without waiting, journaled as READ events, and the progress recorded. The
+   * table's primary key orders the events with the row's changes.
    */
   step(record: BackfillRecord, table: BackfillTable, limit: number): Promise<StepResult>;
   /** Events waiting in the inbox for the table and in the destinations' queues, counted up to `cap`. */

@@ -8,25 +8,38 @@ import type mysql from 'mysql2/promise';
 import type { Config } from '../../config/types.js';
 import { AppError } from '../../util/errors.js';
 import type { BackfillListing, BackfillRecord, BackfillSpec, BackfillStore, BackfillTable, StepResult } from '../backfill/types.js';
-import { existsError, keyProblem, leaseLostError, whereError } from '../backfill/errors.js';
+import { existsError, keyProblem, leaseRetakeError, whereError } from '../backfill/errors.js';
 import { createMySqlPool, mysqlConnectionError } from './connection.js';
 import { resolveTables, type MySqlTable } from './install.js';
-import { keysetParams, makeQueries, type Queries } from './queries.js';
+import { keyCodec, keyParams, keysetParams, makeQueries, type Queries } from './queries.js';
+import { readServerInfo } from './server.js';
 import { qualify } from './sql.js';
 import { objectNames, TRIGGER_SQL_MODE } from './triggers.js';
 
-/** A batch waits this long for a row a writer holds, then is tried again (ER_LOCK_WAIT_TIMEOUT, transient). */
+/** Our own statements wait this long for a lock (the backfill's row, during a cancel). */
 const LOCK_WAIT_TIMEOUT_S = 10;
 
-/** Deadlocks, lock waits and lost connections pass; the rest fail the backfill. */
+/**
+ * Deadlocks, lock waits, lost connections and our lease still held by our previous
+ * session pass; a refused login, a missing database and the rest fail the backfill.
+ */
 export function isTransientMySqlError(err: unknown): boolean {
-  if (err instanceof AppError) return err.code === 'DATABASE_CONNECT';
+  if (err instanceof AppError) {
+    const cause = String((err.cause as { code?: unknown } | undefined)?.code);
+    return err.code === 'BACKFILL_LEASE_BUSY' || (err.code === 'DATABASE_CONNECT' && !/^ER_(ACCESS_DENIED|DBACCESS_DENIED|BAD_DB)/.test(cause));
+  }
   const e = err as { code?: unknown; fatal?: unknown };
   if (e.fatal === true) return true;
   return (
     typeof e.code === 'string' &&
-    /^(ER_LOCK_DEADLOCK|ER_LOCK_WAIT_TIMEOUT|PROTOCOL_CONNECTION_LOST|ER_SERVER_SHUTDOWN|ER_CON_COUNT_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/.test(e.code)
+    /^(ER_LOCK_DEADLOCK|ER_LOCK_WAIT_TIMEOUT|ER_LOCK_NOWAIT|PROTOCOL_CONNECTION_LOST|ER_SERVER_SHUTDOWN|ER_CON_COUNT_ERROR|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/.test(e.code)
   );
+}
+
+/** A NOWAIT locking read that met a row held by another transaction (MariaDB: 1205, MySQL 8: 3572). */
+function isLockBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'ER_LOCK_WAIT_TIMEOUT' || code === 'ER_LOCK_NOWAIT';
 }
 
 export type BackfillRow = mysql.RowDataPacket & {
@@ -84,6 +97,9 @@ export class MySqlBackfillStore implements BackfillStore {
   private readonly q: Queries;
   /** The watched tables' columns, as the batches' statements need them. */
   private readonly tables = new Map<string, MySqlTable>();
+  private lockSql: string | undefined;
+  /** Since when taking the lease again on a new session has failed (the old session may linger on the server). */
+  private leaseBusySince: number | undefined;
 
   constructor(private readonly config: Config) {
     this.pool = createMySqlPool(config.database, { connectionLimit: 1, applicationName: 'app-db-listener:backfill' });
@@ -106,13 +122,15 @@ export class MySqlBackfillStore implements BackfillStore {
     conn.connection.once('error', drop);
     conn.connection.once('end', drop);
     await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-    await conn.query(`SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_S}, sql_mode = '${TRIGGER_SQL_MODE}'`);
+    // UTC: a TIMESTAMP key travels as text, unambiguous only without daylight saving.
+    await conn.query(`SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_S}, sql_mode = '${TRIGGER_SQL_MODE}', time_zone = '+00:00'`);
     this.conn = conn;
     if (this.leased !== undefined && !(await this.tryLease(conn, this.leased))) {
       this.conn = undefined;
       conn.destroy();
-      throw leaseLostError(this.leased);
+      throw leaseRetakeError(this.leased, (this.leaseBusySince ??= Date.now()));
     }
+    this.leaseBusySince = undefined;
     return conn;
   }
 
@@ -154,20 +172,28 @@ export class MySqlBackfillStore implements BackfillStore {
     const table = t!;
     this.tables.set(`${table.schema}.${table.name}`, table);
     const base = { schema: table.schema, name: table.name, primaryKey: table.keyColumns };
-    if (key === undefined || key.length === 0) return { ...base, keyColumns: base.primaryKey };
+    if (key === undefined || key.length === 0) {
+      // Checks that a batch can be read in this key's order (an approximate number cannot).
+      for (const k of base.primaryKey) keyCodec(table.columns.find((c) => c.name === k)!);
+      return { ...base, keyColumns: base.primaryKey };
+    }
     const missing = key.filter((k) => !table.columns.some((c) => c.name === k));
+    // A unique index of exactly these columns, whole (no prefix, no expression part).
     const idx =
       missing.length > 0
         ? []
         : await this.query<mysql.RowDataPacket>(
-            `SELECT INDEX_NAME AS name, GROUP_CONCAT(COLUMN_NAME ORDER BY COLUMN_NAME SEPARATOR '\\n') AS cols, SUM(NULLABLE = 'YES') AS nullable
-               FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 AND SUB_PART IS NULL
-              GROUP BY INDEX_NAME`,
+            `SELECT INDEX_NAME AS name, JSON_ARRAYAGG(COLUMN_NAME) AS cols, SUM(NULLABLE = 'YES') AS nullable
+               FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0
+              GROUP BY INDEX_NAME
+             HAVING SUM(SUB_PART IS NOT NULL OR COLUMN_NAME IS NULL) = 0`,
             [table.schema, table.name],
           );
-    const match = idx.find((i) => String(i.cols) === [...key].sort().join('\n'));
+    const wanted = [...key].sort().join('\u0000');
+    const match = idx.find((i) => ((typeof i.cols === 'string' ? JSON.parse(i.cols) : i.cols) as string[]).slice().sort().join('\u0000') === wanted);
     const problem = keyProblem(table, key, { missing, unique: match !== undefined, nullable: Number(match?.nullable ?? 0) > 0 ? key : [] });
     if (problem) throw problem;
+    for (const k of key) keyCodec(table.columns.find((c) => c.name === k)!);
     return { ...base, keyColumns: [...key] };
   }
 
@@ -239,34 +265,41 @@ export class MySqlBackfillStore implements BackfillStore {
     if (!t) throw new Error(`backfill: table ${table.schema}.${table.name} was not resolved`);
     const conn = await this.session();
     const after = record.lastKey !== null;
-    const prev = after ? record.lastKey! : [];
     try {
       await conn.query('START TRANSACTION');
       const [state] = await conn.query<mysql.RowDataPacket[]>(this.q.backfillLock, [record.id]);
-      if (state[0]?.state !== 'running') {
+      const now = (state[0]?.state as BackfillRecord['state'] | undefined) ?? 'cancelled';
+      if (now !== 'running') {
         await conn.query('ROLLBACK');
-        return { rows: 0, lastKey: record.lastKey, state: 'cancelled' };
+        return { rows: 0, lastKey: record.lastKey, state: now === 'done' ? 'done' : now === 'failed' ? 'failed' : 'cancelled' };
       }
-      const [keys] = await conn.query<mysql.RowDataPacket[]>(this.q.backfillKeys(t, record.keyColumns, record.condition, after), [
-        ...keysetParams(prev, '>'),
-        limit,
-      ]);
+      let found: mysql.RowDataPacket[];
+      try {
+        [found] = await conn.query<mysql.RowDataPacket[]>(this.q.backfillKeys(t, record.keyColumns, record.condition, after, await this.lockClause()), [
+          ...keysetParams(record.lastKey ?? [], '>'),
+          limit,
+        ]);
+      } catch (err) {
+        // A writer holds one of the rows (NOWAIT): nothing was done; try again shortly.
+        if (!isLockBusy(err)) throw err;
+        await conn.query('ROLLBACK');
+        return { rows: 0, lastKey: record.lastKey, state: 'busy' };
+      }
+      const keys = found.map((row) => record.keyColumns.map((_, i) => String(row[`k${i}`])));
       let rows = 0;
-      let lastKey = record.lastKey;
       if (keys.length > 0) {
-        const last = keys[keys.length - 1]!;
-        lastKey = record.keyColumns.map((_, i) => String(last[`k${i}`]));
-        const [res] = await conn.query<mysql.ResultSetHeader>(this.q.backfillJournal(t, record.keyColumns, record.condition, after), [
+        const [res] = await conn.query<mysql.ResultSetHeader>(this.q.backfillJournal(t, record.keyColumns, keys.length), [
           table.schema,
           table.name,
           record.destination ?? null,
-          ...keysetParams(prev, '>'),
-          ...keysetParams(lastKey, '<='),
+          ...keyParams(keys),
         ]);
         rows = res.affectedRows;
       }
-      const done = keys.length === 0 ? 1 : 0;
-      await conn.query(this.q.backfillProgress, [rows > 0 ? JSON.stringify(lastKey) : null, rows, done, done, done, record.id]);
+      // Fewer rows than asked: the batch read the last of them.
+      const done = keys.length < limit ? 1 : 0;
+      const lastKey = keys.at(-1) ?? record.lastKey;
+      await conn.query(this.q.backfillProgress, [keys.length > 0 ? JSON.stringify(lastKey) : null, rows, done, done, done, record.id]);
       await conn.query('COMMIT');
       return { rows, lastKey, state: done ? 'done' : 'running' };
     } catch (err) {
@@ -277,6 +310,24 @@ export class MySqlBackfillStore implements BackfillStore {
       }
       throw err;
     }
+  }
+
+  /** The server's locking read that does not wait: MariaDB's and MySQL 8's spellings differ. */
+  private async lockClause(): Promise<string> {
+    if (this.lockSql === undefined) {
+      const info = await readServerInfo(await this.session());
+      this.lockSql = info.flavor === 'mariadb' ? 'LOCK IN SHARE MODE NOWAIT' : 'FOR SHARE NOWAIT';
+    }
+    return this.lockSql;
+  }
+
+  async reload(id: string): Promise<BackfillRecord> {
+    return this.byId(id);
+  }
+
+  async latestFailed(schema: string, table: string, destination: string | undefined): Promise<BackfillRecord | undefined> {
+    const r = await this.query<BackfillRow>(this.q.backfillLatestFailed, [schema, table, destination ?? '']);
+    return r[0] === undefined ? undefined : backfillFromRow(r[0]);
   }
 
   async backlog(schema: string, table: string, destinations: readonly string[], cap: number): Promise<number> {

@@ -15,6 +15,7 @@
  * Times: every stored time is UTC DATETIME(6), written and compared with
  * UTC_TIMESTAMP(6), so no session time zone ever enters the journal.
  */
+import { AppError } from '../../util/errors.js';
 import { qualify, quoteIdent } from './sql.js';
 import { BINARY_TYPES, objectNames, rowHashSql, rowJsonSql, type MySqlColumn, type MySqlTable } from './triggers.js';
 
@@ -442,40 +443,48 @@ export function makeQueries(prefix: string) {
     // ---- Backfill (src/capture/mysql/backfill.ts, docs/backfill.md) ----
 
     /**
-     * A batch's rows, locked (LOCK IN SHARE MODE: a writer changing one waits for the
-     * batch's commit, so its change is captured after the row's READ event, with a
-     * higher id): the next `limit` keys after the last one, in key order, each key
-     * column as text (see keyCodec). Params: the last key's parameters (keysetParams),
-     * then the limit.
+     * A batch's rows, locked: the next `limit` keys after the last one, in key order,
+     * each key column as text (see keyCodec). A writer that changes one of them
+     * afterwards waits for the batch's commit, so its change is captured after the
+     * row's READ event, with a higher id. A row a writer holds now fails the statement
+     * at once (NOWAIT) rather than wait: a batch never waits while it holds locks, so it
+     * never deadlocks with a writer and holds writers up for one batch at most; it is
+     * tried again, and then reads the committed row. `lockClause` is the server's
+     * spelling (MariaDB: LOCK IN SHARE MODE NOWAIT; MySQL 8: FOR SHARE NOWAIT).
+     * Params: the last key's parameters (keysetParams), then the limit.
      */
-    backfillKeys(table: MySqlTable, keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
+    backfillKeys(table: MySqlTable, keyColumns: readonly string[], condition: string | undefined, after: boolean, lockClause: string): string {
       const codecs = keyColumns.map((k) => keyCodec(columnOf(table, k)));
+      const byPrimaryKey = keyColumns.join('\u0000') === table.keyColumns.join('\u0000');
       return `
       SELECT ${codecs.map((c, i) => `${c.read('r')} AS k${i}`).join(', ')}
-      FROM ${qualify(table.schema, table.name)} r
+      FROM ${qualify(table.schema, table.name)} r${byPrimaryKey ? ' FORCE INDEX (PRIMARY)' : ''}
       WHERE ${after ? keysetSql(codecs, '>') : 'TRUE'} AND (${condition ?? 'TRUE'})
       ORDER BY ${codecs.map((c) => c.column('r')).join(', ')}
       LIMIT ?
-      LOCK IN SHARE MODE`;
+      ${lockClause}`;
     },
 
     /**
-     * Journals the batch the keys above delimit (after the last key, up to the batch's
-     * last), as READ events, with the capture triggers' own row JSON and row hash (so the
-     * values are the same, and the events of a row are ordered with its changes). It
-     * locks what it reads too: a row inserted into the range since the keys were read
-     * is journaled, under the same lock. Params: schema, table, target destination
-     * (NULL: all), then keysetParams of the last key (when after), then of the batch's last key.
+     * Journals the rows the keys above locked, as READ events, with the capture
+     * triggers' own row JSON and row hash (so the values are the same, and the events
+     * of a row are ordered with its changes). It reads exactly those rows, by key, so it
+     * never waits for a lock: an INSERT … SELECT holds the events table's AUTO-INC lock
+     * for as long as it runs, and every capture trigger needs it. The rows are read
+     * without a lock of their own, in READ COMMITTED: their latest committed version,
+     * the one the batch holds. Params: schema, table, target destination (NULL: all),
+     * then each key's parameters (keyParams), `count` keys.
      */
-    backfillJournal(table: MySqlTable, keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
+    backfillJournal(table: MySqlTable, keyColumns: readonly string[], count: number): string {
       const codecs = keyColumns.map((k) => keyCodec(columnOf(table, k)));
+      const one = codecs.length === 1 ? codecs[0]!.bind : `(${codecs.map((c) => c.bind).join(', ')})`;
+      const key = codecs.length === 1 ? codecs[0]!.column('r') : `(${codecs.map((c) => c.column('r')).join(', ')})`;
       return `
       INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at, target)
       SELECT 'READ', ?, ?, ${rowHashSql(table, 'r')}, ${rowJsonSql(table.columns, 'r')}, NULL, CONNECTION_ID(), UTC_TIMESTAMP(6), ?
       FROM ${qualify(table.schema, table.name)} r
-      WHERE ${after ? keysetSql(codecs, '>') : 'TRUE'} AND ${keysetSql(codecs, '<=')} AND (${condition ?? 'TRUE'})
-      ORDER BY ${codecs.map((c) => c.column('r')).join(', ')}
-      LOCK IN SHARE MODE`;
+      WHERE ${key} IN (${Array.from({ length: count }, () => one).join(', ')})
+      ORDER BY ${codecs.map((c) => c.column('r')).join(', ')}`;
     },
 
     /** Params: id. Locks the backfill's row for the batch's transaction: a cancel waits for it. */
@@ -504,11 +513,19 @@ export function makeQueries(prefix: string) {
       SELECT ${BACKFILL_COLUMNS} FROM ${backfills}
       WHERE schema_name = ? AND table_name = ? AND COALESCE(destination, '') = ? AND state = 'running'`,
 
-    /** Params: batch size, rate, max backlog, id. A new run: its rate counts from now. */
+    /** Params: batch size, rate, max backlog, id. A new run (of an interrupted or failed backfill): its rate counts from now. */
     backfillResume: `
       UPDATE ${backfills}
-      SET batch_size = ?, rate = ?, max_backlog = ?, resumed_at = UTC_TIMESTAMP(6), rows_at_resume = rows_done, updated_at = UTC_TIMESTAMP(6)
-      WHERE id = ? AND state = 'running'`,
+      SET batch_size = ?, rate = ?, max_backlog = ?, state = 'running', error = NULL, finished_at = NULL,
+          active_key = CONCAT(schema_name, '.', table_name, '/', COALESCE(destination, '')),
+          resumed_at = UTC_TIMESTAMP(6), rows_at_resume = rows_done, updated_at = UTC_TIMESTAMP(6)
+      WHERE id = ? AND state IN ('running', 'failed')`,
+
+    /** Params: schema, table, destination ('' for all). The newest failed backfill (--resume continues it). */
+    backfillLatestFailed: `
+      SELECT ${BACKFILL_COLUMNS} FROM ${backfills}
+      WHERE schema_name = ? AND table_name = ? AND COALESCE(destination, '') = ? AND state = 'failed'
+      ORDER BY id DESC LIMIT 1`,
 
     /** Params: error, id. */
     backfillFail: `
@@ -583,6 +600,12 @@ export function keyCodec(col: MySqlColumn): KeyCodec {
   }
   if (BINARY_TYPES.has(type)) return { column, read: (ref) => `HEX(${column(ref)})`, bind: 'UNHEX(?)' };
   if (type === 'enum' || type === 'set' || type === 'bit') return { column, read: (ref) => `CAST(${column(ref)} + 0 AS CHAR)`, bind: 'CAST(? AS UNSIGNED)' };
+  if (type === 'float' || type === 'double' || type === 'real') {
+    // Its text is rounded (a FLOAT 2.2 reads "2.2", and compares greater than 2.2): a keyset over it would repeat rows.
+    throw new AppError('BACKFILL_KEY', `column ${col.name} is a ${type}: a backfill cannot read in order by an approximate number`, {
+      hint: 'give a unique key of exact columns with --key',
+    });
+  }
   return { column, read: text, bind: '?' };
 }
 
@@ -595,6 +618,11 @@ function keysetSql(codecs: readonly KeyCodec[], op: '>' | '<='): string {
   const terms = codecs.map((c, i) => [...codecs.slice(0, i).map((p) => `${p.column('r')} = ${p.bind}`), `${c.column('r')} ${strict} ${c.bind}`].join(' AND '));
   if (op === '<=') terms.push(codecs.map((c) => `${c.column('r')} = ${c.bind}`).join(' AND '));
   return `(${terms.map((t) => `(${t})`).join(' OR ')})`;
+}
+
+/** The parameters of backfillJournal's key list. */
+export function keyParams(keys: ReadonlyArray<readonly string[]>): string[] {
+  return keys.flat();
 }
 
 /** The parameters of keysetSql for a key of `n` columns, in order. */

@@ -7,19 +7,26 @@ import pg from 'pg';
 import type { Config } from '../../config/types.js';
 import { AppError } from '../../util/errors.js';
 import type { BackfillListing, BackfillRecord, BackfillSpec, BackfillStore, BackfillTable, StepResult } from '../backfill/types.js';
-import { existsError, keyProblem, leaseLostError, whereError } from '../backfill/errors.js';
+import { existsError, keyProblem, leaseRetakeError, whereError } from '../backfill/errors.js';
 import { connectionError, pgClientConfig } from './connection.js';
 import { resolveTables } from './install.js';
 import { backfillLeaseKey, makeQueries, type Queries } from './queries.js';
 import { qualify } from './sql.js';
 
-/** A batch waits this long for a row a writer holds, then is tried again (55P03, transient). */
+/** Our own statements wait this long for a lock (the backfill's row, during a cancel). */
 const LOCK_TIMEOUT_MS = 10_000;
 const STATEMENT_TIMEOUT_MS = 120_000;
 
-/** SQLSTATE classes and codes of errors that pass: connection, conflicts, lock waits, shutdown, timeouts. */
+/**
+ * Errors that pass: a lost connection, conflicts, lock waits, a server shutting down,
+ * timeouts, our lease still held by our previous session. Not: a refused login or a
+ * missing database (nothing will change by waiting), a wrong --where, any other error.
+ */
 export function isTransientPgError(err: unknown): boolean {
-  if (err instanceof AppError) return err.code === 'DATABASE_CONNECT';
+  if (err instanceof AppError) {
+    const cause = (err.cause as { code?: unknown } | undefined)?.code;
+    return err.code === 'BACKFILL_LEASE_BUSY' || (err.code === 'DATABASE_CONNECT' && !/^(28|3D)/.test(String(cause)));
+  }
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return err instanceof Error && /Connection terminated|connection/i.test(err.message);
   return /^(08|40|53|57P0)/.test(code) || code === '55P03' || code === '57014' || /^E(CONNRESET|CONNREFUSED|PIPE|TIMEDOUT|HOSTUNREACH)$/.test(code);
@@ -77,6 +84,8 @@ export class PgBackfillStore implements BackfillStore {
   private leased: string | undefined;
   private readonly q: Queries;
   private readonly stepTexts = new Map<string, string>();
+  /** Since when taking the lease again on a new session has failed (the old session may linger on the server). */
+  private leaseBusySince: number | undefined;
 
   constructor(private readonly config: Config) {
     this.q = makeQueries(config.listener.schema);
@@ -102,8 +111,9 @@ export class PgBackfillStore implements BackfillStore {
     if (this.leased !== undefined && !(await this.tryLease(client, this.leased))) {
       this.client = undefined;
       await client.end().catch(() => undefined);
-      throw leaseLostError(this.leased);
+      throw leaseRetakeError(this.leased, (this.leaseBusySince ??= Date.now()));
     }
+    this.leaseBusySince = undefined;
     return client;
   }
 
@@ -138,9 +148,13 @@ export class PgBackfillStore implements BackfillStore {
   async estimate(table: BackfillTable, condition: string | undefined): Promise<number | null> {
     const c = await this.session();
     try {
-      const r = await c.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
-        `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${qualify(table.schema, table.name)} t WHERE (${condition ?? 'true'})`,
-      );
+      // FOR SHARE: the plan checks the privilege a batch needs (UPDATE on the table).
+      // Extended protocol: one statement only, whatever the condition holds.
+      const explain = {
+        text: `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${qualify(table.schema, table.name)} t WHERE (${condition ?? 'true'}) FOR SHARE`,
+        queryMode: 'extended',
+      } as pg.QueryConfig;
+      const r = await c.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(explain);
       const rows = r.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'];
       return typeof rows === 'number' ? Math.round(rows) : null;
     } catch (err) {
@@ -196,26 +210,38 @@ export class PgBackfillStore implements BackfillStore {
   async step(record: BackfillRecord, table: BackfillTable, limit: number): Promise<StepResult> {
     const c = await this.session();
     const after = record.lastKey !== null;
-    const shape = JSON.stringify([record.keyColumns, table.primaryKey, record.condition ?? null, after]);
-    let text = this.stepTexts.get(shape);
-    if (text === undefined) {
-      text = this.q.backfillStep(table, table.primaryKey, record.keyColumns, record.condition, after);
-      this.stepTexts.set(shape, text);
-    }
+    const keyValues = record.lastKey ?? [];
     await c.query('BEGIN');
     try {
-      const state = await c.query<{ state: string }>(this.q.backfillLock, [record.id]);
-      if (state.rows[0]?.state !== 'running') {
+      const state = await c.query<{ state: BackfillRecord['state'] }>(this.q.backfillLock, [record.id]);
+      const now = state.rows[0]?.state ?? 'cancelled';
+      if (now !== 'running') {
         await c.query('ROLLBACK');
-        return { rows: 0, lastKey: record.lastKey, state: 'cancelled' };
+        return { rows: 0, lastKey: record.lastKey, state: now === 'done' ? 'done' : now === 'failed' ? 'failed' : 'cancelled' };
       }
-      const r = await c.query<{ rows: number; last_key: string[] | null }>(text, [limit, table.schema, table.name, record.destination ?? null, ...(record.lastKey ?? [])]);
-      const rows = r.rows[0]?.rows ?? 0;
-      const lastKey = r.rows[0]?.last_key ?? record.lastKey;
-      // Done when a batch finds nothing more: a short batch could also mean rows skipped
-      // under a writer's lock, and the next one (empty) costs one round trip.
-      const done = rows === 0;
-      await c.query(this.q.backfillProgress, [record.id, rows > 0 ? lastKey : null, rows, done]);
+      const bound = await c.query<{ bound: string[] }>(this.text('bound', record, table, after, false), [limit, ...keyValues]);
+      const upTo = bound.rows[0]?.bound;
+      let rows: number;
+      try {
+        await c.query('SAVEPOINT batch');
+        const r = await c.query<{ rows: number }>(this.text('journal', record, table, after, upTo !== undefined), [
+          table.schema,
+          table.name,
+          record.destination ?? null,
+          ...keyValues,
+          ...(upTo ?? []),
+        ]);
+        rows = r.rows[0]?.rows ?? 0;
+      } catch (err) {
+        // A writer holds one of the rows: nothing was done; try again shortly.
+        if ((err as { code?: string }).code !== '55P03') throw err;
+        await c.query('ROLLBACK');
+        return { rows: 0, lastKey: record.lastKey, state: 'busy' };
+      }
+      // No bound: fewer rows than a batch remained, and this batch read them all.
+      const done = upTo === undefined;
+      const lastKey = upTo ?? record.lastKey;
+      await c.query(this.q.backfillProgress, [record.id, upTo ?? null, rows, done]);
       if (rows > 0) await c.query(this.q.backfillWake, [this.q.waitLockKey]);
       await c.query('COMMIT');
       return { rows, lastKey, state: done ? 'done' : 'running' };
@@ -223,6 +249,33 @@ export class PgBackfillStore implements BackfillStore {
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+  }
+
+  /** The batch's statements, made once per shape. */
+  private text(kind: 'bound' | 'journal', record: BackfillRecord, table: BackfillTable, after: boolean, bounded: boolean): string {
+    const shape = JSON.stringify([kind, record.keyColumns, table.primaryKey, record.condition ?? null, after, bounded]);
+    let text = this.stepTexts.get(shape);
+    if (text === undefined) {
+      text =
+        kind === 'bound'
+          ? this.q.backfillBound(table, record.keyColumns, record.condition, after)
+          : this.q.backfillJournal(table, table.primaryKey, record.keyColumns, record.condition, after, bounded);
+      this.stepTexts.set(shape, text);
+    }
+    return text;
+  }
+
+  async reload(id: string): Promise<BackfillRecord> {
+    const c = await this.session();
+    const r = await c.query<BackfillRow>(this.q.backfillById, [id]);
+    if (!r.rows[0]) throw new AppError('BACKFILL_NOT_FOUND', `no backfill ${id}`);
+    return backfillFromRow(r.rows[0]);
+  }
+
+  async latestFailed(schema: string, table: string, destination: string | undefined): Promise<BackfillRecord | undefined> {
+    const c = await this.session();
+    const r = await c.query<BackfillRow>(this.q.backfillLatestFailed, [schema, table, destination ?? '']);
+    return r.rows[0] === undefined ? undefined : backfillFromRow(r.rows[0]);
   }
 
   async backlog(schema: string, table: string, destinations: readonly string[], cap: number): Promise<number> {

@@ -475,21 +475,44 @@ export function makeQueries(ourSchema: string) {
     // ---- Backfill (src/capture/postgres/backfill.ts, docs/backfill.md) ----
 
     /**
-     * One batch of a backfill, in the transaction that also records its progress: the
-     * next rows after the last key, in key order, locked FOR SHARE (a writer changing
-     * one waits for this commit, so its change is captured after the row's READ event,
-     * with a higher id), journaled as READ events into the inbox. LockRows sits under
-     * the LIMIT, so rows skipped because a writer deleted them or moved them out of
-     * the range meanwhile do not count: a batch comes back short only at the end.
-     * row_hash is the trigger's (000001: capture_change), so the events of a row are
-     * ordered with its changes. The condition is the operator's --where, as written.
-     * Params: $1 limit, $2 the table's schema, $3 its name, $4 target destination (NULL:
-     * all), then the last key's values (one per key column; none for the first batch).
-     * Returns the rows journaled and the batch's last key (text of each key column).
+     * Where a backfill's next batch ends: the key of the `$1`-th row after the last key
+     * (none: fewer remain, and the batch reads the rest). Read without locks, before the
+     * batch locks its range: the bound is fixed before any writer can move a row, so a
+     * row whose key changes while the batch runs is either still in the range (read
+     * with its new values) or leaves it (its UPDATE event carries it), and the backfill
+     * never jumps past rows it did not read. Params: $1 the batch size, then the last
+     * key's values (one per key column; none for the first batch).
      */
-    backfillStep(table: { schema: string; name: string }, primaryKey: readonly string[], keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
+    backfillBound(table: { schema: string; name: string }, keyColumns: readonly string[], condition: string | undefined, after: boolean): string {
       const cols = keyColumns.map((k) => `t.${quoteIdent(k)}`);
-      const keyset = after ? `(${cols.join(', ')}) > (${keyColumns.map((_, i) => `$${5 + i}`).join(', ')})` : 'true';
+      const keyset = after ? `(${cols.join(', ')}) > (${keyColumns.map((_, i) => `$${2 + i}`).join(', ')})` : 'true';
+      return `
+      SELECT ARRAY[${cols.map((c) => `${c}::text`).join(', ')}] AS bound
+      FROM ${qualify(table.schema, table.name)} t
+      WHERE ${keyset} AND (${condition ?? 'true'})
+      ORDER BY ${cols.join(', ')}
+      OFFSET $1::bigint - 1 LIMIT 1`;
+    },
+
+    /**
+     * One batch of a backfill, in the transaction that also records its progress: the
+     * rows after the last key up to the bound (all the rest without one), locked FOR
+     * SHARE NOWAIT and journaled as READ events into the inbox. A writer that changes
+     * one of them afterwards waits for this commit, so its change is captured after the
+     * row's READ event, with a higher id. A row a writer holds now fails the statement
+     * at once (55P03) rather than wait: a batch never waits while it holds locks, so it
+     * never deadlocks with a writer and holds writers up for one batch at most; it is
+     * tried again, and then reads the committed row. row_hash is the trigger's (000001:
+     * capture_change), so the events of a row are ordered with its changes. The
+     * condition is the operator's --where, as written. Params: $1 the table's schema,
+     * $2 its name, $3 target destination (NULL: all), then the last key's values (when
+     * after), then the bound's (when bounded).
+     */
+    backfillJournal(table: { schema: string; name: string }, primaryKey: readonly string[], keyColumns: readonly string[], condition: string | undefined, after: boolean, bounded: boolean): string {
+      const cols = keyColumns.map((k) => `t.${quoteIdent(k)}`);
+      const params = (from: number) => keyColumns.map((_, i) => `$${from + i}`).join(', ');
+      const lower = after ? `(${cols.join(', ')}) > (${params(4)})` : 'true';
+      const upper = bounded ? `(${cols.join(', ')}) <= (${params(after ? 4 + keyColumns.length : 4)})` : 'true';
       const j = 'x.j';
       const hashKey =
         primaryKey.length === 0
@@ -497,25 +520,33 @@ export function makeQueries(ourSchema: string) {
           : primaryKey.length === 1
             ? `(${j} ->> ${quoteLiteral(primaryKey[0]!)})`
             : primaryKey.map((k) => `coalesce(quote_literal(${j} ->> ${quoteLiteral(k)}), 'NULL') || ','`).join(' || ');
-      const rowHash = hashKey === null ? 'NULL::bigint' : `hashtextextended($2::text || '.' || $3::text || ':' || ${hashKey}, 0)`;
+      const rowHash = hashKey === null ? 'NULL::bigint' : `hashtextextended($1::text || '.' || $2::text || ':' || ${hashKey}, 0)`;
       return `
       WITH batch AS MATERIALIZED (
-        SELECT t AS r, ARRAY[${cols.map((c) => `${c}::text`).join(', ')}] AS k, row_number() OVER (ORDER BY ${cols.join(', ')}) AS n
+        SELECT t AS r, row_number() OVER (ORDER BY ${cols.join(', ')}) AS n
         FROM (SELECT * FROM ${qualify(table.schema, table.name)} t
-              WHERE ${keyset} AND (${condition ?? 'true'})
+              WHERE ${lower} AND ${upper} AND (${condition ?? 'true'})
               ORDER BY ${cols.join(', ')}
-              LIMIT $1
-              FOR SHARE OF t) t
+              FOR SHARE OF t NOWAIT) t
       ),
       journaled AS (
         INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, target)
-        SELECT 'READ', $2::text, $3::text, ${rowHash}, ${j}, NULL, txid_current(), $4::text
+        SELECT 'READ', $1::text, $2::text, ${rowHash}, ${j}, NULL, txid_current(), $3::text
         FROM (SELECT row_to_json(b.r) AS j, b.n FROM batch b) x
         ORDER BY x.n
         RETURNING 1
       )
-      SELECT (SELECT count(*) FROM journaled)::int AS rows, (SELECT k FROM batch ORDER BY n DESC LIMIT 1) AS last_key`;
+      SELECT (SELECT count(*) FROM journaled)::int AS rows`;
     },
+
+    /** $1 id. A backfill as it is now. */
+    backfillById: `SELECT ${BACKFILL_COLUMNS} FROM ${s}.backfills WHERE id = $1::bigint`,
+
+    /** $1 schema, $2 table, $3 destination ('' for all). The newest failed backfill (--resume continues it). */
+    backfillLatestFailed: `
+      SELECT ${BACKFILL_COLUMNS} FROM ${s}.backfills
+      WHERE schema_name = $1 AND table_name = $2 AND coalesce(destination, '') = $3 AND state = 'failed'
+      ORDER BY id DESC LIMIT 1`,
 
     /** $1 backfill id. Locks the backfill's row for the batch's transaction: a cancel waits for it. */
     backfillLock: `SELECT state FROM ${s}.backfills WHERE id = $1::bigint FOR UPDATE`,
@@ -542,12 +573,12 @@ export function makeQueries(ourSchema: string) {
       SELECT ${BACKFILL_COLUMNS} FROM ${s}.backfills
       WHERE schema_name = $1 AND table_name = $2 AND coalesce(destination, '') = $3 AND state = 'running'`,
 
-    /** $1 id, $2 batch size, $3 rate, $4 max backlog. A new run: its rate counts from now. */
+    /** $1 id, $2 batch size, $3 rate, $4 max backlog. A new run (of an interrupted or failed backfill): its rate counts from now. */
     backfillResume: `
       UPDATE ${s}.backfills
-      SET batch_size = $2::integer, rate = $3::integer, max_backlog = $4::integer,
-          resumed_at = now(), rows_at_resume = rows_done, updated_at = now()
-      WHERE id = $1::bigint AND state = 'running'
+      SET batch_size = $2::integer, rate = $3::integer, max_backlog = $4::integer, state = 'running', error = NULL,
+          finished_at = NULL, resumed_at = now(), rows_at_resume = rows_done, updated_at = now()
+      WHERE id = $1::bigint AND state IN ('running', 'failed')
       RETURNING ${BACKFILL_COLUMNS}`,
 
     /** $1 id, $2 error. */
