@@ -9,6 +9,7 @@ import { delay } from '../util/wake.js';
 import type { Journal, Route, Router, Waiter } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import type { WakeSignal } from '../util/wake.js';
+import type { AttemptRow } from '../journal/attempt-log.js';
 
 /** A watched table as the database names it. */
 export interface ResolvedTable {
@@ -60,6 +61,9 @@ export interface SourceJournal {
   releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number>;
   /** Removes delivered events older than the retention. */
   purgeDelivered(retentionSeconds: number): Promise<number>;
+  /** The attempt log's writes and prunes (http.attempt_log). */
+  writeAttempts(rows: readonly AttemptRow[]): Promise<void>;
+  pruneAttempts(maxRows: number, maxAgeSeconds: number): Promise<number>;
   /** The backlog of each destination and watched table, in one cheap query (see BACKLOG_SCAN_LIMIT). */
   backlog(destinations: readonly string[]): Promise<TableBacklog[]>;
 }

@@ -219,7 +219,7 @@ describe('doctor with MariaDB', () => {
     const d = await doctor(configPath);
     expect(d.report.checks.every((c) => c.status === 'ok')).toBe(true);
     expect(d.code).toBe(0);
-    expect(d.byName.migrations!.detail).toContain('at version 3, current');
+    expect(d.byName.migrations!.detail).toContain('at version 4, current');
   });
 
   it('a column added after install makes the triggers stale', async () => {

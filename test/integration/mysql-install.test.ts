@@ -68,7 +68,7 @@ describe('MySQL install', () => {
     expect(results.filter((p) => p.steps.length > 0)).toHaveLength(1);
     const again = await withConnection(db.pool, (c) => planInstall(c, config));
     expect(again.steps).toEqual([]);
-    expect(await db.query(`SELECT version FROM adl_race_migrations ORDER BY 1`)).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(await db.query(`SELECT version FROM adl_race_migrations ORDER BY 1`)).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     expect(await triggersOn('accounts')).toEqual(['adl_race_del_accounts', 'adl_race_ins_accounts', 'adl_race_upd_accounts']);
     const meta = await db.query<{ value: string }>('SELECT `value` FROM adl_race_meta');
     expect(meta).toHaveLength(1);
@@ -84,6 +84,7 @@ describe('MySQL install', () => {
       'migration 000001_journal',
       'migration 000002_last_delivery',
       'migration 000003_destinations',
+      'migration 000004_attempt_log',
       `capture triggers on ${db.name}.dry (INSERT, UPDATE, DELETE)`,
     ]);
     const sql = plan.steps.map((s) => s.sql).join('\n');

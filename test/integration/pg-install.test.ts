@@ -37,7 +37,7 @@ describe('PostgreSQL install', () => {
     const again = await withClient((c) => planInstall(c, config));
     expect(again.steps).toEqual([]);
     const versions = await db.query(`SELECT version FROM adl_race.migrations ORDER BY 1`);
-    expect(versions.rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(versions.rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('re-creates the trigger when the captured operations change', async () => {

@@ -48,6 +48,8 @@ export interface ObjectNames {
   readonly deadLetters: string;
   readonly deliveredEvents: string;
   readonly watchedTables: string;
+  /** The attempt log (the console's deliveries). */
+  readonly attempts: string;
 }
 
 export function objectNames(prefix: string): ObjectNames {
@@ -61,6 +63,7 @@ export function objectNames(prefix: string): ObjectNames {
     deadLetters: `${prefix}_dead_letters`,
     deliveredEvents: `${prefix}_delivered_events`,
     watchedTables: `${prefix}_watched_tables`,
+    attempts: `${prefix}_attempts`,
   };
 }
 

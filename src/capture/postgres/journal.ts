@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import type { Operation } from '../../config/types.js';
+import type { AttemptRow } from '../../journal/attempt-log.js';
 import type { Completion, Journal, JournalEvent, Route, Router, RouteResult } from '../../journal/types.js';
 import { BACKLOG_SCAN_LIMIT, type SourceJournal, type TableBacklog } from '../source.js';
 import { CLAIM_WINDOW, CLAIM_FROM_START_EVERY_MS, ClaimCursor, hintBusyRows } from '../../journal/claim-window.js';
@@ -99,6 +100,34 @@ export class PgJournal implements SourceJournal {
 
   async purgeDelivered(retentionSeconds: number): Promise<number> {
     const r = await this.pool.query(this.q.purgeDelivered, [Math.round(retentionSeconds)]);
+    return r.rowCount ?? 0;
+  }
+
+  async writeAttempts(rows: readonly AttemptRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const col = <T>(f: (r: AttemptRow) => T): T[] => rows.map(f);
+    await this.pool.query(this.q.insertAttempts, [
+      col((r) => r.destination),
+      col((r) => r.id),
+      col((r) => r.schema),
+      col((r) => r.table),
+      col((r) => r.op),
+      col((r) => r.rowKey),
+      col((r) => r.attempt),
+      col((r) => r.atMs),
+      col((r) => r.durationMs),
+      col((r) => r.address),
+      col((r) => r.requestHeaders),
+      col((r) => r.requestBody),
+      col((r) => r.responseStatus),
+      col((r) => r.responseBody),
+      col((r) => r.error),
+      col((r) => r.outcome),
+    ]);
+  }
+
+  async pruneAttempts(maxRows: number, maxAgeSeconds: number): Promise<number> {
+    const r = await this.pool.query(this.q.pruneAttempts, [maxRows, maxAgeSeconds]);
     return r.rowCount ?? 0;
   }
 
