@@ -38,6 +38,9 @@ button.plain { background: #fff; color: var(--fg); border-color: var(--line); }
 .notice { background: #e8f1ff; border: 1px solid #b6d0ff; padding: 8px 12px; margin-bottom: 12px; }
 .error { background: #fdecea; border: 1px solid #f5c2c0; padding: 8px 12px; margin-bottom: 12px; }
 details summary { cursor: pointer; }
+td details { max-width: 560px; }
+td details pre { max-height: 240px; }
+td { overflow-wrap: anywhere; }
 .actions { display: flex; gap: 8px; margin: 8px 0; flex-wrap: wrap; }
 .login { max-width: 360px; margin: 80px auto; }
 .login input { width: 100%; margin: 8px 0; }
@@ -114,7 +117,7 @@ export const CONSOLE_JS = `
     get('/api/rate').then(function (r) {
       drawRate(svg, r.total);
       var now = document.getElementById('rate-now');
-      var recent = r.total.slice(-7, -1);
+      var recent = r.total.slice(-6);
       var avg = recent.reduce(function (a, b) { return a + b; }, 0) / Math.max(1, recent.length);
       if (now) now.textContent = avg.toFixed(1);
     }).catch(function () {});

@@ -80,7 +80,8 @@ export function rateChart(series: RateSeries): Html {
 }
 
 export function overviewPage(ctx: PageContext, rows: readonly OverviewRow[], series: RateSeries): string {
-  const recent = series.total.slice(-7, -1);
+  // The last minute, the bucket still filling included.
+  const recent = series.total.slice(-6);
   const now = recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length);
   return layout(
     'Overview',
@@ -88,7 +89,7 @@ export function overviewPage(ctx: PageContext, rows: readonly OverviewRow[], ser
     ctx,
     html`<h1>Overview</h1>
 <div class="card chart">
-  <div><strong>Delivered per second</strong>, last 15 minutes (10 s buckets): <span id="rate-now">${now.toFixed(1)}</span>/s now</div>
+  <div><strong>Delivered per second</strong>, last 15 minutes (10 s buckets): <span id="rate-now">${now.toFixed(1)}</span>/s over the last minute</div>
   ${rateChart(series)}
 </div>
 <table>
