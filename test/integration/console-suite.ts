@@ -81,7 +81,9 @@ export function consoleSuite(driver: ConsoleDriver): void {
         '',
       ].join('\n');
       const config = parseConfig(yaml, { ADMIN_TOKEN: TOKEN }, 'console test').config;
-      daemon = await startDaemon(config, { logger: pino({ level: process.env.ADL_TEST_LOG ?? 'silent' }) });
+      // Every log line, at debug, to grep for secrets too.
+      const logger = pino({ level: 'debug' }, { write: (line: string) => void seen.push(line) });
+      daemon = await startDaemon(config, { logger });
       base = `http://127.0.0.1:${daemon.httpAddress!.port}`;
     });
 
@@ -126,6 +128,9 @@ export function consoleSuite(driver: ConsoleDriver): void {
       expect(((await get(`/api/deliveries?event=${a.eventId as string}`)).json().attempts as unknown[]).length).toBe(1);
       expect(((await get('/api/deliveries?row_key=42&destination=default&outcome=delivered')).json().attempts as unknown[]).length).toBe(1);
       expect(((await get('/api/deliveries?outcome=dead')).json().attempts as unknown[]).length).toBe(0);
+      const eventPage = await get(`/events/${a.eventId as string}`);
+      expect(eventPage.status).toBe(200);
+      expect(eventPage.text).toContain('delivered');
       const journey = (await get(`/api/events/${a.eventId as string}`)).json();
       expect(journey.eventId).toBe(a.eventId);
       expect((journey.attempts as unknown[]).length).toBe(1);
@@ -192,7 +197,8 @@ export function consoleSuite(driver: ConsoleDriver): void {
       for (const p of ['/', '/deliveries', '/dead-letters', '/events', '/api/overview', '/api/deliveries?limit=1000']) expect((await get(p)).status).toBe(200);
     });
 
-    it('never shows a secret in any response', () => {
+    it('never shows a secret in any response or log line', () => {
+      expect(seen.some((line) => line.includes('"level":30'))).toBe(true);
       const all = seen.join('\n');
       for (const secret of [TOKEN, WEBHOOK_SECRET, WEBHOOK_SECRET.slice('whsec_'.length), HEADER_SECRET, API_KEY_SECRET, ...driver.databaseSecrets]) {
         expect(all.includes(secret), `a response contains ${secret.slice(0, 4)}…`).toBe(false);
