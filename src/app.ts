@@ -237,7 +237,7 @@ function startDestination(
       }
     },
   });
-  const sender = openSink(d, where, VERSION, attemptLog ? { keepResponseBytes: RESPONSE_BODY_BYTES } : {});
+  const sender = openSink(d, where, VERSION, attemptLog ? { keepResponseBytes: RESPONSE_BODY_BYTES, keepOkResponse: () => attemptLog.wantsDelivered() } : {});
   const plan = batchPlan(d.pool_size);
   const delivery = compileDestination(d, tables, config.database.database, where);
   const attempts: AttemptRecorder | undefined = attemptLog?.forDestination(d.name, sender.description, delivery, destinationSecrets(d));

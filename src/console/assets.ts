@@ -126,7 +126,7 @@ export const CONSOLE_JS = `
     if (document.getElementById('overview-rows')) {
       refreshOverview();
       refreshRate();
-      setInterval(refreshOverview, 2000);
+      setInterval(refreshOverview, 3000);
       setInterval(refreshRate, 5000);
     }
     var all = document.getElementById('select-all');

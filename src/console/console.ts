@@ -49,6 +49,11 @@ const MAX_BODY_BYTES = 64 * 1024;
 const PAGE_ROWS = 100;
 /** Dead letters a confirmation page lists (it counts them all). */
 const CONFIRM_ROWS = 50;
+/**
+ * An overview younger than this is reused: the counts come from the status query, which
+ * reads every queue (as the CLI's `status` does), and every open overview polls it.
+ */
+const OVERVIEW_MAX_AGE_MS = 2_000;
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy':
@@ -112,6 +117,7 @@ export class WebConsole {
   readonly auth: ConsoleAuth;
   private readonly admin: SharedAdmin;
   private readonly destinations: string[];
+  private overviewCache: { at: number; rows: Promise<OverviewRow[]> } | undefined;
 
   constructor(private readonly opts: ConsoleOptions) {
     this.auth = new ConsoleAuth(opts.config.http.token);
@@ -128,12 +134,13 @@ export class WebConsole {
     const url = new URL(req.url ?? '/', 'http://console.invalid');
     const path = url.pathname;
     const api = path.startsWith('/api/');
+    let who: Principal | undefined;
     try {
       if (path === '/assets/console.css') return send(res, 200, CONSOLE_CSS, 'text/css; charset=utf-8');
       if (path === '/assets/console.js') return send(res, 200, CONSOLE_JS, 'text/javascript; charset=utf-8');
       if (path === '/favicon.ico') return send(res, 404, '', 'text/plain');
       if (path === '/login') return await this.login(req, res);
-      const who = this.auth.authenticate(req.headers);
+      who = this.auth.authenticate(req.headers);
       if (!who) {
         if (api) return json(res, 401, { error: 'unauthorized: send Authorization: Bearer <http.token>' }, { 'www-authenticate': 'Bearer' });
         if (req.method === 'GET' || req.method === 'HEAD') return redirect(res, '/login');
@@ -151,7 +158,8 @@ export class WebConsole {
       const status = err instanceof HttpProblem ? err.status : err instanceof AppError ? 400 : 500;
       const message = err instanceof HttpProblem || err instanceof AppError ? err.message : `internal error: ${describeError(err)}`;
       if (api) return json(res, status, { error: message });
-      return send(res, status, messagePage(this.context({ kind: 'open', session: 'open' }, false), status === 403 ? 'Refused' : 'Error', message), 'text/html; charset=utf-8');
+      const ctx = who ? this.context(who) : this.context({ kind: 'open', session: 'open' }, false);
+      return send(res, status, messagePage(ctx, status === 403 ? 'Refused' : 'Error', message), 'text/html; charset=utf-8');
     }
   }
 
@@ -272,10 +280,19 @@ export class WebConsole {
 
   // ---- Shared by pages and API
 
-  private async overview(): Promise<OverviewRow[]> {
-    const endpoints = this.opts.live.endpoints();
-    const rows = await this.admin.run((ops) => ops.status());
-    return rows.map((r) => ({ ...r, endpoint: r.destination ? (endpoints[r.destination] ?? null) : null }));
+  private overview(): Promise<OverviewRow[]> {
+    const cached = this.overviewCache;
+    if (cached && Date.now() - cached.at < OVERVIEW_MAX_AGE_MS) return cached.rows;
+    const rows = (async () => {
+      const status = await this.admin.run((ops) => ops.status());
+      const endpoints = this.opts.live.endpoints();
+      return status.map((r) => ({ ...r, endpoint: r.destination ? (endpoints[r.destination] ?? null) : null }));
+    })();
+    this.overviewCache = { at: Date.now(), rows };
+    rows.catch(() => {
+      if (this.overviewCache?.rows === rows) this.overviewCache = undefined;
+    });
+    return rows;
   }
 
   private async deadLetter(destination: string, ref: string): Promise<DeadLetter> {

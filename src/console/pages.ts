@@ -104,7 +104,7 @@ ${rows.map(
 )}
 </tbody>
 </table>
-<p class="muted" id="overview-updated">Counts as of this page; they refresh every 2 s with JavaScript.</p>`,
+<p class="muted" id="overview-updated">Counts as of this page; they refresh every 3 s with JavaScript.</p>`,
   );
 }
 

@@ -12,7 +12,12 @@ import { WebhookClient, WebhookSink } from './webhook.js';
 import { describeError } from '../util/errors.js';
 
 /** `key`: where the destination is in the config (`webhook`, `destinations[1]`), for its check's fixes. */
-export function openSink(d: DestinationConfig, key: string, version: string, opts: { readonly keepResponseBytes?: number } = {}): Sink {
+export function openSink(
+  d: DestinationConfig,
+  key: string,
+  version: string,
+  opts: { readonly keepResponseBytes?: number; readonly keepOkResponse?: () => boolean } = {},
+): Sink {
   switch (d.type) {
     case 'webhook':
       return new WebhookSink(new WebhookClient(d.webhook, d.pool_size, version, opts), d.format, d.batch !== undefined, { config: d.webhook, key });

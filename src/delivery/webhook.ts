@@ -31,6 +31,8 @@ export interface WebhookClientOptions {
    * for the attempt log. Default 0: only a non-2xx body's start, for the error message.
    */
   readonly keepResponseBytes?: number;
+  /** Whether to keep a 2xx answer's body too (the attempt log would use it); default always. */
+  readonly keepOkResponse?: () => boolean;
 }
 
 /** Bytes of a non-2xx body kept for the error message. */
@@ -66,7 +68,7 @@ export class WebhookClient {
   /** What every attempt needs of its client. */
   readonly #context: AttemptContext = {
     timeoutMs: () => this.#timeoutMs,
-    keepBytes: () => this.#keepResponseBytes,
+    keepBytes: (ok) => (ok && this.#keepOk !== undefined && !this.#keepOk() ? 0 : this.#keepResponseBytes),
     now: () => this.#now(),
     failure: (err, timedOut) => this.#failure(err, timedOut),
     settled: (attempt) => this.#inFlight.delete(attempt),
@@ -79,6 +81,7 @@ export class WebhookClient {
   readonly #timeoutMs: number;
   readonly #now: () => number;
   readonly #keepResponseBytes: number;
+  readonly #keepOk: (() => boolean) | undefined;
 
   constructor(cfg: WebhookConfig, poolSize: number, version: string, opts: WebhookClientOptions = {}) {
     let url: URL;
@@ -122,6 +125,7 @@ export class WebhookClient {
     this.#timeoutMs = Math.max(1, Math.round(cfg.timeout * 1000));
     this.#now = opts.now ?? Date.now;
     this.#keepResponseBytes = Math.max(0, Math.floor(opts.keepResponseBytes ?? 0));
+    this.#keepOk = opts.keepOkResponse;
 
     this.#pool = new Pool(url.origin, {
       connections: Math.max(1, poolSize),
@@ -263,8 +267,8 @@ function aborted(signal: AbortSignal): RetryOutcome {
  */
 interface AttemptContext {
   timeoutMs(): number;
-  /** Bytes of every response body to keep for the attempt log (0: none). */
-  keepBytes(): number;
+  /** Bytes of a response body to keep for the attempt log (0: none); `ok`: a 2xx answer. */
+  keepBytes(ok: boolean): number;
   now(): number;
   failure(err: unknown, timedOut: boolean): RetryOutcome;
   settled(attempt: Attempt): void;
@@ -277,6 +281,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   #status = 0;
   #headers: ResponseHeaders = {};
   #keep = 0;
+  #keepForLog = 0;
   #kept: Buffer[] = [];
   #keptBytes = 0;
   #received = 0;
@@ -326,7 +331,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return; // 1xx: the answer is still to come
     this.#status = statusCode;
     this.#headers = headers;
-    this.#keep = Math.max(isOk(statusCode) ? 0 : ERROR_BODY_BYTES, this.client.keepBytes());
+    this.#keepForLog = this.client.keepBytes(isOk(statusCode));
+    this.#keep = Math.max(isOk(statusCode) ? 0 : ERROR_BODY_BYTES, this.#keepForLog);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -364,7 +370,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   #answer(): void {
     if (this.#done) return;
     const kept = this.#kept.length === 0 ? undefined : Buffer.concat(this.#kept);
-    if (this.trace && kept) this.trace.body = new TextDecoder().decode(kept.subarray(0, this.client.keepBytes()));
+    if (this.trace && kept && this.#keepForLog > 0) this.trace.body = new TextDecoder().decode(kept.subarray(0, this.#keepForLog));
     const outcome = classifyResponse(this.#status, this.#headers, {
       body: kept === undefined || isOk(this.#status) ? undefined : keptText(kept.subarray(0, ERROR_BODY_BYTES)),
       now: this.client.now(),

@@ -140,6 +140,8 @@ export class AttemptLog {
   /** The second (Date.now() / 1000) whose delivered attempts `admitted` counts. */
   private second = 0;
   private admitted = 0;
+  /** Skipped entries not yet reported on the bus. */
+  private unreported = 0;
   /** Entries skipped because the buffer was full, since start. */
   skipped = 0;
   written = 0;
@@ -162,8 +164,9 @@ export class AttemptLog {
         this.admitted = 0;
       }
       if (this.admitted >= (this.opts.deliveredPerSecond ?? DELIVERED_PER_SECOND)) {
+        // Counted here, reported with the next write: one event per second, not per delivery.
         this.skipped++;
-        this.bus.emit('attempts:skipped', { count: 1 });
+        this.unreported++;
         return;
       }
       this.admitted++;
@@ -206,7 +209,19 @@ export class AttemptLog {
     await this.flush();
   }
 
+  /**
+   * Whether a delivered attempt ending now would be logged: the webhook keeps a 2xx
+   * answer's body only then (reading it costs a copy per response).
+   */
+  wantsDelivered(): boolean {
+    return Math.floor(Date.now() / 1000) !== this.second || this.admitted < (this.opts.deliveredPerSecond ?? DELIVERED_PER_SECOND);
+  }
+
   private async write(): Promise<void> {
+    if (this.unreported > 0) {
+      this.bus.emit('attempts:skipped', { count: this.unreported });
+      this.unreported = 0;
+    }
     while (this.buffer.length > 0) {
       const batch = this.buffer.splice(0, ROWS_PER_WRITE);
       try {
