@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   ].join('\n');
   const daemon = await startDaemon(parseConfig(yaml, { ADMIN_TOKEN: TOKEN }, 'screenshots').config, { logger: pino({ level: 'silent' }) });
   const base = `http://127.0.0.1:${daemon.httpAddress!.port}`;
-  const browser = await launchBrowser({ width: 1280, height: 760 });
+  const browser = await launchBrowser({ width: 1440, height: 800 });
   try {
     // Some traffic over a minute or so, for the chart and the log.
     for (let i = 1; i <= 40; i++) {

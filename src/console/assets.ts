@@ -38,9 +38,9 @@ button.plain { background: #fff; color: var(--fg); border-color: var(--line); }
 .notice { background: #e8f1ff; border: 1px solid #b6d0ff; padding: 8px 12px; margin-bottom: 12px; }
 .error { background: #fdecea; border: 1px solid #f5c2c0; padding: 8px 12px; margin-bottom: 12px; }
 details summary { cursor: pointer; }
-td details { max-width: 560px; }
+td details { max-width: 320px; }
 td details pre { max-height: 240px; }
-td { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; }
 .actions { display: flex; gap: 8px; margin: 8px 0; flex-wrap: wrap; }
 .login { max-width: 360px; margin: 80px auto; }
 .login input { width: 100%; margin: 8px 0; }
