@@ -89,6 +89,11 @@ export interface DaemonOptions {
   readonly destinations?: ReadonlyArray<{ readonly name: string; readonly url: string }>;
   /** Instead of the webhook: section's receiver: this one destination, as YAML lines of a `destinations:` entry. */
   readonly onlyDestination?: string;
+  /**
+   * The admin server with the web console on a free loopback port, with the attempt
+   * log on (true) or off (false); undefined: no admin server (http.listen off).
+   */
+  readonly attemptLog?: boolean;
 }
 
 /** One daemon process; samples its resident memory every 250 ms while it runs. */
@@ -116,7 +121,8 @@ export class Daemon {
         `listener:\n  poll_interval: ${options.pollInterval ?? db.pollInterval}\n` +
         (options.onlyDestination ? `destinations:\n${options.onlyDestination}` : `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n`) +
         `logging:\n  level: "${options.logLevel ?? 'warn'}"\n${options.logFile ? `  file: ${JSON.stringify(options.logFile)}\n` : ''}` +
-        `worker:\n  pool_size: ${options.poolSize ?? 10}\nhttp:\n  listen: "off"\n` +
+        `worker:\n  pool_size: ${options.poolSize ?? 10}\n` +
+        (options.attemptLog === undefined ? 'http:\n  listen: "off"\n' : `http:\n  listen: "127.0.0.1:0"\n  attempt_log: ${options.attemptLog}\n`) +
         (options.destinations?.length
           ? `destinations:\n${options.destinations.map((d) => `  - name: ${d.name}\n    url: "${d.url}"\n    timeout: 10\n`).join('')}`
           : ''),

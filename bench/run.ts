@@ -9,6 +9,7 @@
  *   npm run bench -- --cpu-prof DIR   write the daemon's CPU profiles to DIR
  *   npm run bench -- --only hot,multirow   some scenarios only (see ONLY)
  *   npm run bench -- --only sinks --sinks webhook,mqtt   the broker sinks' drains, some types only
+ *   npm run bench -- --db postgres --only attemptlog   the attempt log's cost: drains with it on and off, alternated
  *   npm run bench -- --baseline DIR   also drain with another build (a checkout of an
  *                                     earlier release, after npm ci && npm run build),
  *                                     on a database of its own, in the same run
@@ -28,7 +29,7 @@ import { SINK_TYPES, sinkDrain, type SinkDrain, type SinkType } from './sinks.js
 const QUICK = has('quick');
 const FAMILIES = flag('db', 'postgres,mysql').split(',').filter(Boolean) as Family[];
 const PROFILE_DIR = flag('cpu-prof', '');
-/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation, sinks, backfill). */
+/** `--only hot,multirow`: run only the scenarios named (ceilings, sustained, drain, multirow, latency, hot, slow, instances, fanout, isolation, sinks, backfill, attemptlog). */
 const ONLY = flag('only', '').split(',').filter(Boolean);
 /** `--baseline DIR`: a built checkout whose drains the single-destination rows compare against. */
 const BASELINE = flag('baseline', '');
@@ -446,6 +447,22 @@ async function benchDatabase(db: BenchDatabase, receiver: Receiver) {
   if (want('isolation')) {
     inScenario('isolation');
     out.isolation = await isolation(db, receiver);
+  }
+  if (want('attemptlog')) {
+    inScenario('attempt log');
+    // The console on in both; the attempt log on, off, on, off (same hour, alternated).
+    const on1 = await drain(db, receiver, SIZE.drain, { attemptLog: true });
+    const off1 = await drain(db, receiver, SIZE.drain, { attemptLog: false });
+    const on2 = await drain(db, receiver, SIZE.drain, { attemptLog: true });
+    const off2 = await drain(db, receiver, SIZE.drain, { attemptLog: false });
+    const on = (on1.perSecond + on2.perSecond) / 2;
+    const off = (off1.perSecond + off2.perSecond) / 2;
+    record({
+      family: db.family, scenario: `attempt log on vs off, drain of ${SIZE.drain.toLocaleString('en-US')}`, value: on, unit: 'events/s',
+      ratio: on / off, ratioOf: 'log off', target: '≥ 0.9×', met: on / off >= 0.9,
+      detail: `on ${Math.round(on1.perSecond)}, ${Math.round(on2.perSecond)}/s; off ${Math.round(off1.perSecond)}, ${Math.round(off2.perSecond)}/s, alternated`,
+    });
+    out.attemptLog = { on: [on1, on2], off: [off1, off2] };
   }
   if (want('instances')) {
     inScenario('two instances');

@@ -23,6 +23,10 @@ import { DaemonEventBus } from './observability/events.js';
 import { logDaemonEvents } from './observability/log-events.js';
 import { DaemonMetrics } from './observability/metrics.js';
 import { AdminServer, formatAddress } from './server/admin-server.js';
+import { checkConsoleExposure } from './console/auth.js';
+import { WebConsole } from './console/console.js';
+import { RateRing } from './console/rate.js';
+import { AttemptLog, RESPONSE_BODY_BYTES, type AttemptRecorder } from './journal/attempt-log.js';
 import { describeError } from './util/errors.js';
 import { WakeSignal } from './util/wake.js';
 import { VERSION } from './version.js';
@@ -61,6 +65,17 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   const metrics = new DaemonMetrics(bus, status, VERSION, config.destinations.map((d) => d.name));
   /** Set once the destinations run: which broker destinations cannot reach their broker. */
   let brokersProblem: () => string | undefined = () => undefined;
+  // The console beyond loopback needs a token: refused before anything is bound or touched.
+  checkConsoleExposure(config.http);
+  const serveConsole = config.http.listen !== null && config.http.console;
+  /** Delivered per second over 15 minutes, for the console's chart. */
+  const rate = new RateRing(config.destinations.map((d) => d.name));
+  if (serveConsole) bus.on('delivery:succeeded', ({ event }) => rate.note(event.destination));
+  /** Set once the destinations run: each one's endpoint health. */
+  let endpoints: () => Record<string, 'up' | 'down'> = () => ({});
+  const webConsole = serveConsole
+    ? new WebConsole({ config, version: VERSION, live: { rate, endpoints: () => endpoints() } })
+    : undefined;
   // Bound first: a busy port fails the start before the database is touched, and
   // /healthz answers (and /readyz says "starting") while installing.
   const admin = config.http.listen
@@ -70,10 +85,14 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
           await metrics.backlog();
           return status.readinessProblem() ?? brokersProblem();
         },
+        ...(webConsole ? { console: (req, res) => webConsole.handle(req, res) } : {}),
       })
     : undefined;
   const httpAddress = await admin?.start();
-  if (httpAddress) log.info({ address: formatAddress(httpAddress) }, `Admin server listening on http://${formatAddress(httpAddress)} (/metrics, /healthz, /readyz)`);
+  if (httpAddress) {
+    const what = webConsole ? 'the web console at /, /metrics, /healthz, /readyz' : '/metrics, /healthz, /readyz';
+    log.info({ address: formatAddress(httpAddress) }, `Admin server listening on http://${formatAddress(httpAddress)} (${what})`);
+  }
   const source = await createSource(config, log);
 
   try {
@@ -88,11 +107,19 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     });
     const released = await journal.releaseClaimsOfDeadLocalProcesses(localScope(), isProcessAlive);
     if (released > 0) log.info({ events: released }, 'Released the claims of a previous process of this host that is gone');
+    // The attempt log: on with the console (http.attempt_log), written off the delivery path.
+    const attemptLog =
+      webConsole && config.http.attempt_log
+        ? new AttemptLog(journal, bus, { maxRows: config.http.attempt_log_max_rows, maxAgeSeconds: config.http.attempt_log_max_age })
+        : undefined;
     // The webhook: section, when it has a url, is the first destination ("default").
     const listedFrom = config.webhook.url !== '' ? 1 : 0;
     const destinations = config.destinations.map((d, i) =>
-      startDestination(d, config, tables, journal, bus, log, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`),
+      startDestination(d, config, tables, journal, bus, log, i < listedFrom ? 'webhook' : `destinations[${i - listedFrom}]`, attemptLog),
     );
+    endpoints = () => Object.fromEntries(destinations.map((d) => [d.name, d.health.state === 'down' ? 'down' : 'up']));
+    attemptLog?.start();
+    void attemptLog?.prune();
     const byName = new Map(destinations.map((d) => [d.name, d]));
     // A broker is infrastructure the daemon connects to, like its database: while a broker
     // destination's connection is down (its breaker open), the daemon is not ready. A
@@ -161,6 +188,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
           if (purgeTimer) clearInterval(purgeTimer);
           await routeLoop.stop(graceMs);
           await Promise.all(destinations.map((d) => d.dispatcher.stop(graceMs)));
+          await attemptLog?.stop();
           await journal.releaseClaims().catch((err: unknown) => {
             log.warn({ error: describeError(err) }, 'Could not release claims; they expire with their lease');
           });
@@ -168,6 +196,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
           await Promise.all(destinations.map((d) => d.sender.close().catch(() => undefined)));
           await source.close();
           await admin?.stop();
+          await webConsole?.close();
           log.info('app-db-listener stopped');
         })();
         return stopped;
@@ -176,6 +205,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   } catch (err) {
     await source.close();
     await admin?.stop();
+    await webConsole?.close();
     throw err;
   }
 }
@@ -189,6 +219,7 @@ function startDestination(
   bus: DaemonEventBus,
   log: Logger,
   where: string,
+  attemptLog: AttemptLog | undefined,
 ) {
   const queue = journal.destination(d.name);
   const wake = new WakeSignal();
@@ -207,9 +238,10 @@ function startDestination(
       }
     },
   });
-  const sender = openSink(d, where, VERSION);
+  const sender = openSink(d, where, VERSION, attemptLog ? { keepResponseBytes: RESPONSE_BODY_BYTES, keepOkResponse: () => attemptLog.wantsDelivered() } : {});
   const plan = batchPlan(d.pool_size);
   const delivery = compileDestination(d, tables, config.database.database, where);
+  const attempts: AttemptRecorder | undefined = attemptLog?.forDestination(d.name, sender.description, delivery, destinationSecrets(d));
   const completer: Completer = new Completer(queue, bus, () => dispatcher.outcomesWritten(), {
     outcomesPerWrite: plan.outcomesPerWrite,
     moreComing: (): boolean => dispatcher.deliveriesInFlight > 0,
@@ -221,8 +253,21 @@ function startDestination(
     retry: d.webhook,
     // An event claimed ahead must still hold its lease at the end of its delivery.
     maxWaitForSlotMs: LEASE_MARGIN_MS - 5_000,
+    ...(attempts ? { attempts } : {}),
   });
   return { name: d.name, type: d.type, url: sender.description, sender, dispatcher, health };
+}
+
+/** What the attempt log masks wherever it appears: the destination's signing secrets, header values, URL password. */
+function destinationSecrets(d: DestinationConfig): string[] {
+  const out = [...d.webhook.secrets, ...d.webhook.secrets.map((s) => s.replace(/^whsec_/, '')), ...Object.values(d.webhook.headers)];
+  try {
+    const password = new URL(d.webhook.url).password;
+    if (password !== '') out.push(password, decodeURIComponent(password));
+  } catch {
+    // Not a URL: nothing more to mask.
+  }
+  return out.filter((s) => s.length >= 6);
 }
 
 /** The routes of every destination over the resolved watched tables. */

@@ -11,9 +11,18 @@ import * as mysqlAdmin from './mysql/admin.js';
 import { mysqlConnectionError } from './mysql/source.js';
 import { connectionError, pgClientConfig } from './postgres/connection.js';
 import * as pgAdmin from './postgres/admin.js';
-import type { DeadLetter, DeadLetterFilter, TableStatus } from './postgres/admin.js';
+import type { AttemptEntry, AttemptFilter, DeadLetter, DeadLetterFilter, EventJourney, TableStatus } from './postgres/admin.js';
 
-export { parseEventRef, type DeadLetter, type DeadLetterFilter, type TableStatus } from './postgres/admin.js';
+export {
+  parseEventRef,
+  type AttemptEntry,
+  type AttemptFilter,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type EventJourney,
+  type EventState,
+  type TableStatus,
+} from './postgres/admin.js';
 
 /** The operator commands of one database, over one connection; `close` ends it. */
 export interface AdminOps {
@@ -23,6 +32,14 @@ export interface AdminOps {
   replayDeadLetters(filter: DeadLetterFilter): Promise<string[]>;
   /** Deletes dead letters for good; returns their journal ids. */
   purgeDeadLetters(filter: DeadLetterFilter): Promise<string[]>;
+  /** How many dead letters the filter selects (time: failed at or after), e.g. before a replay. */
+  countDeadLetters(filter: DeadLetterFilter): Promise<number>;
+  /** One dead letter of a destination, rows exactly as captured; undefined when there is none. */
+  getDeadLetter(destination: string, id: string): Promise<DeadLetter | undefined>;
+  /** The attempt log (http.attempt_log), newest first. */
+  listAttempts(filter: AttemptFilter, limit?: number): Promise<AttemptEntry[]>;
+  /** One event: the change, where it is for each of `destinations`, and its logged attempts (oldest first). */
+  eventJourney(id: string, destinations: readonly string[]): Promise<EventJourney>;
   close(): Promise<void>;
 }
 
@@ -50,6 +67,10 @@ function translated(ops: AdminOps, config: Config): AdminOps {
     listDeadLetters: wrap(ops.listDeadLetters),
     replayDeadLetters: wrap(ops.replayDeadLetters),
     purgeDeadLetters: wrap(ops.purgeDeadLetters),
+    countDeadLetters: wrap(ops.countDeadLetters),
+    getDeadLetter: wrap(ops.getDeadLetter),
+    listAttempts: wrap(ops.listAttempts),
+    eventJourney: wrap(ops.eventJourney),
     close: ops.close,
   };
 }
@@ -72,6 +93,10 @@ export async function openAdmin(config: Config, applicationName = 'app-db-listen
         listDeadLetters: (f, limit) => pgAdmin.listDeadLetters(client, schema, f, limit),
         replayDeadLetters: (f) => pgAdmin.replayDeadLetters(client, schema, f),
         purgeDeadLetters: (f) => pgAdmin.purgeDeadLetters(client, schema, f),
+        countDeadLetters: (f) => pgAdmin.countDeadLetters(client, schema, f),
+        getDeadLetter: async (destination, id) => (await pgAdmin.listDeadLetters(client, schema, { destination, ids: [id] }, 1))[0],
+        listAttempts: (f, limit) => pgAdmin.listAttempts(client, schema, f, limit),
+        eventJourney: (id, destinations) => pgAdmin.eventJourney(client, schema, id, destinations),
         close: () => client.end().catch(() => undefined),
       },
       config,
@@ -88,6 +113,10 @@ export async function openAdmin(config: Config, applicationName = 'app-db-listen
       listDeadLetters: (f, limit) => mysqlAdmin.listDeadLetters(conn, schema, f, limit),
       replayDeadLetters: (f) => mysqlAdmin.replayDeadLetters(conn, schema, f),
       purgeDeadLetters: (f) => mysqlAdmin.purgeDeadLetters(conn, schema, f),
+      countDeadLetters: (f) => mysqlAdmin.countDeadLetters(conn, schema, f),
+      getDeadLetter: async (destination, id) => (await mysqlAdmin.listDeadLetters(conn, schema, { destination, ids: [id] }, 1))[0],
+      listAttempts: (f, limit) => mysqlAdmin.listAttempts(conn, schema, f, limit),
+      eventJourney: (id, destinations) => mysqlAdmin.eventJourney(conn, schema, id, destinations),
       close: async () => {
         conn.release();
         await pool.end().catch(() => undefined);

@@ -10,6 +10,7 @@ import type { Journal, Route, Router, Waiter } from '../journal/types.js';
 import type { BackfillRecord } from './backfill/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import type { WakeSignal } from '../util/wake.js';
+import type { AttemptRow } from '../journal/attempt-log.js';
 
 /** A watched table as the database names it. */
 export interface ResolvedTable {
@@ -61,6 +62,9 @@ export interface SourceJournal {
   releaseClaimsOfDeadLocalProcesses(scope: string, isAlive: (pid: number) => boolean): Promise<number>;
   /** Removes delivered events older than the retention. */
   purgeDelivered(retentionSeconds: number): Promise<number>;
+  /** The attempt log's writes and prunes (http.attempt_log). */
+  writeAttempts(rows: readonly AttemptRow[]): Promise<void>;
+  pruneAttempts(maxRows: number, maxAgeSeconds: number): Promise<number>;
   /** The backlog of each destination and watched table, in one cheap query (see BACKLOG_SCAN_LIMIT). */
   backlog(destinations: readonly string[]): Promise<TableBacklog[]>;
   /** The unfinished backfills of this journal, whoever runs them (for the metrics). */

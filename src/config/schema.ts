@@ -102,6 +102,11 @@ export const DEFAULTS = {
   },
   http: {
     listen: '127.0.0.1:9464',
+    console: true,
+    attempt_log: true,
+    attempt_log_max_rows: 10_000,
+    /** Seconds (24 h). */
+    attempt_log_max_age: 86_400,
   },
   worker: {
     pool_size: 10,
@@ -838,6 +843,11 @@ export function parseListenAddress(text: string): HttpListen | undefined {
 export const httpSection = z.object(
   {
     listen: listenAddress,
+    token: optionalText(),
+    console: booleanField(DEFAULTS.http.console),
+    attempt_log: booleanField(DEFAULTS.http.attempt_log),
+    attempt_log_max_rows: numberField({ min: 1, max: 10_000_000, integer: true }, DEFAULTS.http.attempt_log_max_rows),
+    attempt_log_max_age: numberField({ min: 1, max: 31_536_000, noun: 'number of seconds' }, DEFAULTS.http.attempt_log_max_age),
   },
   { error: sectionError('http') },
 );
@@ -1113,6 +1123,19 @@ function resolveConfig(raw: RawConfig) {
     http: {
       /** Where the admin server (/metrics, /healthz, /readyz) listens; null when disabled. Default 127.0.0.1:9464. */
       listen: (raw.http.listen === undefined ? parseListenAddress(DEFAULTS.http.listen)! : raw.http.listen) as HttpListen | null,
+      /**
+       * The console's and its API's bearer token (a secret: write "${ADMIN_TOKEN}"). Required
+       * when the console is on and http.listen is not a loopback address.
+       */
+      ...(raw.http.token !== undefined ? { token: raw.http.token as string | undefined } : {}),
+      /** Serve the web console at / and its JSON API at /api/ (docs/console.md). Default true. */
+      console: raw.http.console,
+      /** Keep the log of delivery attempts the console shows. Default true. */
+      attempt_log: raw.http.attempt_log,
+      /** Attempts kept at most (the oldest are pruned). Default 10,000. */
+      attempt_log_max_rows: raw.http.attempt_log_max_rows,
+      /** Seconds an attempt is kept at most. Default 86,400 (24 h). */
+      attempt_log_max_age: raw.http.attempt_log_max_age,
     },
   };
 }

@@ -29,8 +29,21 @@ export interface SinkCheck {
   readonly fix?: string;
 }
 
+/**
+ * What a sink can tell the attempt log about one attempt, when asked to (the webhook's
+ * `keepResponseBytes`). Never used for delivery decisions.
+ */
+export interface AttemptDetail {
+  /** Where it went, without credentials. */
+  readonly address?: string;
+  /** The request headers as sent, flat [name, value, …] (unredacted: the log redacts them). */
+  readonly requestHeaders?: readonly string[];
+  /** The start of the response body. */
+  readonly responseBody?: string;
+}
+
 /** What one attempt at one message came to, and how long the attempt took. */
-export type SinkResult = Outcome & { readonly durationMs: number };
+export type SinkResult = Outcome & { readonly durationMs: number; readonly detail?: AttemptDetail };
 
 export interface Sink {
   /** Where it sends, safe to log (no credentials). */

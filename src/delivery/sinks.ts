@@ -12,10 +12,15 @@ import { WebhookClient, WebhookSink } from './webhook.js';
 import { describeError } from '../util/errors.js';
 
 /** `key`: where the destination is in the config (`webhook`, `destinations[1]`), for its check's fixes. */
-export function openSink(d: DestinationConfig, key: string, version: string): Sink {
+export function openSink(
+  d: DestinationConfig,
+  key: string,
+  version: string,
+  opts: { readonly keepResponseBytes?: number; readonly keepOkResponse?: () => boolean } = {},
+): Sink {
   switch (d.type) {
     case 'webhook':
-      return new WebhookSink(new WebhookClient(d.webhook, d.pool_size, version), d.format, d.batch !== undefined, { config: d.webhook, key });
+      return new WebhookSink(new WebhookClient(d.webhook, d.pool_size, version, opts), d.format, d.batch !== undefined, { config: d.webhook, key });
     case 'nats':
       return new LazySink(describeBroker(d), async () => (await import('./nats.js')).openNatsSink(d, key));
     case 'rabbitmq':

@@ -8,7 +8,7 @@ import { redactSecrets } from '../observability/redact.js';
 import { RESERVED_HEADERS } from './headers.js';
 import { createHash } from 'node:crypto';
 import { joinBatch, type PayloadFormat } from './formats.js';
-import type { Sink, SinkCheck, SinkMessage, SinkResult } from './sink.js';
+import type { AttemptDetail, Sink, SinkCheck, SinkMessage, SinkResult } from './sink.js';
 import { checkWebhookEndpoint } from './webhook-check.js';
 
 /** One delivery attempt's input: the message id (`webhook-id`) and the payload from formats.ts. */
@@ -21,11 +21,18 @@ export interface SendInput {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-export type SendResult = Outcome & { durationMs: number };
+export type SendResult = Outcome & { durationMs: number; detail?: AttemptDetail };
 
 export interface WebhookClientOptions {
   /** Clock for `webhook-timestamp`, ms. Default Date.now. */
   readonly now?: () => number;
+  /**
+   * Bytes of every response body to hand back in the result (`detail.responseBody`),
+   * for the attempt log. Default 0: only a non-2xx body's start, for the error message.
+   */
+  readonly keepResponseBytes?: number;
+  /** Whether to keep a 2xx answer's body too (the attempt log would use it); default always. */
+  readonly keepOkResponse?: () => boolean;
 }
 
 /** Bytes of a non-2xx body kept for the error message. */
@@ -61,6 +68,7 @@ export class WebhookClient {
   /** What every attempt needs of its client. */
   readonly #context: AttemptContext = {
     timeoutMs: () => this.#timeoutMs,
+    keepBytes: (ok) => (ok && this.#keepOk !== undefined && !this.#keepOk() ? 0 : this.#keepResponseBytes),
     now: () => this.#now(),
     failure: (err, timedOut) => this.#failure(err, timedOut),
     settled: (attempt) => this.#inFlight.delete(attempt),
@@ -72,6 +80,8 @@ export class WebhookClient {
   readonly #credentials: readonly string[];
   readonly #timeoutMs: number;
   readonly #now: () => number;
+  readonly #keepResponseBytes: number;
+  readonly #keepOk: (() => boolean) | undefined;
 
   constructor(cfg: WebhookConfig, poolSize: number, version: string, opts: WebhookClientOptions = {}) {
     let url: URL;
@@ -114,6 +124,8 @@ export class WebhookClient {
     this.#credentials = [...urlPassword, ...authorization, ...cfg.secrets, ...cfg.secrets.map((s) => s.replace(/^whsec_/, ''))];
     this.#timeoutMs = Math.max(1, Math.round(cfg.timeout * 1000));
     this.#now = opts.now ?? Date.now;
+    this.#keepResponseBytes = Math.max(0, Math.floor(opts.keepResponseBytes ?? 0));
+    this.#keepOk = opts.keepOkResponse;
 
     this.#pool = new Pool(url.origin, {
       connections: Math.max(1, poolSize),
@@ -134,10 +146,19 @@ export class WebhookClient {
    */
   async send(e: SendInput, signal?: AbortSignal): Promise<SendResult> {
     const started = performance.now();
-    const attempt = signal?.aborted ? aborted(signal) : await this.#attempt(e, signal);
+    const sent: AttemptTrace = { headers: undefined, body: undefined };
+    const attempt = signal?.aborted ? aborted(signal) : await this.#attempt(e, signal, sent);
     // A receiver's answer may repeat what we sent it: its error text is stored and logged.
     const outcome = attempt.kind === 'success' ? attempt : { ...attempt, error: redactSecrets(attempt.error, this.#credentials) };
-    return { ...outcome, durationMs: Math.round((performance.now() - started) * 1000) / 1000 };
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    if (this.#keepResponseBytes === 0) return { ...outcome, durationMs };
+    // For the attempt log: what was sent (redacted when it is written, off this path) and the answer's start.
+    const detail: AttemptDetail = {
+      address: this.url,
+      ...(sent.headers !== undefined ? { requestHeaders: sent.headers } : {}),
+      ...(sent.body !== undefined ? { responseBody: redactSecrets(sent.body, this.#credentials) } : {}),
+    };
+    return { ...outcome, durationMs, detail };
   }
 
   /**
@@ -147,13 +168,14 @@ export class WebhookClient {
    * One timer serves every attempt's deadline, and the caller's signal has one
    * listener for all the attempts it may cancel.
    */
-  #attempt(e: SendInput, signal: AbortSignal | undefined): Promise<Outcome> {
+  #attempt(e: SendInput, signal: AbortSignal | undefined, sent: AttemptTrace): Promise<Outcome> {
     const timestamp = Math.floor(this.#now() / 1000);
     const headers = [...this.#headerList, 'content-type', e.contentType ?? 'application/json', 'webhook-id', e.eventId, 'webhook-timestamp', String(timestamp)];
     if (e.headers) for (const name in e.headers) headers.push(name, e.headers[name]!);
     if (this.#secrets.length > 0) headers.push('webhook-signature', sign(e.eventId, timestamp, e.body, this.#secrets));
+    if (this.#keepResponseBytes > 0) sent.headers = headers;
     return new Promise<Outcome>((resolve) => {
-      const attempt = new Attempt(this.#context, signal, resolve);
+      const attempt = new Attempt(this.#context, signal, resolve, sent);
       if (signal) this.#watch(signal);
       this.#inFlight.add(attempt);
       this.#deadlineTimer ??= setTimeout(this.#expire, this.#timeoutMs).unref();
@@ -245,6 +267,8 @@ function aborted(signal: AbortSignal): RetryOutcome {
  */
 interface AttemptContext {
   timeoutMs(): number;
+  /** Bytes of a response body to keep for the attempt log (0: none); `ok`: a 2xx answer. */
+  keepBytes(ok: boolean): number;
   now(): number;
   failure(err: unknown, timedOut: boolean): RetryOutcome;
   settled(attempt: Attempt): void;
@@ -257,6 +281,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   #status = 0;
   #headers: ResponseHeaders = {};
   #keep = 0;
+  #keepForLog = 0;
   #kept: Buffer[] = [];
   #keptBytes = 0;
   #received = 0;
@@ -269,6 +294,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     private readonly client: AttemptContext,
     readonly signal: AbortSignal | undefined,
     private readonly resolve: (o: Outcome) => void,
+    /** Where the start of the response body goes, for the attempt log. */
+    private readonly trace?: AttemptTrace,
   ) {
     this.deadline = performance.now() + client.timeoutMs();
   }
@@ -304,7 +331,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return; // 1xx: the answer is still to come
     this.#status = statusCode;
     this.#headers = headers;
-    this.#keep = isOk(statusCode) ? 0 : ERROR_BODY_BYTES;
+    this.#keepForLog = this.client.keepBytes(isOk(statusCode));
+    this.#keep = Math.max(isOk(statusCode) ? 0 : ERROR_BODY_BYTES, this.#keepForLog);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -341,7 +369,12 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   #answer(): void {
     if (this.#done) return;
-    const outcome = classifyResponse(this.#status, this.#headers, { body: keptText(this.#kept), now: this.client.now() });
+    const kept = this.#kept.length === 0 ? undefined : Buffer.concat(this.#kept);
+    if (this.trace && kept && this.#keepForLog > 0) this.trace.body = new TextDecoder().decode(kept.subarray(0, this.#keepForLog));
+    const outcome = classifyResponse(this.#status, this.#headers, {
+      body: kept === undefined || isOk(this.#status) ? undefined : keptText(kept.subarray(0, ERROR_BODY_BYTES)),
+      now: this.client.now(),
+    });
     // With pipelining 1, undici hands a finished socket back to the pool one
     // event-loop turn after the response ends: a setImmediate its HTTP/1 client
     // queues right after this callback returns (to catch servers that close despite
@@ -369,12 +402,17 @@ function isOk(status: number): boolean {
   return status >= 200 && status < 300;
 }
 
+/** What one attempt sent, and the start of its answer, for the attempt log. */
+interface AttemptTrace {
+  headers: readonly string[] | undefined;
+  body: string | undefined;
+}
+
 /** The kept start of a body as one line of text, for an error message. */
-function keptText(kept: readonly Buffer[]): string | undefined {
-  if (kept.length === 0) return undefined;
+function keptText(kept: Buffer): string | undefined {
   // A cut in the middle of a UTF-8 sequence decodes as U+FFFD, which is fine
   // for a log line; control characters would split one, so they become spaces.
-  const text = new TextDecoder().decode(Buffer.concat(kept));
+  const text = new TextDecoder().decode(kept);
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim() || undefined;
 }

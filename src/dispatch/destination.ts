@@ -20,6 +20,8 @@ export interface DeliveryPlan {
   readonly batch: { readonly maxEvents: number; readonly maxWaitMs: number } | undefined;
   /** The message of one event. */
   message(e: JournalEvent): SinkMessage;
+  /** The row's key values, comma separated (as a CloudEvents subject); undefined without a key. */
+  rowKey(e: JournalEvent): string | undefined;
 }
 
 export function compileDestination(
@@ -30,7 +32,7 @@ export function compileDestination(
   where: string,
 ): DeliveryPlan {
   const cloud = d.format !== 'original';
-  const perTable = new Map<string, { format: EventFormatter; subject: (row: string | null) => string | undefined }>();
+  const perTable = new Map<string, { format: EventFormatter; subject: (row: string | null) => string | undefined; key: (row: string | null) => string | undefined }>();
   for (const t of tables) {
     const columns = d.columns === undefined ? undefined : compileColumnSelector(d.columns, t.keyColumns);
     perTable.set(tableKey(t.schema, t.name), {
@@ -42,9 +44,10 @@ export function compileDestination(
         ...(columns !== undefined ? { columns } : {}),
       }),
       subject: cloud ? compileSubjectReader(t.keyColumns) : () => undefined,
+      key: compileSubjectReader(t.keyColumns),
     });
   }
-  const fallback = { format: compileFormatter({ format: d.format, database }), subject: () => undefined };
+  const fallback = { format: compileFormatter({ format: d.format, database }), subject: () => undefined, key: () => undefined };
   return {
     name: d.name,
     filter: d.filter === undefined ? undefined : compileFilter(d.filter, `${where}.filter`),
@@ -62,6 +65,9 @@ export function compileDestination(
         table: e.table,
         operation: OPERATIONS[e.op],
       };
+    },
+    rowKey(e) {
+      return (perTable.get(tableKey(e.schema, e.table)) ?? fallback).key(e.op === 'DELETE' ? e.oldRow : e.newRow);
     },
   };
 }

@@ -29,6 +29,7 @@ import { isExhausted, retryDelayMs } from '../delivery/policy.js';
 import type { Sink, SinkResult } from '../delivery/sink.js';
 import type { DeliveryPlan } from './destination.js';
 import type { Completer } from '../journal/completer.js';
+import type { AttemptOutcome, AttemptRecorder } from '../journal/attempt-log.js';
 import type { Journal, JournalEvent } from '../journal/types.js';
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
@@ -45,6 +46,8 @@ export interface DispatcherOptions {
    * its lease minus the longest delivery. Default 10 s.
    */
   readonly maxWaitForSlotMs?: number;
+  /** Where each attempt is logged (http.attempt_log); none when off. */
+  readonly attempts?: AttemptRecorder;
 }
 
 /** Claim ahead only while deliveries take less than this on average. */
@@ -274,11 +277,9 @@ export class Dispatcher {
     this.inFlight++;
     this.inFlightEvents += events.length;
     let results: SinkResult[];
+    const messages = events.map((e) => this.destination.message(e));
     try {
-      results = await this.sink.send(
-        events.map((e) => this.destination.message(e)),
-        this.abortDeliveries.signal,
-      );
+      results = await this.sink.send(messages, this.abortDeliveries.signal);
     } catch (err) {
       // send() reports transport problems as outcomes; this is a bug or a bad row.
       // Keep the events: retry them later, counting the attempt.
@@ -295,7 +296,11 @@ export class Dispatcher {
       this.avgDeliveryMs += (worst.durationMs - this.avgDeliveryMs) * 0.1;
       const interrupted = worst.kind === 'retry' && this.abortDeliveries.signal.aborted;
       const spared = interrupted ? false : this.health.record(worst, probe);
-      events.forEach((e, i) => this.settle(e, results[i] ?? worst, probe, spared));
+      events.forEach((e, i) => {
+        const result = results[i] ?? worst;
+        const outcome = this.settle(e, result, probe, spared);
+        this.opts.attempts?.record(e, messages[i]!, result, outcome);
+      });
     } catch (err) {
       // A bug: the outcome is not recorded, so the event stays claimed until its lease
       // ends and is delivered again. Reported, never an unhandled rejection.
@@ -362,7 +367,7 @@ export class Dispatcher {
   }
 
   /** Records one event's outcome; `spared`: the endpoint's health took the failure on itself (see EndpointHealth.record). */
-  private settle(e: JournalEvent, outcome: SinkResult, probe: boolean, spared: boolean): void {
+  private settle(e: JournalEvent, outcome: SinkResult, probe: boolean, spared: boolean): AttemptOutcome {
     if (outcome.kind === 'success') {
       this.completer.push({ kind: 'delivered', id: e.id, token: e.claimToken, schema: e.schema, table: e.table, ...rowOf(e) });
       this.bus.emit('delivery:succeeded', {
@@ -371,17 +376,17 @@ export class Dispatcher {
         durationMs: outcome.durationMs,
         latencyMs: Date.now() - e.createdAtMs,
       });
-      return;
+      return 'delivered';
     }
     if (outcome.kind === 'dead') {
       this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error, ...rowOf(e) });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
-      return;
+      return 'dead';
     }
     if (this.abortDeliveries.signal.aborted) {
       // Cut short by shutdown: not the event's fault, try again at once after restart.
       this.completer.push({ kind: 'retry', id: e.id, token: e.claimToken, delayMs: 0, refund: true, status: outcome.status, error: 'interrupted by shutdown' });
-      return;
+      return 'retry';
     }
     let delayMs: number;
     if (spared) {
@@ -396,7 +401,7 @@ export class Dispatcher {
     } else if (isExhausted(e.attempts, this.opts.retry.retry_count)) {
       this.completer.push({ kind: 'dead', id: e.id, token: e.claimToken, status: outcome.status, error: outcome.error, ...rowOf(e) });
       this.bus.emit('delivery:dead', { event: e, status: outcome.status, error: outcome.error, durationMs: outcome.durationMs });
-      return;
+      return 'dead';
     } else {
       delayMs = retryDelayMs(e.attempts, this.opts.retry, Math.random, outcome.retryAfterMs);
     }
@@ -409,6 +414,7 @@ export class Dispatcher {
       retryInMs: delayMs,
       counted: !spared,
     });
+    return 'retry';
   }
 
   private pollMs(): number {

@@ -120,7 +120,7 @@ async function privilegesCheck(conn: Conn, config: Config): Promise<DoctorCheck>
     }
   }
   // watched_tables: the daemon writes each table's last delivery time there.
-  const journal = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.watchedTables, names.destinationTables];
+  const journal = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.watchedTables, names.destinationTables, names.attempts, names.backfills];
   const ours = [...journal, names.meta, names.migrations];
   const denied = ours.filter((t) =>
     (journal.includes(t) ? ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] : ['SELECT']).some((p) => !hasPrivilege(grants, p, database, t)),

@@ -21,6 +21,10 @@ export interface DaemonEvents {
   'journal:recovered': [{ operation: string }];
   'install:step': [{ description: string }];
   'install:warning': [{ message: string }];
+  /** Entries written to the attempt log (docs/console.md). */
+  'attempts:written': [{ count: number }];
+  /** Entries the attempt log skipped: its buffer was full or its write failed. */
+  'attempts:skipped': [{ count: number }];
 }
 
 /**

@@ -158,6 +158,19 @@ export class DaemonMetrics {
       if (reconnect) reconnects.inc();
     });
 
+    const attemptsWritten = new Counter({
+      name: PREFIX + 'attempt_log_written_total',
+      help: 'Delivery attempts written to the attempt log (the web console\'s Deliveries page).',
+      registers,
+    });
+    const attemptsSkipped = new Counter({
+      name: PREFIX + 'attempt_log_skipped_total',
+      help: 'Delivery attempts the attempt log skipped (its buffer was full or a write failed); deliveries never wait for it.',
+      registers,
+    });
+    bus.on('attempts:written', ({ count }) => attemptsWritten.inc(count));
+    bus.on('attempts:skipped', ({ count }) => attemptsSkipped.inc(count));
+
     // Read when scraped.
     const inFlight = () => this.sources?.deliveriesInFlight() ?? 0;
     const backlog = () => this.backlog();

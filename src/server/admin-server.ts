@@ -1,8 +1,10 @@
 /**
  * The admin HTTP server: /metrics (Prometheus), /healthz (the process runs) and
- * /readyz (the database is connected and the installed schema checked). Plain
- * node:http, GET and HEAD only. It serves no configuration and no error detail
- * beyond the database's own message, so it never shows a secret.
+ * /readyz (the database is connected and the installed schema checked), plain
+ * node:http, GET and HEAD only, open without a token (Prometheus and probes expect
+ * that; they serve no configuration and no error detail beyond the database's own
+ * message, so they never show a secret). Every other path goes to the web console
+ * when it is on (src/console/, with its own authentication).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +16,8 @@ export interface AdminHandlers {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Why the daemon is not ready; undefined when it is. */
   readinessProblem(): Promise<string | undefined>;
+  /** The web console (every other path); absent when http.console is off. */
+  console?(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
 /** `host:port`, with brackets around an IPv6 host. */
@@ -76,7 +80,8 @@ export class AdminServer {
     try {
       const path = (req.url ?? '/').split('?')[0];
       if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
-        return send(req, res, 404, 'not found: the admin server serves /metrics, /healthz and /readyz\n');
+        if (this.handlers.console) return await this.handlers.console(req, res);
+        return send(req, res, 404, 'not found: the admin server serves /metrics, /healthz and /readyz (the web console is off: http.console)\n');
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.setHeader('allow', 'GET, HEAD');

@@ -84,7 +84,7 @@ function mysqlDriver(): Driver {
     },
     config(proxyPort, webhookUrl) {
       const c = db.config({ tables: ['items', 'other'], webhookUrl });
-      return { ...c, database: { ...c.database, port: proxyPort }, http: { listen: { host: '127.0.0.1', port: 0 } } };
+      return { ...c, database: { ...c.database, port: proxyPort }, http: { ...c.http, listen: { host: '127.0.0.1', port: 0 } } };
     },
     // The proxy cut ends them: the test's own connections to this database look the same to the server.
     terminateDaemonConnections: () => Promise.resolve(),

@@ -110,7 +110,7 @@ describe('the original program\'s sample config', () => {
       ],
       logging: { file: '/var/log/app-db-listener/app.log', level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
-      http: { listen: { host: '127.0.0.1', port: 9464 } },
+      http: { listen: { host: '127.0.0.1', port: 9464 }, console: true, attempt_log: true, attempt_log_max_rows: 10_000, attempt_log_max_age: 86_400 },
     });
   });
 
@@ -208,7 +208,7 @@ describe('defaults', () => {
       ],
       logging: { level: 'info', format: 'text' },
       worker: { pool_size: 10, shutdown_timeout: 35 },
-      http: { listen: { host: '127.0.0.1', port: 9464 } },
+      http: { listen: { host: '127.0.0.1', port: 9464 }, console: true, attempt_log: true, attempt_log_max_rows: 10_000, attempt_log_max_age: 86_400 },
     });
     expect('file' in config.logging).toBe(false);
     expect('url' in config.database).toBe(false);

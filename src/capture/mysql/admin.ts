@@ -4,7 +4,19 @@
  * (../postgres/admin.ts).
  */
 import type mysql from 'mysql2/promise';
-import type { DeadLetter, DeadLetterFilter, DeadLetterRow, TableStatus } from '../postgres/admin.js';
+import {
+  toAttemptEntry,
+  toJourney,
+  type AttemptDbRow,
+  type AttemptEntry,
+  type AttemptFilter,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterRow,
+  type EventJourney,
+  type JourneyDbRow,
+  type TableStatus,
+} from '../postgres/admin.js';
 import { readEventIdPrefix } from './journal.js';
 import { makeQueries } from './queries.js';
 
@@ -119,4 +131,35 @@ export async function journalStatus(conn: Conn, prefix: string): Promise<TableSt
 function utcIso(value: string | Date | null): string | null {
   if (value === null) return null;
   return (typeof value === 'string' ? new Date(`${value.replace(' ', 'T')}Z`) : value).toISOString();
+}
+
+// ---- The web console: counts, the attempt log, an event's journey.
+
+export async function countDeadLetters(conn: Conn, prefix: string, filter: DeadLetterFilter): Promise<number> {
+  const rows = await select<{ n: number | string }>(conn, makeQueries(prefix).countDeadLetters, deadLetterFilterParams(filter));
+  return num(rows[0]?.n);
+}
+
+export async function listAttempts(conn: Conn, prefix: string, f: AttemptFilter, limit = 100): Promise<AttemptEntry[]> {
+  const eventIdPrefix = await readEventIdPrefix(conn, prefix);
+  const twice = (v: string | undefined): Array<string | null> => [v ?? null, v ?? null];
+  const rows = await select<AttemptDbRow>(conn, makeQueries(prefix).listAttempts, [
+    ...twice(f.id),
+    ...twice(f.table?.schema),
+    ...twice(f.table?.name),
+    ...twice(f.rowKey),
+    ...twice(f.destination),
+    ...twice(f.outcome),
+    ...twice(f.before),
+    String(Math.floor(limit)),
+  ]);
+  return rows.map((row) => toAttemptEntry(row, eventIdPrefix));
+}
+
+export async function eventJourney(conn: Conn, prefix: string, id: string, destinations: readonly string[]): Promise<EventJourney> {
+  const eventIdPrefix = await readEventIdPrefix(conn, prefix);
+  const names = JSON.stringify(destinations);
+  const rows = await select<JourneyDbRow>(conn, makeQueries(prefix).eventJourney, [id, names, id, names, id, names, id]);
+  const attempts = await listAttempts(conn, prefix, { id }, 1_000);
+  return toJourney(id, eventIdPrefix, rows, attempts.reverse());
 }

@@ -222,6 +222,7 @@ export async function planInstall(conn: Conn, config: Config, force = false, upT
     delivered_events: qualify(database, names.deliveredEvents),
     watched_tables: qualify(database, names.watchedTables),
     backfills: qualify(database, names.backfills),
+    attempts: qualify(database, names.attempts),
     // For statements that look our tables up in information_schema, or build SQL in SQL.
     database_name: quoteLiteral(database),
     watched_tables_name: quoteLiteral(names.watchedTables),
@@ -373,7 +374,7 @@ export async function planUninstall(conn: Conn, config: Config, dropAll: boolean
     steps.push({ description: `remove capture triggers from ${t.schema}.${t.table}`, sql: sql.join('\n') });
   }
   if (dropAll) {
-    const all = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.destinationTables, names.watchedTables, names.backfills, names.meta, names.migrations];
+    const all = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.destinationTables, names.watchedTables, names.backfills, names.attempts, names.meta, names.migrations];
     steps.push({
       description: `drop tables ${names.prefix}_* (journal, dead letters)`,
       sql: `DROP TABLE IF EXISTS ${all.map((n) => qualify(database, n)).join(', ')};`,

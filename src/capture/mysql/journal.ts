@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type mysql from 'mysql2/promise';
 import type { Operation } from '../../config/types.js';
+import type { AttemptRow } from '../../journal/attempt-log.js';
 import type { Completion, Journal, JournalEvent, Route, Router, RouteResult } from '../../journal/types.js';
 import { backfillFromRow, type BackfillRow } from './backfill.js';
 import type { BackfillRecord } from '../backfill/types.js';
@@ -117,6 +118,23 @@ export class MySqlJournal implements SourceJournal {
   async backfills(): Promise<BackfillRecord[]> {
     const [rows] = await this.pool.query<BackfillRow[]>(this.q.backfillsRunning);
     return rows.map(backfillFromRow);
+  }
+
+  async writeAttempts(rows: readonly AttemptRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const json = JSON.stringify(
+      rows.map((r) => [
+        r.destination, r.id, r.schema, r.table, r.op, r.rowKey, r.attempt, new Date(r.atMs).toISOString().replace('T', ' ').replace('Z', ''), r.durationMs,
+        r.address, r.requestHeaders, r.requestBody, r.responseStatus, r.responseBody, r.error, r.outcome,
+      ]),
+    );
+    await this.pool.execute(this.q.insertAttempts, [json]);
+  }
+
+  async pruneAttempts(maxRows: number, maxAgeSeconds: number): Promise<number> {
+    // Strings: MySQL 8.0.22+ rejects a LIMIT parameter sent as a double.
+    const [r] = await this.pool.execute<mysql.ResultSetHeader>(this.q.pruneAttempts, [String(Math.floor(maxRows)), String(maxAgeSeconds)]);
+    return r.affectedRows;
   }
 
   async backlog(destinations: readonly string[]): Promise<TableBacklog[]> {

@@ -63,6 +63,7 @@ export function makeQueries(prefix: string) {
         AND (e.claimed_by IS NULL OR e.claimed_until < UTC_TIMESTAMP(6))
         AND (e.schema_name, e.table_name) IN (${tablePairs(tableCount)})`;
   const deadLetters = quoteIdent(n.deadLetters);
+  const attempts = quoteIdent(n.attempts);
   const delivered = quoteIdent(n.deliveredEvents);
   const pairs = batchOf('');
   return {
@@ -420,6 +421,94 @@ export function makeQueries(prefix: string) {
       INSERT INTO ${quoteIdent(n.destinationTables)} (destination, schema_name, table_name, last_delivered_at)
       VALUES (?, ?, ?, UTC_TIMESTAMP(6))
       ON DUPLICATE KEY UPDATE last_delivered_at = VALUES(last_delivered_at)`,
+
+    // ---- The web console and the attempt log (docs/console.md). Read-only but for
+    // the attempt log's own writes and prunes.
+
+    /**
+     * One batch of the attempt log: a JSON array of rows, each [destination, journal id,
+     * schema, table, operation, row key, attempt, time (UTC DATETIME text), duration (ms),
+     * address, request headers (JSON text), request body, response status, response body,
+     * error, outcome].
+     */
+    insertAttempts: `
+      INSERT INTO ${attempts} (destination, id, schema_name, table_name, op, row_key, attempt, at, duration_ms,
+                               address, request_headers, request_body, response_status, response_body, error, outcome)
+      SELECT u.destination, u.id, u.schema_name, u.table_name, u.op, u.row_key, u.attempt, u.at, u.duration_ms,
+             u.address, u.request_headers, u.request_body, u.response_status, u.response_body, u.error, u.outcome
+      FROM JSON_TABLE(?, '$[*]' COLUMNS (
+        destination     VARCHAR(40)     PATH '$[0]',
+        id              BIGINT UNSIGNED PATH '$[1]',
+        schema_name     VARCHAR(64)     PATH '$[2]',
+        table_name      VARCHAR(64)     PATH '$[3]',
+        op              VARCHAR(6)      PATH '$[4]',
+        row_key         VARCHAR(1024)   PATH '$[5]',
+        attempt         INT             PATH '$[6]',
+        at              DATETIME(6)     PATH '$[7]',
+        duration_ms     DOUBLE          PATH '$[8]',
+        address         TEXT            PATH '$[9]',
+        request_headers TEXT            PATH '$[10]',
+        request_body    MEDIUMTEXT      PATH '$[11]',
+        response_status INT             PATH '$[12]',
+        response_body   TEXT            PATH '$[13]',
+        error           TEXT            PATH '$[14]',
+        outcome         VARCHAR(9)      PATH '$[15]')) u`,
+
+    /**
+     * Prunes the attempt log to its bounds in one statement: params rows kept at most
+     * (the newest), seconds kept at most. The newest rows' bound is read through a derived
+     * table (MySQL does not let a DELETE read its own table in a subquery otherwise).
+     */
+    pruneAttempts: `
+      DELETE FROM ${attempts}
+      WHERE seq <= COALESCE((SELECT b.seq FROM (SELECT seq FROM ${attempts} ORDER BY seq DESC LIMIT 1 OFFSET ?) b), 0)
+         OR at < UTC_TIMESTAMP(6) - INTERVAL ? SECOND`,
+
+    /**
+     * The attempt log, newest first. Filters, each twice (NULL: any): journal id, schema,
+     * table, row key, destination, outcome, older than this seq; then the limit.
+     */
+    listAttempts: `
+      SELECT seq, destination, id, schema_name, table_name, op, row_key, attempt,
+             DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%fZ') AS at, duration_ms,
+             address, request_headers, request_body, response_status, response_body, error, outcome
+      FROM ${attempts}
+      WHERE (? IS NULL OR id = ?) AND (? IS NULL OR schema_name = ?) AND (? IS NULL OR table_name = ?)
+        AND (? IS NULL OR row_key = ?) AND (? IS NULL OR destination = ?) AND (? IS NULL OR outcome = ?)
+        AND (? IS NULL OR seq < ?)
+      ORDER BY seq DESC
+      LIMIT ?`,
+
+    /**
+     * Where one event is, per destination: still in the capture inbox (destination ''),
+     * in a destination's queue, dead, or delivered (kept for listener.retention).
+     * Params: the journal id, then (destinations JSON array, journal id) three times.
+     */
+    eventJourney: `
+      SELECT 'inbox' AS state, '' AS destination, op, schema_name, table_name,
+             DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS created_at,
+             new_row, old_row, 0 AS attempts, NULL AS last_status, NULL AS last_error, NULL AS at
+      FROM ${events} WHERE id = ?
+      UNION ALL
+      SELECT CASE WHEN claimed_by IS NOT NULL AND claimed_until >= UTC_TIMESTAMP(6) THEN 'in flight'
+                  WHEN run_at > UTC_TIMESTAMP(6) THEN 'retrying' ELSE 'pending' END,
+             destination, op, schema_name, table_name, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),
+             new_row, old_row, attempts, last_status, last_error, DATE_FORMAT(run_at, '%Y-%m-%dT%H:%i:%s.%fZ')
+      FROM ${deliveries}
+      WHERE destination IN (SELECT j.d FROM JSON_TABLE(?, '$[*]' COLUMNS (d VARCHAR(40) PATH '$')) j) AND id = ?
+      UNION ALL
+      SELECT 'dead', destination, op, schema_name, table_name, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),
+             new_row, old_row, attempts, last_status, last_error, DATE_FORMAT(failed_at, '%Y-%m-%dT%H:%i:%s.%fZ')
+      FROM ${deadLetters}
+      WHERE destination IN (SELECT j.d FROM JSON_TABLE(?, '$[*]' COLUMNS (d VARCHAR(40) PATH '$')) j) AND id = ?
+      UNION ALL
+      SELECT 'delivered', destination, op, schema_name, table_name, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s.%fZ'),
+             new_row, old_row, attempts, NULL, NULL, DATE_FORMAT(delivered_at, '%Y-%m-%dT%H:%i:%s.%fZ')
+      FROM ${delivered}
+      WHERE destination IN (SELECT j.d FROM JSON_TABLE(?, '$[*]' COLUMNS (d VARCHAR(40) PATH '$')) j) AND id = ?`,
+
+    /** Dead-letter filters (time: failed at or after). How many match. */
+    countDeadLetters: `SELECT COUNT(*) AS n FROM ${deadLetters} WHERE ${deadLetterFilter('>=')}`,
 
     // ---- doctor: read-only checks of the privileges and what is installed.
 

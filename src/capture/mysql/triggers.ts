@@ -52,6 +52,8 @@ export interface ObjectNames {
   readonly deliveredEvents: string;
   readonly watchedTables: string;
   readonly backfills: string;
+  /** The attempt log (the console's deliveries). */
+  readonly attempts: string;
 }
 
 export function objectNames(prefix: string): ObjectNames {
@@ -66,6 +68,7 @@ export function objectNames(prefix: string): ObjectNames {
     deliveredEvents: `${prefix}_delivered_events`,
     watchedTables: `${prefix}_watched_tables`,
     backfills: `${prefix}_backfills`,
+    attempts: `${prefix}_attempts`,
   };
 }
 

@@ -160,3 +160,180 @@ export async function journalStatus(client: pg.ClientBase, ourSchema: string): P
     lastDeliveryAt: row.last_delivered_at === null ? null : row.last_delivered_at.toISOString(),
   }));
 }
+
+// ---- The web console: one dead letter, counts, the attempt log, an event's journey.
+
+/** What the attempt log is searched by; every field optional (all attempts). */
+export interface AttemptFilter {
+  /** Journal id (parseEventRef of an event id). */
+  readonly id?: string;
+  readonly table?: TableRef;
+  readonly rowKey?: string;
+  readonly destination?: string;
+  readonly outcome?: 'delivered' | 'retry' | 'dead';
+  /** Only entries older than this one (paging): its seq. */
+  readonly before?: string;
+}
+
+/** One delivery attempt, as the attempt log keeps it (secrets already redacted). */
+export interface AttemptEntry {
+  readonly seq: string;
+  readonly destination: string;
+  readonly id: string;
+  readonly eventId: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly op: string;
+  readonly rowKey: string | null;
+  readonly attempt: number;
+  readonly at: string;
+  readonly durationMs: number;
+  readonly address: string;
+  readonly requestHeaders: Readonly<Record<string, string>>;
+  readonly requestBody: string;
+  readonly responseStatus: number | null;
+  readonly responseBody: string | null;
+  readonly error: string | null;
+  readonly outcome: string;
+}
+
+/** Where an event is for one destination ('' : still in the capture inbox). */
+export interface EventState {
+  readonly destination: string;
+  readonly state: 'inbox' | 'pending' | 'retrying' | 'in flight' | 'dead' | 'delivered';
+  readonly attempts: number;
+  readonly lastStatus: number | null;
+  readonly lastError: string | null;
+  /** Next attempt (queued), failed at (dead), delivered at (delivered). */
+  readonly at: string | null;
+}
+
+/** One event's journey: the change as captured, where it is per destination, every logged attempt. */
+export interface EventJourney {
+  readonly id: string;
+  readonly eventId: string;
+  /** Null when the journal holds the change nowhere any more (delivered without retention). */
+  readonly change: {
+    readonly op: string;
+    readonly schema: string;
+    readonly table: string;
+    readonly createdAt: string;
+    readonly newRow: string | null;
+    readonly oldRow: string | null;
+  } | null;
+  readonly states: readonly EventState[];
+  readonly attempts: readonly AttemptEntry[];
+}
+
+/** An attempt log row as both databases return it. */
+export interface AttemptDbRow {
+  seq: string | number;
+  destination: string;
+  id: string | number;
+  schema_name: string;
+  table_name: string;
+  op: string;
+  row_key: string | null;
+  attempt: number | string;
+  at: string;
+  duration_ms: number | string;
+  address: string;
+  request_headers: string;
+  request_body: string;
+  response_status: number | string | null;
+  response_body: string | null;
+  error: string | null;
+  outcome: string;
+}
+
+/** A journey row as both databases return it. */
+export interface JourneyDbRow {
+  state: EventState['state'];
+  destination: string;
+  op: string;
+  schema_name: string;
+  table_name: string;
+  created_at: string;
+  new_row: string | null;
+  old_row: string | null;
+  attempts: number | string;
+  last_status: number | string | null;
+  last_error: string | null;
+  at: string | null;
+}
+
+export function toAttemptEntry(row: AttemptDbRow, prefix: string): AttemptEntry {
+  let headers: Record<string, string> = {};
+  try {
+    headers = JSON.parse(row.request_headers) as Record<string, string>;
+  } catch {
+    // Written by us as JSON; anything else shows as no headers.
+  }
+  return {
+    seq: String(row.seq),
+    destination: row.destination,
+    id: String(row.id),
+    eventId: prefix + String(row.id),
+    schema: row.schema_name,
+    table: row.table_name,
+    op: row.op,
+    rowKey: row.row_key,
+    attempt: Number(row.attempt),
+    at: row.at,
+    durationMs: Number(row.duration_ms),
+    address: row.address,
+    requestHeaders: headers,
+    requestBody: row.request_body,
+    responseStatus: row.response_status === null ? null : Number(row.response_status),
+    responseBody: row.response_body,
+    error: row.error,
+    outcome: row.outcome,
+  };
+}
+
+export function toJourney(id: string, prefix: string, rows: readonly JourneyDbRow[], attempts: readonly AttemptEntry[]): EventJourney {
+  const first = rows[0];
+  return {
+    id,
+    eventId: prefix + id,
+    change: first
+      ? { op: first.op, schema: first.schema_name, table: first.table_name, createdAt: first.created_at, newRow: first.new_row, oldRow: first.old_row }
+      : null,
+    states: rows.map((r) => ({
+      destination: r.destination,
+      state: r.state,
+      attempts: Number(r.attempts),
+      lastStatus: r.last_status === null ? null : Number(r.last_status),
+      lastError: r.last_error,
+      at: r.at,
+    })),
+    attempts,
+  };
+}
+
+export async function countDeadLetters(client: pg.ClientBase, ourSchema: string, filter: DeadLetterFilter): Promise<number> {
+  const r = await client.query<{ n: number }>(makeQueries(ourSchema).countDeadLetters, params(filter));
+  return r.rows[0]?.n ?? 0;
+}
+
+export async function listAttempts(client: pg.ClientBase, ourSchema: string, f: AttemptFilter, limit = 100): Promise<AttemptEntry[]> {
+  const prefix = await eventIdPrefix(client, ourSchema);
+  const r = await client.query<AttemptDbRow>(makeQueries(ourSchema).listAttempts, [
+    f.id ?? null,
+    f.table?.schema ?? null,
+    f.table?.name ?? null,
+    f.rowKey ?? null,
+    f.destination ?? null,
+    f.outcome ?? null,
+    f.before ?? null,
+    limit,
+  ]);
+  return r.rows.map((row) => toAttemptEntry(row, prefix));
+}
+
+export async function eventJourney(client: pg.ClientBase, ourSchema: string, id: string, destinations: readonly string[]): Promise<EventJourney> {
+  const prefix = await eventIdPrefix(client, ourSchema);
+  const r = await client.query<JourneyDbRow>(makeQueries(ourSchema).eventJourney, [id, [...destinations]]);
+  const attempts = await listAttempts(client, ourSchema, { id }, 1_000);
+  return toJourney(id, prefix, r.rows, attempts.reverse());
+}

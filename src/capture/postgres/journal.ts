@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import type { Operation } from '../../config/types.js';
+import type { AttemptRow } from '../../journal/attempt-log.js';
 import type { Completion, Journal, JournalEvent, Route, Router, RouteResult } from '../../journal/types.js';
 import { backfillFromRow } from './backfill.js';
 import type { BackfillRecord } from '../backfill/types.js';
@@ -107,6 +108,34 @@ export class PgJournal implements SourceJournal {
   async backfills(): Promise<BackfillRecord[]> {
     const r = await this.pool.query({ name: `adl_${this.q.schemaKey}_backfills`, text: this.q.backfillsRunning });
     return r.rows.map(backfillFromRow);
+  }
+
+  async writeAttempts(rows: readonly AttemptRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const col = <T>(f: (r: AttemptRow) => T): T[] => rows.map(f);
+    await this.pool.query(this.q.insertAttempts, [
+      col((r) => r.destination),
+      col((r) => r.id),
+      col((r) => r.schema),
+      col((r) => r.table),
+      col((r) => r.op),
+      col((r) => r.rowKey),
+      col((r) => r.attempt),
+      col((r) => r.atMs),
+      col((r) => r.durationMs),
+      col((r) => r.address),
+      col((r) => r.requestHeaders),
+      col((r) => r.requestBody),
+      col((r) => r.responseStatus),
+      col((r) => r.responseBody),
+      col((r) => r.error),
+      col((r) => r.outcome),
+    ]);
+  }
+
+  async pruneAttempts(maxRows: number, maxAgeSeconds: number): Promise<number> {
+    const r = await this.pool.query(this.q.pruneAttempts, [maxRows, maxAgeSeconds]);
+    return r.rowCount ?? 0;
   }
 
   async backlog(destinations: readonly string[]): Promise<TableBacklog[]> {

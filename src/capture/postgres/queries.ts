@@ -436,6 +436,90 @@ export function makeQueries(ourSchema: string) {
     /** Latest applied migration, or an error if our schema is missing. */
     schemaVersion: `SELECT coalesce(max(version), 0) AS version FROM ${s}.migrations`,
 
+    // ---- The web console and the attempt log (docs/console.md). Read-only but for
+    // the attempt log's own writes and prunes.
+
+    /**
+     * One batch of the attempt log, as parallel arrays: $1 destinations, $2 journal ids,
+     * $3 schemas, $4 tables, $5 operations, $6 row keys, $7 attempt numbers, $8 times (ms
+     * since the epoch), $9 durations (ms), $10 addresses, $11 request headers (JSON),
+     * $12 request bodies, $13 response statuses, $14 response bodies, $15 errors, $16 outcomes.
+     */
+    insertAttempts: `
+      INSERT INTO ${s}.attempts (destination, id, schema_name, table_name, op, row_key, attempt, at, duration_ms,
+                                 address, request_headers, request_body, response_status, response_body, error, outcome)
+      SELECT destination, id, schema_name, table_name, op, row_key, attempt, to_timestamp(at_ms / 1000.0), duration_ms,
+             address, request_headers, request_body, response_status, response_body, error, outcome
+      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::float8[],
+                  $9::float8[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::text[], $15::text[], $16::text[])
+        AS x(destination, id, schema_name, table_name, op, row_key, attempt, at_ms, duration_ms,
+             address, request_headers, request_body, response_status, response_body, error, outcome)`,
+
+    /**
+     * Prunes the attempt log to its bounds in one statement: $1 rows kept at most (the
+     * newest), $2 seconds kept at most. The OFFSET probe reads the primary key backward
+     * from its end, so it costs $1 index entries, not the table.
+     */
+    pruneAttempts: `
+      DELETE FROM ${s}.attempts
+      WHERE at < now() - $2::float8 * interval '1 second'
+         OR seq <= (SELECT seq FROM ${s}.attempts ORDER BY seq DESC OFFSET $1::bigint LIMIT 1)`,
+
+    /**
+     * The attempt log, newest first. Filters (NULL: any): $1 journal id, $2 schema,
+     * $3 table, $4 row key, $5 destination, $6 outcome, $7 older than this seq; $8 limit.
+     */
+    listAttempts: `
+      SELECT seq::text AS seq, destination, id::text AS id, schema_name, table_name, op, row_key, attempt,
+             to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at, duration_ms,
+             address, request_headers, request_body, response_status, response_body, error, outcome
+      FROM ${s}.attempts
+      WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
+        AND ($4::text IS NULL OR row_key = $4) AND ($5::text IS NULL OR destination = $5) AND ($6::text IS NULL OR outcome = $6)
+        AND ($7::bigint IS NULL OR seq < $7)
+      ORDER BY seq DESC
+      LIMIT $8`,
+
+    /**
+     * Where one event is, per destination: still in the capture inbox (destination ''),
+     * in a destination's queue, dead, or delivered (kept for listener.retention).
+     * $1 journal id, $2 the destinations to look in (their primary keys lead with the
+     * destination, so each is one probe).
+     */
+    eventJourney: `
+      SELECT 'inbox' AS state, '' AS destination, op, schema_name, table_name,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+             new_row::text AS new_row, old_row::text AS old_row, 0 AS attempts, NULL::integer AS last_status,
+             NULL::text AS last_error, NULL::text AS at
+      FROM ${events} WHERE id = $1
+      UNION ALL
+      SELECT CASE WHEN claimed_by IS NOT NULL AND claimed_until >= now() THEN 'in flight'
+                  WHEN run_at > now() THEN 'retrying' ELSE 'pending' END,
+             destination, op, schema_name, table_name,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             new_row::text, old_row::text, attempts, last_status, last_error,
+             to_char(run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+      FROM ${deliveries} WHERE destination = ANY ($2::text[]) AND id = $1
+      UNION ALL
+      SELECT 'dead', destination, op, schema_name, table_name,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             new_row::text, old_row::text, attempts, last_status, last_error,
+             to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+      FROM ${s}.dead_letters WHERE destination = ANY ($2::text[]) AND id = $1
+      UNION ALL
+      SELECT 'delivered', destination, op, schema_name, table_name,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             new_row::text, old_row::text, attempts, NULL, NULL,
+             to_char(delivered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+      FROM ${s}.delivered_events WHERE destination = ANY ($2::text[]) AND id = $1`,
+
+    /** $1..$5 dead-letter filters (time: failed at or after). How many match. */
+    countDeadLetters: `
+      SELECT count(*)::int AS n FROM ${s}.dead_letters
+      WHERE ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))
+        AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
+        AND ($4::timestamptz IS NULL OR failed_at >= $4) AND ($5::text IS NULL OR destination = $5)`,
+
     // ---- doctor: read-only checks of the server, the privileges and what is installed.
 
     serverVersion: `SELECT current_setting('server_version_num')::integer AS num, current_setting('server_version') AS version`,
@@ -451,14 +535,14 @@ export function makeQueries(ourSchema: string) {
 
     /**
      * $1 our schema's name. Our tables the daemon cannot use: it reads them all, and
-     * writes the journal's five (has_table_privilege with a list means "any of").
+     * writes the journal's five and the attempt log (has_table_privilege with a list means "any of").
      */
     journalTablesDenied: `
       SELECT c.relname AS table_name
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
         AND NOT (has_table_privilege(c.oid, 'SELECT')
-             AND (c.relname NOT IN ('events', 'deliveries', 'dead_letters', 'delivered_events', 'destination_tables')
+             AND (c.relname NOT IN ('events', 'deliveries', 'dead_letters', 'delivered_events', 'destination_tables', 'attempts', 'backfills')
                   OR (has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'UPDATE')
                       AND has_table_privilege(c.oid, 'DELETE'))))
       ORDER BY 1`,
