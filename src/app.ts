@@ -103,6 +103,8 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     };
     const wake = new WakeSignal();
     const waker = source.waiter(wake, bus);
+    // Log capture: the reader journals what the log says (only one instance reads it).
+    const reader = source.reader?.(tables, bus, log);
     const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
       pollIntervalMs: config.listener.poll_interval * 1000,
       routed: (names) => {
@@ -112,9 +114,11 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     metrics.attach({
       backlog: () => journal.backlog(config.destinations.map((d) => d.name)),
       deliveriesInFlight: () => destinations.reduce((n, d) => n + d.dispatcher.deliveriesInFlight, 0),
+      ...(reader ? { captureLag: () => reader.lag() } : {}),
     });
     status.watchChannel(() => waker.connected);
     waker.start();
+    reader?.start();
     for (const d of destinations) d.dispatcher.start();
     routeLoop.start();
     status.phase = 'running';
@@ -158,6 +162,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
         stopped ??= (async () => {
           status.phase = 'stopping';
           if (purgeTimer) clearInterval(purgeTimer);
+          await reader?.stop();
           await routeLoop.stop(graceMs);
           await Promise.all(destinations.map((d) => d.dispatcher.stop(graceMs)));
           await journal.releaseClaims().catch((err: unknown) => {

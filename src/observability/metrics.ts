@@ -16,6 +16,8 @@ import type { JournalEvent } from '../journal/types.js';
 export interface MetricsSources {
   backlog(): Promise<TableBacklog[]>;
   deliveriesInFlight(): number;
+  /** Log capture only: how far behind the log the journal is (undefined: not known now). */
+  captureLag?(): Promise<{ readonly bytes: number | undefined; readonly seconds: number } | undefined>;
 }
 
 /** A scrape reuses a backlog younger than this, so frequent scrapes do not load the database. */
@@ -196,6 +198,40 @@ export class DaemonMetrics {
         for (const b of rows) if (b.destination === '') this.set({ table: tableLabel(b) }, b.pending);
       },
     });
+    // Log capture (listener.capture: log); absent with trigger capture.
+    const captureLag = async () => {
+      try {
+        return await this.sources?.captureLag?.();
+      } catch {
+        return undefined;
+      }
+    };
+    new Gauge({
+      name: PREFIX + 'capture_slot_lag_bytes',
+      help: 'Log capture: WAL the replication slot holds that is not yet journaled (what an unread slot keeps on disk). Absent with trigger capture.',
+      registers,
+      async collect() {
+        const lag = await captureLag();
+        this.reset();
+        if (lag?.bytes !== undefined) this.set(lag.bytes);
+      },
+    });
+    new Gauge({
+      name: PREFIX + 'capture_lag_seconds',
+      help: 'Log capture, on the instance reading the slot: 0 when caught up, else the age of the last source transaction journaled. Absent with trigger capture.',
+      registers,
+      async collect() {
+        const lag = await captureLag();
+        this.reset();
+        if (lag !== undefined) this.set(lag.seconds);
+      },
+    });
+    const journaled = new Counter({
+      name: PREFIX + 'capture_changes_journaled_total',
+      help: 'Log capture: changes the reader of this instance wrote into the journal.',
+      registers,
+    });
+    bus.on('capture:journaled', ({ rows }) => journaled.inc(rows));
     new Gauge({
       name: PREFIX + 'database_connected',
       help: '1 while the database answers every query of this instance and its LISTEN connection is in place, else 0.',

@@ -1,0 +1,115 @@
+/**
+ * Log capture (listener.capture: log) on a private PostgreSQL with wal_level =
+ * logical: what the reader journals must be what the trigger journals, value for
+ * value. Both capture the same table at once here (two installations, two schemas),
+ * and every delivered body's data and old_data are compared as text.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningDaemon } from '../../src/app.js';
+import { startTestDaemon, type ConfigOptions } from '../support/daemon.js';
+import { createLogicalTestDatabase, startLogicalPostgres } from '../support/logical-postgres.js';
+import type { TestDatabase } from '../support/pg.js';
+import type { PrivatePostgres } from '../support/private-servers.js';
+import { startReceiver, type Receiver } from '../support/receiver.js';
+import { waitUntil } from '../support/wait.js';
+
+let server: PrivatePostgres;
+let db: TestDatabase;
+let rxLog: Receiver;
+let rxTrigger: Receiver;
+const running: RunningDaemon[] = [];
+
+beforeAll(async () => {
+  server = await startLogicalPostgres();
+  db = await createLogicalTestDatabase(server, 'logcap');
+  rxLog = await startReceiver();
+  rxTrigger = await startReceiver();
+}, 120_000);
+afterAll(async () => {
+  await Promise.all(running.splice(0).map((d) => d.stop(2_000)));
+  await rxLog?.close();
+  await rxTrigger?.close();
+  await db?.drop();
+  await server?.close();
+});
+
+async function daemon(o: Partial<ConfigOptions> & { tables: string[]; webhookUrl: string }) {
+  const d = await startTestDaemon({ dbUrl: db.url, ...o });
+  running.push(d);
+  return d;
+}
+
+interface Body {
+  id: string;
+  operation: string;
+  table: string;
+  data: unknown;
+  old_data: unknown;
+}
+/** The bodies of `table`, in journal order (rows are delivered side by side; each row's in order). */
+const bodies = (rx: Receiver, table: string) =>
+  rx.events
+    .map((e) => e.body)
+    .filter((b) => b.includes(`"table":"${table}"`))
+    .sort((a, b) => seq(a) - seq(b));
+const seq = (body: string) => Number(/"id":"evt_[a-z0-9]+_(\d+)"/.exec(body)![1]);
+/** data and old_data as the raw text of the body, so 12.50 and big integers are compared as sent. */
+const rowsText = (body: string) => body.slice(body.indexOf(',"data":'));
+
+describe('log capture', () => {
+  it('journals every type exactly as the trigger does, with old_data, in commit order', async () => {
+    await db.query(`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`);
+    await db.query(`CREATE TABLE fidelity (
+      id bigint PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, n numeric, n2 numeric(12,2), r real, d double precision,
+      b boolean, t text, vc varchar(10), ch char(3), by bytea, j json, jb jsonb, u uuid,
+      ts timestamp, tstz timestamptz, dt date, tm time, iv interval, ia int[], ta text[], inet_ inet, m mood,
+      big text, nothing text)`);
+    await daemon({ tables: ['fidelity'], webhookUrl: rxTrigger.url, schema: 'adl_trigger' });
+    await daemon({ tables: ['fidelity'], webhookUrl: rxLog.url, schema: 'adl_log', capture: 'log' });
+    await db.query(`INSERT INTO fidelity VALUES (
+      1, 32767, 2147483647, 9007199254740993, 12.50, 12.5, 1.5, 0.1, true, 'h\u00e9llo "w" \\ \u{1F600}', 'short', 'ab',
+      '\\x00ff10', '{"a": [1, 2.50], "b" : null}', '{"z": 1, "a": 12.50}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      '2026-12-06 10:11:12.123456', '2026-12-06 10:11:12.123456+02', '2026-12-06', '23:59:59.5', '1 day 02:03:04',
+      '{1,NULL,3}', '{"a b",c}', '10.0.0.1/8', 'happy', repeat('x', 300000), NULL)`);
+    // The large value is TOASTed: an UPDATE that does not touch it must still carry it.
+    await db.query(`UPDATE fidelity SET i4 = i4 - 1, n = 0.001 WHERE id = 1`);
+    await db.query(`UPDATE fidelity SET big = 'small now' WHERE id = 1`);
+    await db.query(`BEGIN; INSERT INTO fidelity (id, t) VALUES (2, 'two'); UPDATE fidelity SET t = 'two!' WHERE id = 2; DELETE FROM fidelity WHERE id = 1; COMMIT`);
+    await rxTrigger.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"fidelity"')).length >= 6, 20_000);
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"fidelity"')).length >= 6, 20_000);
+    const fromTrigger = bodies(rxTrigger, 'fidelity');
+    const fromLog = bodies(rxLog, 'fidelity');
+    expect(fromLog.map((b) => (JSON.parse(b) as Body).operation)).toEqual(['INSERT', 'UPDATE', 'UPDATE', 'INSERT', 'UPDATE', 'DELETE']);
+    // Column by column, as text.
+    for (let i = 0; i < fromTrigger.length; i++) expect(rowsText(fromLog[i]!)).toBe(rowsText(fromTrigger[i]!));
+    const update = JSON.parse(fromLog[1]!) as { data: Record<string, unknown>; old_data: Record<string, unknown> };
+    expect((update.data.big as string).length).toBe(300000);
+    expect((update.old_data.big as string).length).toBe(300000);
+    expect(fromLog[0]).toContain('"i8":9007199254740993');
+    expect(fromLog[0]).toContain('"n":12.50');
+  }, 60_000);
+
+  it('records the position with the events and leaves no trigger on the table', async () => {
+    const pos = await db.query<{ n: string }>(`SELECT count(*) AS n FROM adl_log.capture_positions`);
+    expect(Number(pos.rows[0]!.n)).toBe(1);
+    const triggers = await db.query<{ tgname: string }>(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'fidelity'::regclass AND NOT tgisinternal`);
+    expect(triggers.rows.map((r) => r.tgname)).toEqual(['adl_trigger_capture']);
+    const ident = await db.query<{ relreplident: string }>(`SELECT relreplident FROM pg_class WHERE oid = 'fidelity'::regclass`);
+    expect(ident.rows[0]!.relreplident).toBe('f');
+  });
+
+  it('keeps an idle slot advancing', async () => {
+    const confirmed = async () =>
+      (await db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE database = current_database()`)).rows[0]!.lsn;
+    const before = await confirmed();
+    // Traffic in a table nobody watches moves the server's position; the slot follows.
+    await db.query(`CREATE TABLE unwatched (id int)`);
+    await db.query(`INSERT INTO unwatched SELECT generate_series(1, 1000)`);
+    const target = (await db.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]!.lsn;
+    await waitUntil(
+      async () => (await db.query<{ ok: boolean }>(`SELECT $1::pg_lsn >= $2::pg_lsn AS ok`, [await confirmed(), target])).rows[0]!.ok,
+      30_000,
+      () => `slot to pass ${target} (was ${before})`,
+    );
+  }, 40_000);
+});
