@@ -461,6 +461,21 @@ export function makeQueries(ourSchema: string) {
                       AND has_table_privilege(c.oid, 'DELETE'))))
       ORDER BY 1`,
 
+    /** Log capture: the server settings and the role's REPLICATION attribute. $1 our slot's name. */
+    logCaptureSettings: `
+      SELECT current_setting('wal_level') AS wal_level,
+             current_setting('max_replication_slots')::int AS max_slots,
+             current_setting('max_wal_senders')::int AS max_senders,
+             current_setting('max_slot_wal_keep_size') AS keep_size,
+             (SELECT count(*) FROM pg_replication_slots)::int AS slots,
+             (SELECT count(*) FROM pg_stat_replication)::int AS senders,
+             (SELECT r.rolreplication OR r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) AS replication,
+             current_user AS role,
+             s.active AS slot_active,
+             CASE WHEN s.slot_name IS NULL OR pg_is_in_recovery() THEN NULL
+                  ELSE (pg_current_wal_lsn() - s.confirmed_flush_lsn)::float8 END AS slot_lag_bytes
+      FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+
     /** $1 a watched table (qualified, quoted). */
     tableTriggerPrivilege: `SELECT has_table_privilege($1::regclass, 'TRIGGER') AS ok`,
 
