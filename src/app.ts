@@ -105,7 +105,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     const waker = source.waiter(wake, bus);
     // Log capture: the reader journals what the log says (only one instance reads it).
     const reader = source.reader?.(tables, bus, log);
-    const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
+    const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables, config.listener.capture === 'log')), waker, wake, bus, {
       pollIntervalMs: config.listener.poll_interval * 1000,
       routed: (names) => {
         for (const name of names) byName.get(name)?.dispatcher.routed();
@@ -229,13 +229,17 @@ function startDestination(
   return { name: d.name, type: d.type, url: sender.description, sender, dispatcher, health };
 }
 
-/** The routes of every destination over the resolved watched tables. */
-function routesOf(destinations: readonly DestinationConfig[], tables: readonly ResolvedTable[]): Route[] {
+/**
+ * The routes of every destination over the resolved watched tables. Log capture also
+ * reports TRUNCATE: a destination that takes DELETE takes it (the rows are gone).
+ */
+function routesOf(destinations: readonly DestinationConfig[], tables: readonly ResolvedTable[], truncates: boolean): Route[] {
   const routes: Route[] = [];
   for (const d of destinations) {
     for (const t of tables) {
       const named = d.tables === undefined || d.tables.some((ref) => sameTable(ref, { schema: t.schema, name: t.name }));
-      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations: d.operations });
+      const operations = truncates && d.operations.includes('DELETE') ? [...d.operations, 'TRUNCATE' as const] : d.operations;
+      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations });
     }
   }
   return routes;

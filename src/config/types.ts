@@ -10,6 +10,11 @@ import type { configSchema } from './schema.js';
 
 export type DatabaseType = 'postgres' | 'mysql';
 export type Operation = 'INSERT' | 'UPDATE' | 'DELETE';
+/**
+ * What a captured change can be: an operation, or (log capture only) a TRUNCATE of
+ * the table, delivered to the destinations that take DELETE (docs/capture.md).
+ */
+export type EventOperation = Operation | 'TRUNCATE';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 

@@ -17,7 +17,7 @@ export interface SinkMessage {
   /** Where the change happened, for a broker's subject, routing key, stream or topic (address.ts). */
   readonly schema: string;
   readonly table: string;
-  readonly operation: 'insert' | 'update' | 'delete';
+  readonly operation: 'insert' | 'update' | 'delete' | 'truncate';
 }
 
 /** Whether the destination can be reached, found without sending an event (doctor). */

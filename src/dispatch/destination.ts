@@ -66,7 +66,7 @@ export function compileDestination(
   };
 }
 
-const OPERATIONS = { INSERT: 'insert', UPDATE: 'update', DELETE: 'delete' } as const;
+const OPERATIONS = { INSERT: 'insert', UPDATE: 'update', DELETE: 'delete', TRUNCATE: 'truncate' } as const;
 
 function tableKey(schema: string, table: string): string {
   return `${schema}\u0000${table}`;

@@ -1,4 +1,4 @@
-import type { Operation } from '../config/types.js';
+import type { EventOperation } from '../config/types.js';
 
 /** One claimed event, as the dispatcher sees it. Row values stay raw JSON text. */
 export interface JournalEvent {
@@ -8,7 +8,7 @@ export interface JournalEvent {
   readonly id: string;
   /** Stable event id sent as `id` and `webhook-id`: the same on every attempt and after restarts. */
   readonly eventId: string;
-  readonly op: Operation;
+  readonly op: EventOperation;
   readonly schema: string;
   readonly table: string;
   /** Time of the change, RFC 3339 in UTC with microseconds. */
@@ -87,7 +87,7 @@ export interface Route {
   readonly destination: string;
   readonly schema: string;
   readonly table: string;
-  readonly operations: readonly Operation[];
+  readonly operations: readonly EventOperation[];
 }
 
 /** What one move from the capture inbox did. */

@@ -42,6 +42,7 @@ async function daemon(o: Partial<ConfigOptions> & { tables: string[]; webhookUrl
 interface Body {
   id: string;
   operation: string;
+  schema: string;
   table: string;
   data: unknown;
   old_data: unknown;
@@ -97,6 +98,29 @@ describe('log capture', () => {
     const ident = await db.query<{ relreplident: string }>(`SELECT relreplident FROM pg_class WHERE oid = 'fidelity'::regclass`);
     expect(ident.rows[0]!.relreplident).toBe('f');
   });
+
+  it('reports a TRUNCATE as an event with no rows, to destinations that take DELETE', async () => {
+    await db.query(`CREATE TABLE trunc (id int PRIMARY KEY)`);
+    await daemon({ tables: ['trunc'], webhookUrl: rxLog.url, schema: 'adl_trunc', capture: 'log' });
+    await db.query(`INSERT INTO trunc VALUES (1), (2)`);
+    await db.query(`TRUNCATE trunc`);
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"trunc"')).length >= 3, 20_000);
+    const got = bodies(rxLog, 'trunc').map((b) => JSON.parse(b) as Body);
+    expect(got.map((b) => b.operation)).toEqual(['INSERT', 'INSERT', 'TRUNCATE']);
+    expect(got[2]).toMatchObject({ data: null, old_data: null, schema: 'public', table: 'trunc' });
+  }, 40_000);
+
+  it('does not deliver a TRUNCATE to a destination without DELETE', async () => {
+    await db.query(`CREATE TABLE trunc_ins (id int PRIMARY KEY)`);
+    await daemon({ tables: ['trunc_ins'], webhookUrl: rxLog.url, schema: 'adl_trunc_ins', capture: 'log', modes: 'insert' });
+    await db.query(`INSERT INTO trunc_ins VALUES (1)`);
+    await db.query(`TRUNCATE trunc_ins`);
+    await db.query(`INSERT INTO trunc_ins VALUES (2)`);
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"trunc_ins"')).length >= 2, 20_000);
+    // The inbox is empty once the TRUNCATE was routed (to nobody).
+    await waitUntil(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM adl_trunc_ins.events`)).rows[0]!.n) === 0, 20_000, 'empty inbox');
+    expect(bodies(rxLog, 'trunc_ins').map((b) => (JSON.parse(b) as Body).operation)).toEqual(['INSERT', 'INSERT']);
+  }, 40_000);
 
   it('keeps an idle slot advancing', async () => {
     const confirmed = async () =>
