@@ -60,18 +60,21 @@ const rowsText = (body: string) => body.slice(body.indexOf(',"data":'));
 describe('log capture', () => {
   it('journals every type exactly as the trigger does, with old_data, in commit order', async () => {
     await db.query(`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`);
+    await db.query(`CREATE TYPE pair AS (x int, y text)`);
+    await db.query(`CREATE DOMAIN posint AS int CHECK (VALUE > 0)`);
     await db.query(`CREATE TABLE fidelity (
       id bigint PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, n numeric, n2 numeric(12,2), r real, d double precision,
       b boolean, t text, vc varchar(10), ch char(3), by bytea, j json, jb jsonb, u uuid,
       ts timestamp, tstz timestamptz, dt date, tm time, iv interval, ia int[], ta text[], inet_ inet, m mood,
-      big text, nothing text)`);
+      big text, nothing text, p pair, pi posint, nan double precision, ts_arr timestamptz[])`);
     await daemon({ tables: ['fidelity'], webhookUrl: rxTrigger.url, schema: 'adl_trigger' });
     await daemon({ tables: ['fidelity'], webhookUrl: rxLog.url, schema: 'adl_log', capture: 'log' });
     await db.query(`INSERT INTO fidelity VALUES (
       1, 32767, 2147483647, 9007199254740993, 12.50, 12.5, 1.5, 0.1, true, 'h\u00e9llo "w" \\ \u{1F600}', 'short', 'ab',
       '\\x00ff10', '{"a": [1, 2.50], "b" : null}', '{"z": 1, "a": 12.50}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
       '2026-12-06 10:11:12.123456', '2026-12-06 10:11:12.123456+02', '2026-12-06', '23:59:59.5', '1 day 02:03:04',
-      '{1,NULL,3}', '{"a b",c}', '10.0.0.1/8', 'happy', repeat('x', 300000), NULL)`);
+      '{1,NULL,3}', '{"a b",c}', '10.0.0.1/8', 'happy', repeat('x', 300000), NULL, ROW(1, 'a "b"'), 5, 'NaN',
+      ARRAY['2026-01-01 00:00:00+00'::timestamptz, NULL])`);
     // The large value is TOASTed: an UPDATE that does not touch it must still carry it.
     await db.query(`UPDATE fidelity SET i4 = i4 - 1, n = 0.001 WHERE id = 1`);
     await db.query(`UPDATE fidelity SET big = 'small now' WHERE id = 1`);

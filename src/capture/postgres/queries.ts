@@ -536,17 +536,19 @@ export function makeQueries(ourSchema: string) {
      * values arrive as text, as the server's output functions wrote them; each is cast
      * back to its column's type and the row is built by row_to_json, exactly as the
      * trigger builds it (bigint, numeric 12.50, timestamps, json, bytea, arrays). The
-     * row hash and the txid are computed as the trigger computes them. One array per
-     * column through ROWS FROM (a multi-argument unnest is one call, limited to 100
-     * arguments). Params: $1 schema, $2 table, $3 xid (32-bit, from Begin), $4 commit
-     * time, $5 ops, $6 has old row (boolean[]), then one text[] per column of the new
-     * rows, then one per column of the old rows.
+     * row hash and the txid are computed as the trigger computes them (the 32-bit xid
+     * of the Begin message, extended with the current epoch as txid_current() is). A
+     * batch may span several source transactions. One array per column through ROWS
+     * FROM (a multi-argument unnest is one call, limited to 100 arguments). Params: $1
+     * schema, $2 table, $3 xids (bigint[]), $4 commit times, $5 ops, $6 has old row
+     * (boolean[]), then one text[] per column of the new rows, then one per column of
+     * the old rows.
      */
     insertCapturedRows: (columns: readonly { readonly name: string; readonly type: string }[], keyColumns: readonly string[]) => {
       const n = columns.length;
-      const arrays = ['unnest($5::text[])', 'unnest($6::boolean[])'];
+      const arrays = ['unnest($3::bigint[])', 'unnest($4::timestamptz[])', 'unnest($5::text[])', 'unnest($6::boolean[])'];
       for (let i = 0; i < 2 * n; i++) arrays.push(`unnest($${7 + i}::text[])`);
-      const names = ['op', 'has_old', ...columns.map((_, i) => `n${i}`), ...columns.map((_, i) => `o${i}`)];
+      const names = ['xid', 'commit_time', 'op', 'has_old', ...columns.map((_, i) => `n${i}`), ...columns.map((_, i) => `o${i}`)];
       const row = (prefix: string) =>
         n === 0
           ? `'{}'::json`
@@ -563,15 +565,15 @@ export function makeQueries(ourSchema: string) {
       return `
       INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
       SELECT y.op, $1, $2, pg_catalog.hashtextextended($1 || '.' || $2 || ':' || (${key}), 0), y.n, y.o,
-             (SELECT (CASE WHEN $3::bigint <= (c.t & 4294967295) THEN c.t >> 32 ELSE (c.t >> 32) - 1 END << 32) | $3::bigint
-              FROM (SELECT txid_current() AS t) c),
-             $4::timestamptz
+             (CASE WHEN y.xid <= (c.t & 4294967295) THEN c.t >> 32 ELSE (c.t >> 32) - 1 END << 32) | y.xid,
+             y.commit_time
       FROM (
-        SELECT x.ord, x.op,
+        SELECT x.ord, x.xid, x.commit_time, x.op,
                CASE WHEN x.op <> 'DELETE' THEN ${row('n')} END AS n,
                CASE WHEN x.op <> 'INSERT' AND x.has_old THEN ${row('o')} END AS o
         FROM ROWS FROM (${arrays.join(', ')}) WITH ORDINALITY AS x(${names.join(', ')}, ord)
       ) y
+      CROSS JOIN (SELECT txid_current() AS t) c
       ORDER BY y.ord`;
     },
     /** $1 schema, $2 table, $3 xid (32-bit), $4 commit time. A TRUNCATE: no row, no row identity. */

@@ -28,7 +28,7 @@
  * - One reader per slot: the reader holds an advisory lock (the lease) on its
  *   replication connection; other instances try again every few seconds and take
  *   over as soon as the holder's connection is gone.
- * - Backpressure: while more than MAX_QUEUED_BYTES of messages wait, the socket is
+ * - Backpressure: while more than MAX_QUEUED_BYTES (1 MB) of messages wait, the socket is
  *   paused and the server waits.
  */
 import { createHash } from 'node:crypto';
@@ -63,7 +63,7 @@ const GROUP_ROWS = 5_000;
 /** ...or this long after it began, whatever still comes. */
 const GROUP_MS = 200;
 /** Messages received but not processed yet: above this the socket is paused. */
-const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+const MAX_QUEUED_BYTES = 1024 * 1024;
 /** The confirmed position is sent at least this often (the server's wal_sender_timeout is 60 s by default). */
 const STATUS_INTERVAL_MS = 1_000;
 /** An instance without the lease tries again this often. */
@@ -89,6 +89,8 @@ interface Shape {
 
 interface Batch {
   readonly shape: Shape;
+  readonly xids: number[];
+  readonly times: string[];
   readonly ops: string[];
   readonly hasOld: boolean[];
   readonly newCols: (string | null)[][];
@@ -129,6 +131,7 @@ export class LogicalReader {
   private tx: SourceTx | undefined;
   private batch: Batch | undefined;
   private journalOpen = false;
+  /** Rows of the open journal transaction, written or batched; with `groupEnd`, what the next commit covers. */
   private groupRows = 0;
   private groupStarted = 0;
   private groupEnd: { commitLsn: bigint; endLsn: bigint; commitTime: string } | undefined;
@@ -242,6 +245,7 @@ export class LogicalReader {
     this.batch = undefined;
     this.journalOpen = false;
     this.groupRows = 0;
+    this.groupStarted = 0;
     this.groupEnd = undefined;
     this.relations.clear();
     this.confirmed = 0n;
@@ -319,7 +323,7 @@ export class LogicalReader {
           connection.stream.resume();
         }
         // Nothing else waits: a finished group of source transactions commits now.
-        if (this.queue.length === 0 && this.tx === undefined && this.journalOpen) await this.commitJournal(connection);
+        if (this.queue.length === 0 && this.tx === undefined && this.pendingJournal()) await this.commitJournal(connection);
       }
     } catch (err) {
       this.failure?.(err);
@@ -330,7 +334,7 @@ export class LogicalReader {
     if (msg.tag === 'keepalive') {
       // Idle (nothing received is unjournaled): everything up to the server's position
       // is done, so the slot advances on a database with no changes of ours.
-      if (this.tx === undefined && !this.journalOpen && this.queue.length === 0) {
+      if (this.tx === undefined && !this.pendingJournal() && this.queue.length === 0) {
         this.caughtUp = true;
         if (msg.walEnd > this.confirmed) this.confirmed = msg.walEnd;
       }
@@ -374,18 +378,19 @@ export class LogicalReader {
       }
       case 'commit': {
         const tx = this.tx;
+        this.tx = undefined;
         if (!tx || tx.skip) {
-          this.tx = undefined;
           // Already in the journal (sent again after a restart), or nothing of ours.
-          if (m.endLsn > this.confirmed && !this.journalOpen) this.confirmed = m.endLsn;
+          if (m.endLsn > this.confirmed && !this.pendingJournal()) this.confirmed = m.endLsn;
           return;
         }
-        await this.flushBatch();
-        this.tx = undefined;
-        if (this.journalOpen) {
+        if (this.pendingJournal()) {
+          // Its rows are written or batched; the next journal commit covers it.
           this.groupEnd = { commitLsn: m.commitLsn, endLsn: m.endLsn, commitTime: tx.commitTime };
           this.journaledCommitLsn = m.commitLsn;
-          if (this.groupRows >= GROUP_ROWS || Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal(connection);
+          this.groupStarted ||= Date.now();
+          const rows = this.groupRows + (this.batch?.ops.length ?? 0);
+          if (rows >= GROUP_ROWS || Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal(connection);
         } else if (m.endLsn > this.confirmed) {
           this.confirmed = m.endLsn;
         }
@@ -418,7 +423,9 @@ export class LogicalReader {
     let batch = this.batch;
     const flushFirst = batch !== undefined && batch.shape !== shape;
     const push = (): Promise<void> | undefined => {
-      batch = this.batch ??= { shape, ops: [], hasOld: [], newCols: shape.columns.map(() => []), oldCols: shape.columns.map(() => []), bytes: 0 };
+      batch = this.batch ??= { shape, xids: [], times: [], ops: [], hasOld: [], newCols: shape.columns.map(() => []), oldCols: shape.columns.map(() => []), bytes: 0 };
+      batch.xids.push(tx.xid);
+      batch.times.push(tx.commitTime);
       batch.ops.push(op);
       batch.hasOld.push(oldTuple !== undefined);
       for (let i = 0; i < shape.columns.length; i++) {
@@ -440,15 +447,13 @@ export class LogicalReader {
 
   private async flushBatch(): Promise<void> {
     const batch = this.batch;
-    const tx = this.tx;
     if (!batch || batch.ops.length === 0) return;
     this.batch = undefined;
-    if (!tx) throw new Error('pgoutput: a change outside a transaction');
     await this.openJournal();
     await this.writer!.query({
       name: batch.shape.statement.name,
       text: batch.shape.statement.text,
-      values: [batch.shape.schema, batch.shape.table, tx.xid, tx.commitTime, batch.ops, batch.hasOld, ...batch.newCols, ...batch.oldCols],
+      values: [batch.shape.schema, batch.shape.table, batch.xids, batch.times, batch.ops, batch.hasOld, ...batch.newCols, ...batch.oldCols],
     });
     this.groupRows += batch.ops.length;
   }
@@ -458,11 +463,16 @@ export class LogicalReader {
     await this.writer!.query('BEGIN');
     this.journalOpen = true;
     this.groupRows = 0;
-    this.groupStarted = Date.now();
+  }
+
+  /** Rows of ours not committed to the journal yet (written in the open transaction, or batched). */
+  private pendingJournal(): boolean {
+    return this.journalOpen || (this.batch !== undefined && this.batch.ops.length > 0);
   }
 
   /** Commits the journal transaction with its position, then confirms that position to the slot. */
   private async commitJournal(connection: ReplicationConnection): Promise<void> {
+    await this.flushBatch();
     const end = this.groupEnd;
     const writer = this.writer!;
     if (end) {
@@ -473,6 +483,7 @@ export class LogicalReader {
     const rows = this.groupRows;
     this.journalOpen = false;
     this.groupRows = 0;
+    this.groupStarted = 0;
     this.groupEnd = undefined;
     if (end) {
       if (end.endLsn > this.confirmed) this.confirmed = end.endLsn;
