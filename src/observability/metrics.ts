@@ -45,7 +45,7 @@ export class DaemonMetrics {
   private fetching: Promise<void> | undefined;
 
   constructor(
-    bus: DaemonEventBus,
+    private readonly bus: DaemonEventBus,
     private readonly status: DatabaseStatus,
     version: string,
     /** The configured destinations (their endpoint_up starts at 1). */
@@ -198,10 +198,28 @@ export class DaemonMetrics {
         for (const b of rows) if (b.destination === '') this.set({ table: tableLabel(b) }, b.pending);
       },
     });
-    // Log capture (listener.capture: log); absent with trigger capture.
+    new Gauge({
+      name: PREFIX + 'database_connected',
+      help: '1 while the database answers every query of this instance and its LISTEN connection is in place, else 0.',
+      registers,
+      async collect() {
+        await backlog();
+        this.set(status.connected() ? 1 : 0);
+      },
+    });
+  }
+
+  /** Connects the scrape-time gauges to the running daemon. */
+  attach(sources: MetricsSources): void {
+    this.sources = sources;
+    if (sources.captureLag) this.registerCapture(sources);
+  }
+  /** Log capture's gauges and counter: registered only when the daemon has a log reader. */
+  private registerCapture(sources: MetricsSources): void {
+    const registers = [this.registry];
     const captureLag = async () => {
       try {
-        return await this.sources?.captureLag?.();
+        return await sources.captureLag?.();
       } catch {
         return undefined;
       }
@@ -231,22 +249,9 @@ export class DaemonMetrics {
       help: 'Log capture: changes the reader of this instance wrote into the journal.',
       registers,
     });
-    bus.on('capture:journaled', ({ rows }) => journaled.inc(rows));
-    new Gauge({
-      name: PREFIX + 'database_connected',
-      help: '1 while the database answers every query of this instance and its LISTEN connection is in place, else 0.',
-      registers,
-      async collect() {
-        await backlog();
-        this.set(status.connected() ? 1 : 0);
-      },
-    });
+    this.bus.on('capture:journaled', ({ rows }) => journaled.inc(rows));
   }
 
-  /** Connects the scrape-time gauges to the running daemon. */
-  attach(sources: MetricsSources): void {
-    this.sources = sources;
-  }
 
   /** The Prometheus text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {

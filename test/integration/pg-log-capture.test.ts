@@ -125,6 +125,16 @@ describe('log capture', () => {
     expect(bodies(rxLog, 'trunc_ins').map((b) => (JSON.parse(b) as Body).operation)).toEqual(['INSERT', 'INSERT']);
   }, 40_000);
 
+  it('reports the slot lag in the metrics', async () => {
+    const d = running.find((r) => r.metrics !== undefined && r !== running[0])!;
+    const { body } = await d.metrics.render();
+    expect(body).toMatch(/^app_db_listener_capture_slot_lag_bytes \d+/m);
+    expect(body).toMatch(/^app_db_listener_capture_lag_seconds [\d.]+/m);
+    expect(body).toMatch(/^app_db_listener_capture_changes_journaled_total [1-9]\d*/m);
+    // The trigger daemon has no slot: no capture gauges.
+    expect((await running[0]!.metrics.render()).body).not.toMatch(/^app_db_listener_capture_slot_lag_bytes /m);
+  });
+
   it('keeps an idle slot advancing', async () => {
     const confirmed = async () =>
       (await db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE database = current_database()`)).rows[0]!.lsn;
