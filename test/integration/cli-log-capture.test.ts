@@ -107,4 +107,13 @@ describe('doctor, log capture on a server with wal_level = replica', () => {
     expect(capture.fix).toContain('ALTER SYSTEM SET wal_level = logical;');
     expect(capture.fix).toContain('restart PostgreSQL');
   });
+
+  it('install stops with the wal_level fix instead of a bare server error', async () => {
+    const r = await cli(['install', '--config', sharedConfigPath]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('cannot create the replication slot');
+    expect(r.stderr).toContain('ALTER SYSTEM SET wal_level = logical');
+    const slots = await shared.query(`SELECT 1 FROM pg_replication_slots WHERE database = current_database()`);
+    expect(slots.rowCount).toBe(0);
+  });
 });
