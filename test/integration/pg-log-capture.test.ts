@@ -93,6 +93,29 @@ describe('log capture', () => {
     expect(fromLog[0]).toContain('"n":12.50');
   }, 60_000);
 
+  it('computes the row hash and the txid exactly as the trigger does (single, composite and no key)', async () => {
+    await db.query(`CREATE TABLE keys1 (id text PRIMARY KEY, v int)`);
+    await db.query(`CREATE TABLE keys2 (a int, b text, v int, PRIMARY KEY (b, a))`);
+    await db.query(`CREATE TABLE keys0 (v int)`);
+    const tables = ['keys1', 'keys2', 'keys0'];
+    await daemon({ tables, webhookUrl: rxTrigger.url, schema: 'adl_keys_trigger', retention: 3600 });
+    await daemon({ tables, webhookUrl: rxLog.url, schema: 'adl_keys_log', capture: 'log', retention: 3600 });
+    // One transaction: every event has the same txid, in both modes.
+    await db.query(`BEGIN; INSERT INTO keys1 VALUES ('it''s', 1), ('x', 2); INSERT INTO keys2 VALUES (1, 'o''k', 1), (2, '', 2); INSERT INTO keys0 VALUES (1); COMMIT`);
+    await db.query(`UPDATE keys2 SET v = v + 1`);
+    await db.query(`DELETE FROM keys1 WHERE id = 'x'`);
+    const delivered = (schema: string) =>
+      db.query<{ table_name: string; op: string; row_hash: string | null; txid: string }>(
+        `SELECT table_name, op, row_hash::text AS row_hash, txid::text AS txid FROM ${schema}.delivered_events ORDER BY id`,
+      );
+    await waitUntil(async () => (await delivered('adl_keys_trigger')).rowCount === 8 && (await delivered('adl_keys_log')).rowCount === 8, 20_000, '8 events delivered in both modes');
+    const fromTrigger = (await delivered('adl_keys_trigger')).rows;
+    const fromLog = (await delivered('adl_keys_log')).rows;
+    expect(fromLog).toEqual(fromTrigger);
+    expect(fromLog.find((r) => r.table_name === 'keys0')!.row_hash).toBeNull();
+    expect(fromLog.find((r) => r.table_name === 'keys2')!.row_hash).not.toBeNull();
+  }, 40_000);
+
   it('records the position with the events and leaves no trigger on the table', async () => {
     const pos = await db.query<{ n: string }>(`SELECT count(*) AS n FROM adl_log.capture_positions`);
     expect(Number(pos.rows[0]!.n)).toBe(1);
