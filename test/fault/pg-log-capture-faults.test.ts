@@ -176,8 +176,15 @@ describe('log capture faults', () => {
     await b.ready();
     await db.query(`INSERT INTO two SELECT generate_series(1, 200)`);
     await rx.waitFor(() => eventIdsByRow('two').size >= 200, 30_000);
-    // Still one reader.
+    // Still one reader; the other waits on an ordinary connection, not a WAL sender.
     expect(await slotPid('adl_two')).toBe(firstPid);
+    await waitUntil(
+      async () => (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'app-db-listener:capture-standby' AND backend_type = 'client backend'`)).rowCount === 1,
+      10_000,
+      'the second instance watching for the lease',
+    );
+    const senders = await db.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'app-db-listener:capture'`);
+    expect(senders.rowCount).toBe(1);
     a.child.kill('SIGKILL');
     await a.exited;
     await db.query(`INSERT INTO two SELECT generate_series(201, 400)`);

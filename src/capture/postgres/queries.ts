@@ -510,6 +510,16 @@ export function makeQueries(ourSchema: string) {
      * so the key, a number we derive (captureLeaseKey), is written in as a bigint.
      */
     tryCaptureLease: (key: string) => `SELECT pg_try_advisory_lock(${BigInt(key).toString()}::bigint) AS ok`,
+    /**
+     * $1 lease key. Whether some session holds the lease: an instance without it asks
+     * this on an ordinary connection, so waiting takes no WAL sender.
+     */
+    captureLeaseHeld: `
+      SELECT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND ((classid::bigint << 32) | objid::bigint) = $1::bigint) AS held`,
     /** $1 type OIDs, $2 typmods: the SQL names to cast each column's text back to. */
     formatTypes: `SELECT format_type(u.t, u.m) AS type FROM unnest($1::oid[], $2::integer[]) WITH ORDINALITY AS u(t, m, o) ORDER BY u.o`,
     /** $1 slot name. How far behind the slot is, for the metrics and status. */

@@ -26,8 +26,9 @@
  *   disk and sends it at its commit (pgoutput streaming, which sends in-progress
  *   transactions that may still abort, is not used).
  * - One reader per slot: the reader holds an advisory lock (the lease) on its
- *   replication connection; other instances try again every few seconds and take
- *   over as soon as the holder's connection is gone.
+ *   replication connection; other instances look for it every ~2 s on an ordinary
+ *   connection (waiting takes no WAL sender) and take over as soon as the holder's
+ *   connection is gone.
  * - Backpressure: while more than MAX_QUEUED_BYTES (1 MB) of messages wait, the socket is
  *   paused and the server waits.
  */
@@ -120,6 +121,8 @@ export class LogicalReader {
   private running: Promise<void> | undefined;
   private repl: pg.Client | undefined;
   private writer: pg.Client | undefined;
+  /** An ordinary connection on which an instance without the lease watches for it to be free. */
+  private probe: pg.Client | undefined;
   private readonly watched: Map<string, ResolvedTable>;
   private readonly relations = new Map<number, Shape | null>();
   // The stream's state, reset on every connection.
@@ -179,6 +182,13 @@ export class LogicalReader {
     let waitingLogged = false;
     while (!signal.aborted) {
       const name = this.clientConfig.application_name ?? 'app-db-listener';
+      if (await this.leaseHeldElsewhere(name)) {
+        // Another instance reads the log; this one routes and delivers only.
+        if (!waitingLogged) this.log.info('Another instance reads the replication slot; this one will take over if it stops');
+        waitingLogged = true;
+        await delay(jitter(LEASE_RETRY_MS), signal);
+        continue;
+      }
       const repl = new pg.Client({ ...this.clientConfig, application_name: `${name}:capture`, replication: 'database' } as pg.ClientConfig);
       this.repl = repl;
       let lost: Promise<unknown> | undefined;
@@ -199,6 +209,8 @@ export class LogicalReader {
           continue;
         }
         waitingLogged = false;
+        await this.probe?.end().catch(() => undefined);
+        this.probe = undefined;
         const writer = new pg.Client({ ...this.clientConfig, application_name: `${name}:capture-journal` });
         this.writer = writer;
         writer.on('error', (err) => this.failure?.(err));
@@ -222,6 +234,28 @@ export class LogicalReader {
     }
     this.leading = false;
     await this.closeClients();
+    await this.probe?.end().catch(() => undefined);
+    this.probe = undefined;
+  }
+
+  /** True while another session holds the lease (false when that cannot be known: then the lease is tried). */
+  private async leaseHeldElsewhere(name: string): Promise<boolean> {
+    try {
+      if (!this.probe) {
+        const probe = new pg.Client({ ...this.clientConfig, application_name: `${name}:capture-standby` });
+        probe.on('error', () => {
+          if (this.probe === probe) this.probe = undefined;
+        });
+        await probe.connect();
+        this.probe = probe;
+      }
+      const r = await this.probe.query<{ held: boolean }>(this.q.captureLeaseHeld, [this.opts.leaseKey]);
+      return r.rows[0]?.held === true;
+    } catch {
+      await this.probe?.end().catch(() => undefined);
+      this.probe = undefined;
+      return false;
+    }
   }
 
   private async closeClients(): Promise<void> {
