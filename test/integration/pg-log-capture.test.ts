@@ -5,8 +5,9 @@
  * and every delivered body's data and old_data are compared as text.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningDaemon } from '../../src/app.js';
-import { startTestDaemon, type ConfigOptions } from '../support/daemon.js';
+import { pino } from 'pino';
+import { startDaemon, type RunningDaemon } from '../../src/app.js';
+import { startTestDaemon, testConfig, type ConfigOptions } from '../support/daemon.js';
 import { createLogicalTestDatabase, startLogicalPostgres } from '../support/logical-postgres.js';
 import type { TestDatabase } from '../support/pg.js';
 import type { PrivatePostgres } from '../support/private-servers.js';
@@ -156,6 +157,13 @@ describe('log capture', () => {
     expect(body).toMatch(/^app_db_listener_capture_changes_journaled_total [1-9]\d*/m);
     // The trigger daemon has no slot: no capture gauges.
     expect((await running[0]!.metrics.render()).body).not.toMatch(/^app_db_listener_capture_slot_lag_bytes /m);
+  });
+
+  it('without install, refuses to start and names what is missing', async () => {
+    await db.query(`CREATE TABLE noinstall (id int PRIMARY KEY)`);
+    const config = testConfig({ dbUrl: db.url, webhookUrl: rxLog.url, tables: ['noinstall'], schema: 'adl_noinstall', capture: 'log' });
+    const start = startDaemon(config, { logger: pino({ level: 'silent' }), install: false });
+    await expect(start).rejects.toThrow(/replica identity full on public\.noinstall.*publication adl_noinstall.*replication slot adl_noinstall_[0-9a-f]{8}/);
   });
 
   it('keeps an idle slot advancing', async () => {
