@@ -166,6 +166,59 @@ describe('log capture', () => {
     await expect(start).rejects.toThrow(/replica identity full on public\.noinstall.*publication adl_noinstall.*replication slot adl_noinstall_[0-9a-f]{8}/);
   });
 
+  it('reports a partitioned table under its own name, with a type of another schema', async () => {
+    await db.query(`CREATE SCHEMA other`);
+    await db.query(`CREATE TYPE other.level AS ENUM ('low', 'high')`);
+    await db.query(`CREATE TABLE parted (id int, region text, lvl other.level, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`);
+    await db.query(`CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu')`);
+    await db.query(`CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')`);
+    await daemon({ tables: ['parted'], webhookUrl: rxLog.url, schema: 'adl_parted', capture: 'log' });
+    await db.query(`INSERT INTO parted VALUES (1, 'eu', 'low'), (2, 'us', 'high')`);
+    await db.query(`UPDATE parted SET lvl = 'high' WHERE id = 1`);
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"parted"')).length >= 3, 20_000);
+    const got = bodies(rxLog, 'parted').map((b) => JSON.parse(b) as Body);
+    expect(got.map((b) => [b.operation, b.data])).toEqual([
+      ['INSERT', { id: 1, region: 'eu', lvl: 'low' }],
+      ['INSERT', { id: 2, region: 'us', lvl: 'high' }],
+      ['UPDATE', { id: 1, region: 'eu', lvl: 'high' }],
+    ]);
+    expect(got[2]!.old_data).toEqual({ id: 1, region: 'eu', lvl: 'low' });
+  }, 40_000);
+
+  it('switching an installation from trigger to log capture removes the trigger: no change is journaled twice', async () => {
+    await db.query(`CREATE TABLE switched (id int PRIMARY KEY)`);
+    const before = await daemon({ tables: ['switched'], webhookUrl: rxLog.url, schema: 'adl_switched' });
+    await db.query(`INSERT INTO switched VALUES (1)`);
+    await rxLog.waitFor((evs) => evs.some((e) => e.body.includes('"table":"switched"')), 20_000);
+    await before.stop(2_000);
+    running.splice(running.indexOf(before), 1);
+    await daemon({ tables: ['switched'], webhookUrl: rxLog.url, schema: 'adl_switched', capture: 'log' });
+    const triggers = await db.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = 'switched'::regclass AND NOT tgisinternal`);
+    expect(triggers.rowCount).toBe(0);
+    await db.query(`INSERT INTO switched VALUES (2), (3)`);
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"switched"')).length >= 3, 20_000);
+    const ids = bodies(rxLog, 'switched').map((b) => (JSON.parse(b) as Body & { data: { id: number } }).data.id);
+    expect(ids).toEqual([1, 2, 3]);
+    // Same installation: event ids keep counting in the same journal.
+    expect(new Set(bodies(rxLog, 'switched').map((b) => (JSON.parse(b) as Body).id)).size).toBe(3);
+  }, 40_000);
+
+  it('without REPLICA IDENTITY FULL: UPDATE without old_data, DELETE with the key only, as documented', async () => {
+    await db.query(`CREATE TABLE ident (id int PRIMARY KEY, v text)`);
+    await daemon({ tables: ['ident'], webhookUrl: rxLog.url, schema: 'adl_ident', capture: 'log' });
+    await db.query(`ALTER TABLE ident REPLICA IDENTITY DEFAULT`);
+    await db.query(`INSERT INTO ident VALUES (1, 'a')`);
+    await db.query(`UPDATE ident SET v = 'b' WHERE id = 1`);
+    await db.query(`DELETE FROM ident WHERE id = 1`);
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"ident"')).length >= 3, 20_000);
+    const got = bodies(rxLog, 'ident').map((b) => JSON.parse(b) as Body);
+    expect(got.map((b) => [b.operation, b.data, b.old_data])).toEqual([
+      ['INSERT', { id: 1, v: 'a' }, null],
+      ['UPDATE', { id: 1, v: 'b' }, null],
+      ['DELETE', { id: 1, v: null }, null],
+    ]);
+  }, 40_000);
+
   it('keeps an idle slot advancing', async () => {
     const confirmed = async () =>
       (await db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE database = current_database()`)).rows[0]!.lsn;

@@ -262,6 +262,23 @@ async function planLogCapture(
     if (force || row?.replident !== 'f') {
       steps.push({ description: `replica identity full on ${t.schema}.${t.name}`, sql: `ALTER TABLE ${target} REPLICA IDENTITY FULL;` });
     }
+    // A partition has its own replica identity, and the old row of a change comes from the
+    // partition that holds it: every partition needs FULL too (one created later gets it
+    // at the next install, which auto_install runs at every start).
+    const parts = await client.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name
+         FROM pg_partition_tree($1::regclass) p
+         JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE p.relid <> $1::regclass AND c.relkind = 'r' AND (c.relreplident <> 'f' OR $2)
+        ORDER BY 1, 2`,
+      [target, force],
+    );
+    for (const part of parts.rows) {
+      steps.push({
+        description: `replica identity full on ${part.schema}.${part.name} (partition of ${t.schema}.${t.name})`,
+        sql: `ALTER TABLE ${qualify(part.schema, part.name)} REPLICA IDENTITY FULL;`,
+      });
+    }
     if (force || fresh || !(await watchedIsCurrent(client, ourSchema, t, modes))) {
       steps.push({ description: `watch ${t.schema}.${t.name} (${modes.join(', ')}, log capture)`, sql: watchedTableSql(ourSchema, t, modes) });
     }

@@ -125,6 +125,8 @@ export class LogicalReader {
   private probe: pg.Client | undefined;
   private readonly watched: Map<string, ResolvedTable>;
   private readonly relations = new Map<number, Shape | null>();
+  /** Tables already warned about for changes without their old row. */
+  private readonly warnedNoOldRow = new Set<string>();
   // The stream's state, reset on every connection.
   private queue: { readonly msg: StreamMessage; readonly bytes: number }[] = [];
   private queuedBytes = 0;
@@ -452,8 +454,11 @@ export class LogicalReader {
       oldTuple = m.oldKind === 'O' ? m.oldTuple : undefined;
     } else {
       op = 'DELETE';
-      oldTuple = m.oldKind === 'O' ? m.oldTuple : undefined;
+      // Without REPLICA IDENTITY FULL only the key columns are sent ('K'): the event
+      // carries them, the other columns null (docs/capture.md).
+      oldTuple = m.oldTuple;
     }
+    if (op !== 'INSERT' && (m.tag === 'insert' || m.oldKind !== 'O')) this.warnNoOldRow(shape);
     let batch = this.batch;
     const flushFirst = batch !== undefined && batch.shape !== shape;
     const push = (): Promise<void> | undefined => {
@@ -537,6 +542,16 @@ export class LogicalReader {
     } catch (err) {
       this.failure?.(err);
     }
+  }
+
+  private warnNoOldRow(shape: Shape): void {
+    const table = `${shape.schema}.${shape.table}`;
+    if (this.warnedNoOldRow.has(table)) return;
+    this.warnedNoOldRow.add(table);
+    this.log.warn(
+      { table },
+      'A change of a watched table came without its old row (a table or partition is not REPLICA IDENTITY FULL): its old_data is missing; run "install"',
+    );
   }
 
   /** The journal statement of a relation, or null for a table we do not watch. */
