@@ -132,18 +132,24 @@ export class LogicalReader {
   private queuedBytes = 0;
   private paused = false;
   private pumping: Promise<void> | undefined;
+  /** Counts connections: a pump of an earlier connection stops instead of reading this one's queue. */
+  private generation = 0;
   private failure: ((err: unknown) => void) | undefined;
   private tx: SourceTx | undefined;
   private batch: Batch | undefined;
+  /** A journal transaction is open on the writer connection. */
   private journalOpen = false;
-  /** Rows of the open journal transaction, written or batched; with `groupEnd`, what the next commit covers. */
+  /** Rows written in the open journal transaction (batched rows not counted). */
   private groupRows = 0;
+  /** When the group's first source transaction committed (0: no group). */
   private groupStarted = 0;
+  /** The last source transaction of the group: what the next journal commit records and confirms. */
   private groupEnd: { commitLsn: bigint; endLsn: bigint; commitTime: string } | undefined;
   /** Commit LSN of the last source transaction in the journal (read at connect, then ours). */
   private journaledCommitLsn = 0n;
-  /** What may be confirmed to the slot; only ever grows. */
+  /** What may be confirmed to the slot; only ever grows (within a connection). */
   private confirmed = 0n;
+  /** The position last sent in a standby status update. */
   private sent = -1n;
   private lastSentAt = 0;
   private caughtUp = true;
@@ -228,6 +234,8 @@ export class LogicalReader {
         this.bus.emit('capture:lost', { error: describeError(err), retryInMs: Math.round(wait) });
         this.leading = false;
         await this.closeClients();
+        // The pump of the lost connection ends once its writer query fails.
+        await this.pumping?.catch(() => undefined);
         await delay(wait, signal);
         backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
         continue;
@@ -274,6 +282,8 @@ export class LogicalReader {
   }
 
   private resetStream(): void {
+    this.generation++;
+    this.pumping = undefined;
     this.queue = [];
     this.queuedBytes = 0;
     this.paused = false;
@@ -342,14 +352,16 @@ export class LogicalReader {
       this.paused = true;
       connection.stream.pause();
     }
-    this.pumping ??= this.pump(connection).finally(() => {
-      this.pumping = undefined;
+    if (this.pumping) return;
+    const pumping = this.pump(connection, this.generation).finally(() => {
+      if (this.pumping === pumping) this.pumping = undefined;
     });
+    this.pumping = pumping;
   }
 
-  private async pump(connection: ReplicationConnection): Promise<void> {
+  private async pump(connection: ReplicationConnection, generation: number): Promise<void> {
     try {
-      for (;;) {
+      while (generation === this.generation) {
         const next = this.queue.shift();
         if (next === undefined) break;
         this.queuedBytes -= next.bytes;
@@ -362,7 +374,7 @@ export class LogicalReader {
         if (this.queue.length === 0 && this.tx === undefined && this.pendingJournal()) await this.commitJournal(connection);
       }
     } catch (err) {
-      this.failure?.(err);
+      if (generation === this.generation) this.failure?.(err);
     }
   }
 
