@@ -133,6 +133,23 @@ describe('log capture faults', () => {
     await expectEachRowOnce('cut', 400);
   }, 120_000);
 
+  it('the walsender terminated again and again, also while a large transaction is being journaled: each row once', async () => {
+    await db.query(`CREATE TABLE cuts (id int PRIMARY KEY)`);
+    await daemon({ tables: ['cuts'] });
+    const terminate = async () => {
+      await waitUntil(async () => (await slotPid('adl_cuts')) !== null, 30_000, 'slot read');
+      await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE 'adl\\_cuts\\_%' AND active_pid IS NOT NULL`);
+    };
+    await db.query(`INSERT INTO cuts SELECT generate_series(1, 30000)`);
+    await terminate();
+    for (let round = 0; round < 3; round++) {
+      const from = 30000 + round * 100;
+      for (let i = 1; i <= 100; i++) await db.query(`INSERT INTO cuts VALUES ($1)`, [from + i]);
+      await terminate();
+    }
+    await expectEachRowOnce('cuts', 30300, 120_000);
+  }, 180_000);
+
   it('ADD, RENAME and DROP COLUMN under continuous writes: no write fails, each change has the columns it had at commit', async () => {
     await db.query(`CREATE TABLE ddl (id serial PRIMARY KEY, a int NOT NULL DEFAULT 1)`);
     await daemon({ tables: ['ddl'] });
