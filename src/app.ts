@@ -130,7 +130,9 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
     };
     const wake = new WakeSignal();
     const waker = source.waiter(wake, bus);
-    const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables)), waker, wake, bus, {
+    // Log capture: the reader journals what the log says (only one instance reads it).
+    const reader = source.reader?.(tables, bus, log);
+    const routeLoop = new RouteLoop(journal.router(routesOf(config.destinations, tables, config.listener.capture === 'log')), waker, wake, bus, {
       pollIntervalMs: config.listener.poll_interval * 1000,
       routed: (names) => {
         for (const name of names) byName.get(name)?.dispatcher.routed();
@@ -140,9 +142,11 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
       backlog: () => journal.backlog(config.destinations.map((d) => d.name)),
       backfills: () => journal.backfills(),
       deliveriesInFlight: () => destinations.reduce((n, d) => n + d.dispatcher.deliveriesInFlight, 0),
+      ...(reader ? { captureLag: () => reader.lag() } : {}),
     });
     status.watchChannel(() => waker.connected);
     waker.start();
+    reader?.start();
     for (const d of destinations) d.dispatcher.start();
     routeLoop.start();
     status.phase = 'running';
@@ -186,6 +190,7 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
         stopped ??= (async () => {
           status.phase = 'stopping';
           if (purgeTimer) clearInterval(purgeTimer);
+          await reader?.stop();
           await routeLoop.stop(graceMs);
           await Promise.all(destinations.map((d) => d.dispatcher.stop(graceMs)));
           await attemptLog?.stop();
@@ -270,14 +275,18 @@ function destinationSecrets(d: DestinationConfig): string[] {
   return out.filter((s) => s.length >= 6);
 }
 
-/** The routes of every destination over the resolved watched tables. */
-function routesOf(destinations: readonly DestinationConfig[], tables: readonly ResolvedTable[]): Route[] {
+/**
+ * The routes of every destination over the resolved watched tables. Log capture also
+ * reports TRUNCATE: a destination that takes DELETE takes it (the rows are gone).
+ */
+function routesOf(destinations: readonly DestinationConfig[], tables: readonly ResolvedTable[], truncates: boolean): Route[] {
   const routes: Route[] = [];
   for (const d of destinations) {
     for (const t of tables) {
       const named = d.tables === undefined || d.tables.some((ref) => sameTable(ref, { schema: t.schema, name: t.name }));
       // READ: the rows of a backfill go to every destination of the table (or the one it names).
-      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations: [...d.operations, 'READ'] });
+      const operations = [...d.operations, 'READ' as const, ...(truncates && d.operations.includes('DELETE') ? ['TRUNCATE' as const] : [])];
+      if (named) routes.push({ destination: d.name, schema: t.schema, table: t.name, operations });
     }
   }
   return routes;

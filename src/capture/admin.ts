@@ -11,12 +11,14 @@ import * as mysqlAdmin from './mysql/admin.js';
 import { mysqlConnectionError } from './mysql/source.js';
 import { connectionError, pgClientConfig } from './postgres/connection.js';
 import * as pgAdmin from './postgres/admin.js';
-import type { AttemptEntry, AttemptFilter, DeadLetter, DeadLetterFilter, EventJourney, TableStatus } from './postgres/admin.js';
+import type { AttemptEntry, AttemptFilter, CaptureStatus, DeadLetter, DeadLetterFilter, EventJourney, TableStatus } from './postgres/admin.js';
+import { captureSlotName } from './postgres/install.js';
 
 export {
   parseEventRef,
   type AttemptEntry,
   type AttemptFilter,
+  type CaptureStatus,
   type DeadLetter,
   type DeadLetterFilter,
   type EventJourney,
@@ -27,6 +29,8 @@ export {
 /** The operator commands of one database, over one connection; `close` ends it. */
 export interface AdminOps {
   status(): Promise<TableStatus[]>;
+  /** Log capture (listener.capture: log): its replication slot; undefined with trigger capture or no slot. */
+  capture?(): Promise<CaptureStatus | undefined>;
   listDeadLetters(filter: DeadLetterFilter, limit?: number): Promise<DeadLetter[]>;
   /** Puts dead letters back in the journal, same event ids; returns their journal ids. */
   replayDeadLetters(filter: DeadLetterFilter): Promise<string[]>;
@@ -64,6 +68,7 @@ function translated(ops: AdminOps, config: Config): AdminOps {
       });
   return {
     status: wrap(ops.status),
+    ...(ops.capture ? { capture: wrap(ops.capture) } : {}),
     listDeadLetters: wrap(ops.listDeadLetters),
     replayDeadLetters: wrap(ops.replayDeadLetters),
     purgeDeadLetters: wrap(ops.purgeDeadLetters),
@@ -90,6 +95,7 @@ export async function openAdmin(config: Config, applicationName = 'app-db-listen
     return translated(
       {
         status: () => pgAdmin.journalStatus(client, schema),
+        ...(config.listener.capture === 'log' ? { capture: () => pgAdmin.captureStatus(client, schema, captureSlotName(config)) } : {}),
         listDeadLetters: (f, limit) => pgAdmin.listDeadLetters(client, schema, f, limit),
         replayDeadLetters: (f) => pgAdmin.replayDeadLetters(client, schema, f),
         purgeDeadLetters: (f) => pgAdmin.purgeDeadLetters(client, schema, f),

@@ -78,12 +78,22 @@ export interface SourceWaiter extends Waiter {
   readonly connected: boolean;
 }
 
+/** A capture part that runs beside the journal (log capture's reader): started after prepare, stopped first. */
+export interface CaptureReader {
+  start(): void;
+  stop(): Promise<void>;
+  /** How far behind the log the journal is, for the metrics (undefined: not known now). */
+  lag(): Promise<{ readonly bytes: number | undefined; readonly seconds: number } | undefined>;
+}
+
 export interface CaptureSource {
   /** Connects, checks the server, installs what is missing (or, without install, verifies). */
   prepare(install: boolean, bus: DaemonEventBus, log: Logger): Promise<ResolvedTable[]>;
   /** The journal, with event ids of this installation. */
   openJournal(opts: JournalOptions): Promise<SourceJournal>;
   waiter(wake: WakeSignal, bus: DaemonEventBus): SourceWaiter;
+  /** The log reader, with listener.capture: log; undefined when triggers capture. */
+  reader?(tables: readonly ResolvedTable[], bus: DaemonEventBus, log: Logger): CaptureReader | undefined;
   close(): Promise<void>;
 }
 

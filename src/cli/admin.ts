@@ -109,6 +109,7 @@ export function ago(atMs: number, nowMs = Date.now()): string {
 export function statusCommand(opts: FilterOptions): Promise<number> {
   return act(opts.config, async (ops, config) => {
     const rows = await ops.status();
+    const capture = config.listener.capture === 'log' ? ((await ops.capture?.()) ?? null) : undefined;
     // Whether each destination's endpoint is up, as the running daemon sees it (its /metrics).
     const up = await endpointsUp(config);
     const endpoint = (destination: string | null): string | null =>
@@ -117,7 +118,7 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
     const backfills = await backfillStatuses(config);
     if (opts.json) {
       const tables = rows.map((r) => ({ ...r, endpointUp: endpoint(r.destination) }));
-      process.stdout.write(`${JSON.stringify({ tables, backfills }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ tables, backfills, ...(capture !== undefined ? { capture } : {}) }, null, 2)}\n`);
       return EXIT.ok;
     }
     if (rows.length === 0) {
@@ -139,6 +140,14 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
         endpoint(r.destination) ?? '-',
       ]),
     );
+    if (capture === null) process.stdout.write('Log capture: the replication slot does not exist (run "install").\n');
+    if (capture) {
+      const behind = capture.lagBytes === null ? '' : `, ${Math.round(capture.lagBytes / 1024)} kB behind`;
+      const last = capture.lastCommitAgeSeconds === null ? '' : `, last change journaled was committed ${capture.lastCommitAgeSeconds}s ago`;
+      process.stdout.write(`Log capture: slot ${capture.slot} ${capture.active ? 'read now' : 'NOT READ by any daemon'}${behind}${last}.\n`);
+      if (!capture.active) process.stdout.write('warning: a slot nobody reads keeps WAL on the server until its disk fills; start a daemon, or "uninstall" it.\n');
+      if (capture.walStatus === 'lost') process.stdout.write('warning: the server removed WAL this slot still needed (max_slot_wal_keep_size): changes were lost; run "uninstall" and "install" again.\n');
+    }
     if (up === undefined && config.http.listen) {
       process.stdout.write(`(ENDPOINT: the daemon's admin server at ${config.http.listen.host}:${config.http.listen.port} did not answer)\n`);
     }

@@ -31,6 +31,9 @@ import type {
 // Defaults
 
 export const DATABASE_TYPES = ['postgres', 'mysql'] as const satisfies readonly DatabaseType[];
+/** How changes are captured (listener.capture): see docs/capture.md. */
+export type CaptureMode = 'trigger' | 'log';
+export const CAPTURE_MODES = ['trigger', 'log'] as const satisfies readonly CaptureMode[];
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const satisfies readonly SslMode[];
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
 export const LOG_FORMATS = ['text', 'json'] as const;
@@ -88,6 +91,7 @@ export const DEFAULTS = {
     schema: 'app_db_listener',
     auto_install: true,
     retention: 0,
+    capture: 'trigger' as CaptureMode,
   },
   webhook: {
     timeout: 30,
@@ -620,6 +624,7 @@ export const listenerSection = z.object(
     schema: schemaName,
     auto_install: booleanField(DEFAULTS.listener.auto_install),
     retention: numberField({ min: 0, max: 315_360_000, noun: 'number of seconds' }, DEFAULTS.listener.retention),
+    capture: choice(CAPTURE_MODES),
   },
   { error: sectionError('listener') },
 );
@@ -873,6 +878,15 @@ export function sameTable(a: TableRef, b: TableRef): boolean {
 
 /** Rules across sections: what `destinations:` may name depends on the watched tables and modes. */
 function checkDestinations(raw: RawConfig, ctx: z.core.$RefinementCtx): void {
+  const url = raw.database.url === undefined ? undefined : parseDatabaseUrl(raw.database.url);
+  const type = raw.database.type ?? (url && !('problem' in url) ? url.type : undefined) ?? DEFAULTS.database.type;
+  if (raw.listener.capture === 'log' && type === 'mysql') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['listener', 'capture'],
+      message: 'is "log", which is not available yet for MySQL/MariaDB (binlog capture): use "trigger" (the default)',
+    });
+  }
   const list = raw.destinations ?? [];
   if (raw.webhook.url === undefined && list.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['webhook', 'url'], message: WEBHOOK_URL_REQUIRED });
@@ -1102,6 +1116,11 @@ function resolveConfig(raw: RawConfig) {
       auto_install: raw.listener.auto_install,
       /** Seconds delivered events are kept in the journal before removal. Default 0 (removed at once). */
       retention: raw.listener.retention,
+      /**
+       * How changes are captured: `trigger` (a trigger per watched table, no server settings)
+       * or `log` (PostgreSQL logical replication: no triggers, see docs/capture.md). Default `trigger`.
+       */
+      capture: raw.listener.capture ?? DEFAULTS.listener.capture,
     },
     /** The original section; with a url it is the destination "default". */
     webhook,

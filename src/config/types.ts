@@ -10,6 +10,13 @@ import type { configSchema } from './schema.js';
 
 export type DatabaseType = 'postgres' | 'mysql';
 export type Operation = 'INSERT' | 'UPDATE' | 'DELETE';
+/**
+ * What an event can report: an operation; (log capture only) a TRUNCATE of the table,
+ * delivered to the destinations that take DELETE (docs/capture.md); or READ, a row a
+ * backfill read as it stood, delivered to every destination of the table whatever its
+ * operations (docs/backfill.md).
+ */
+export type EventOperation = Operation | 'TRUNCATE' | 'READ';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 

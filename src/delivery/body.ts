@@ -1,9 +1,9 @@
-import type { Operation } from '../config/types.js';
+import type { EventOperation } from '../config/types.js';
 
 /** One journal event, as much of it as the webhook body needs. */
 export interface BodyInput {
   readonly eventId: string;
-  readonly op: Operation;
+  readonly op: EventOperation;
   readonly schema: string;
   readonly table: string;
   /** RFC 3339 time of the change, already formatted. */
@@ -22,7 +22,9 @@ export interface BodyInput {
  *    "timestamp":"2026-11-26T17:58:54.117181Z","data":{…},"old_data":{…}}
  *
  * `data` is the new row for INSERT and UPDATE and the OLD row for DELETE (as the
- * original did); `old_data` is the old row for UPDATE and null otherwise.
+ * original did); `old_data` is the old row for UPDATE and null otherwise. A
+ * backfill's READ is shaped as an INSERT. A TRUNCATE (log capture only) has neither:
+ * `data` and `old_data` are null.
  *
  * Row values are spliced in as raw text and are never parsed: a JSON.parse /
  * JSON.stringify round trip turns bigint 9007199254740993 into
@@ -36,6 +38,7 @@ export function buildBody(e: BodyInput): string {
   let oldData: string | null;
   switch (e.op) {
     case 'INSERT':
+    case 'READ':
       data = e.newRow;
       oldData = null;
       break;
@@ -45,6 +48,10 @@ export function buildBody(e: BodyInput): string {
       break;
     case 'DELETE':
       data = e.oldRow;
+      oldData = null;
+      break;
+    case 'TRUNCATE':
+      data = null;
       oldData = null;
       break;
   }

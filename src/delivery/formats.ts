@@ -1,4 +1,4 @@
-import type { Operation } from '../config/types.js';
+import type { EventOperation } from '../config/types.js';
 import { AppError } from '../util/errors.js';
 import { buildBody } from './body.js';
 import { compileColumnReader, type ColumnSelector } from './columns.js';
@@ -27,7 +27,7 @@ import { compileColumnReader, type ColumnSelector } from './columns.js';
 export type PayloadFormat = 'original' | 'cloudevents' | 'cloudevents-binary';
 
 /** The operations an event can carry: READ is a row read by a snapshot, not a change. */
-export type FormatOperation = Operation | 'READ';
+export type FormatOperation = EventOperation;
 
 /** One event, as much of it as a payload needs (body.ts BodyInput, plus READ and the subject). */
 export interface FormatInput {
@@ -96,6 +96,7 @@ const TYPE_SUFFIX: Readonly<Record<FormatOperation, string>> = Object.freeze({
   INSERT: 'inserted',
   UPDATE: 'updated',
   DELETE: 'deleted',
+  TRUNCATE: 'truncated',
   READ: 'read',
 });
 

@@ -17,7 +17,7 @@ export interface SinkMessage {
   /** Where the change happened, for a broker's subject, routing key, stream or topic (address.ts). */
   readonly schema: string;
   readonly table: string;
-  readonly operation: 'insert' | 'update' | 'delete' | 'read';
+  readonly operation: 'insert' | 'update' | 'delete' | 'read' | 'truncate';
 }
 
 /** Whether the destination can be reached, found without sending an event (doctor). */

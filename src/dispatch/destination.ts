@@ -72,7 +72,7 @@ export function compileDestination(
   };
 }
 
-const OPERATIONS = { INSERT: 'insert', UPDATE: 'update', DELETE: 'delete', READ: 'read' } as const;
+const OPERATIONS = { INSERT: 'insert', UPDATE: 'update', DELETE: 'delete', READ: 'read', TRUNCATE: 'truncate' } as const;
 
 function tableKey(schema: string, table: string): string {
   return `${schema}\u0000${table}`;

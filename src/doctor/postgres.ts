@@ -1,7 +1,7 @@
 /** doctor's database checks for PostgreSQL: server, privileges, migrations, triggers. */
 import pg from 'pg';
 import { connectionError, pgClientConfig } from '../capture/postgres/connection.js';
-import { planInstall, resolveTables, triggerName } from '../capture/postgres/install.js';
+import { captureSlotName, planInstall, resolveTables, triggerName } from '../capture/postgres/install.js';
 import { makeQueries } from '../capture/postgres/queries.js';
 import { MIN_PG_VERSION } from '../capture/postgres/source.js';
 import { qualify, quoteIdent } from '../capture/postgres/sql.js';
@@ -31,7 +31,9 @@ export async function checkPostgres(config: Config, installCmd: string): Promise
       check('database', 'ok', `PostgreSQL ${v.version} ${where}`),
       await guard('privileges', () => privilegesCheck(client, config)),
       await guard('migrations', () => pgMigrationsCheck(client, config, installCmd)),
-      await guard('triggers', () => triggersCheck(client, config, installCmd)),
+      config.listener.capture === 'log'
+        ? await guard('capture', () => logCaptureCheck(client, config, installCmd))
+        : await guard('triggers', () => triggersCheck(client, config, installCmd)),
     ];
   } finally {
     await client.end().catch(() => undefined);
@@ -79,7 +81,8 @@ async function privilegesCheck(client: pg.Client, config: Config): Promise<Docto
       });
     }
   }
-  for (const t of config.database.tables) {
+  // Log capture needs no TRIGGER privilege (the capture check covers what it needs).
+  for (const t of config.listener.capture === 'log' ? [] : config.database.tables) {
     // A table that does not exist is the triggers check's to report.
     const [table] = await resolveTables(client, [t]).catch(() => []);
     if (!table) continue;
@@ -128,5 +131,86 @@ async function triggersCheck(client: pg.Client, config: Config, installCmd: stri
     `capture trigger on ${plural(plan.tables.length, 'table')} (${plan.tables.map((t) => `${t.schema}.${t.name}`).join(', ')}), current`,
     undefined,
     status === 'problem' ? triggerSteps(plan).map((s) => `-- ${s.description}\n${s.sql.trim()}`).join('\n\n') : undefined,
+  );
+}
+
+/** A slot that nobody reads and that holds more WAL than this is reported. */
+const ABANDONED_SLOT_BYTES = 1024 ** 3;
+
+/**
+ * Log capture (listener.capture: log): the server settings logical replication
+ * needs (each with the exact fix), the REPLICATION attribute, and what install
+ * creates (publication, replica identity, slot), with the slot's lag.
+ */
+async function logCaptureCheck(client: pg.Client, config: Config, installCmd: string): Promise<DoctorCheck> {
+  const q = makeQueries(config.listener.schema);
+  const slot = captureSlotName(config);
+  const s = (
+    await client.query<{
+      wal_level: string;
+      max_slots: number;
+      max_senders: number;
+      keep_size: string;
+      slots: number;
+      senders: number;
+      replication: boolean | null;
+      role: string;
+      slot_active: boolean | null;
+      slot_lag_bytes: number | null;
+    }>(q.logCaptureSettings, [slot])
+  ).rows[0]!;
+  const found: Finding[] = [];
+  const restart = 'then restart PostgreSQL (the setting takes effect only at server start)';
+  if (s.wal_level !== 'logical') {
+    found.push({ status: 'problem', what: `wal_level is ${s.wal_level}; log capture needs logical`, fix: `ALTER SYSTEM SET wal_level = logical; -- ${restart}` });
+  }
+  const slotExists = s.slot_active !== null;
+  if (!slotExists && s.slots >= s.max_slots) {
+    found.push({
+      status: 'problem',
+      what: `every replication slot is taken (${s.slots} of max_replication_slots ${s.max_slots})`,
+      fix: `ALTER SYSTEM SET max_replication_slots = ${s.slots + 1}; -- ${restart}`,
+    });
+  }
+  if (s.senders >= s.max_senders && s.slot_active !== true) {
+    found.push({
+      status: 'problem',
+      what: `every WAL sender is in use (${s.senders} of max_wal_senders ${s.max_senders})`,
+      fix: `ALTER SYSTEM SET max_wal_senders = ${s.senders + 1}; -- ${restart}`,
+    });
+  }
+  if (s.replication !== true) {
+    found.push({ status: 'problem', what: `role "${s.role}" has no REPLICATION attribute (needed to read the slot)`, fix: `ALTER ROLE ${quoteIdent(s.role)} WITH REPLICATION;` });
+  }
+  let plan;
+  try {
+    plan = await planInstall(client, config);
+  } catch (err) {
+    return errorCheck('capture', err);
+  }
+  const missing = plan.steps.filter((st) => !st.description.startsWith('migration') && !st.description.startsWith('create schema'));
+  for (const st of missing) found.push({ status: 'problem', what: `missing: ${st.description}`, fix: installCmd });
+  if (slotExists && s.slot_active === false && (s.slot_lag_bytes ?? 0) > ABANDONED_SLOT_BYTES) {
+    found.push({
+      status: 'warning',
+      what: `replication slot ${slot} is not being read and holds ${Math.round((s.slot_lag_bytes ?? 0) / 1024 ** 2)} MB of WAL (it grows until the disk is full)`,
+      fix: `start the daemon, or drop the slot with "uninstall" if log capture is no longer used`,
+    });
+  }
+  if (s.keep_size === '-1') {
+    found.push({
+      status: 'warning',
+      what: 'max_slot_wal_keep_size is unlimited: a slot nobody reads keeps WAL until the disk fills',
+      fix: `ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'; SELECT pg_reload_conf(); -- a slot past it is invalidated: its changes are lost, and it must be installed again`,
+    });
+  }
+  for (const w of plan.warnings) found.push({ status: 'warning', what: w });
+  const lag = s.slot_lag_bytes === null ? '' : `, ${Math.round(s.slot_lag_bytes / 1024)} kB behind`;
+  return findingsCheck(
+    'capture',
+    found,
+    `log capture: wal_level logical, slot ${slot}${s.slot_active ? ' (read now)' : ''}${lag}, ${plural(plan.tables.length, 'table')} published with REPLICA IDENTITY FULL`,
+    undefined,
+    missing.length > 0 ? missing.map((st) => `-- ${st.description}\n${st.sql.trim()}`).join('\n\n') : undefined,
   );
 }

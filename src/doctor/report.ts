@@ -6,7 +6,7 @@ import { AppError, describeError } from '../util/errors.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'problem';
 
-export type CheckName = 'config' | 'database' | 'privileges' | 'migrations' | 'triggers' | DestinationType;
+export type CheckName = 'config' | 'database' | 'privileges' | 'migrations' | 'triggers' | 'capture' | DestinationType;
 
 export interface DoctorCheck {
   readonly name: CheckName;

@@ -1,11 +1,6 @@
-import type { Operation } from '../config/types.js';
+import type { EventOperation } from '../config/types.js';
 
-/**
- * What an event reports: a change (INSERT, UPDATE, DELETE) or READ, a row a backfill
- * read as it stood (docs/backfill.md). Destinations take READ events of every table
- * they take, whatever their operations list.
- */
-export type EventOperation = Operation | 'READ';
+export type { EventOperation };
 
 /** One claimed event, as the dispatcher sees it. Row values stay raw JSON text. */
 export interface JournalEvent {

@@ -19,6 +19,12 @@ export interface DaemonEvents {
   'listen:lost': [{ error: string; retryInMs: number }];
   'journal:error': [{ operation: string; error: string; retryInMs: number }];
   'journal:recovered': [{ operation: string }];
+  /** Log capture: this instance took the lease and streams the replication slot. */
+  'capture:connected': [{ slot: string }];
+  /** Log capture: the replication connection failed; it is opened again after `retryInMs`. */
+  'capture:lost': [{ error: string; retryInMs: number }];
+  /** Log capture: a journal transaction of `rows` captured changes committed (and its position was confirmed). */
+  'capture:journaled': [{ rows: number }];
   'install:step': [{ description: string }];
   'install:warning': [{ message: string }];
   /** Entries written to the attempt log (docs/console.md). */

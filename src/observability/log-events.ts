@@ -73,6 +73,12 @@ export function logDaemonEvents(bus: DaemonEventBus, log: Logger, types: Readonl
   bus.on('listen:lost', ({ error, retryInMs }) => {
     log.warn({ error, retry_in_ms: Math.round(retryInMs) }, 'LISTEN connection lost; polling continues meanwhile');
   });
+  bus.on('capture:connected', ({ slot }) => {
+    log.info({ slot }, 'Reading the replication slot (log capture)');
+  });
+  bus.on('capture:lost', ({ error, retryInMs }) => {
+    log.warn({ error, retry_in_ms: Math.round(retryInMs) }, 'Replication connection lost; resuming from the last journaled position');
+  });
   bus.on('journal:error', ({ operation, error, retryInMs }) => {
     log.error({ error, retry_in_ms: Math.round(retryInMs) }, `Database error during ${operation}; will retry`);
   });

@@ -20,6 +20,8 @@ export interface MetricsSources {
   deliveriesInFlight(): number;
   /** The unfinished backfills (whoever runs them). */
   backfills?(): Promise<BackfillRecord[]>;
+  /** Log capture only: how far behind the log the journal is (undefined: not known now). */
+  captureLag?(): Promise<{ readonly bytes: number | undefined; readonly seconds: number } | undefined>;
 }
 
 /** A scrape reuses a backlog younger than this, so frequent scrapes do not load the database. */
@@ -50,7 +52,7 @@ export class DaemonMetrics {
   private fetchingBackfills: Promise<void> | undefined;
 
   constructor(
-    bus: DaemonEventBus,
+    private readonly bus: DaemonEventBus,
     private readonly status: DatabaseStatus,
     version: string,
     /** The configured destinations (their endpoint_up starts at 1). */
@@ -258,7 +260,46 @@ export class DaemonMetrics {
   /** Connects the scrape-time gauges to the running daemon. */
   attach(sources: MetricsSources): void {
     this.sources = sources;
+    if (sources.captureLag) this.registerCapture(sources);
   }
+  /** Log capture's gauges and counter: registered only when the daemon has a log reader. */
+  private registerCapture(sources: MetricsSources): void {
+    const registers = [this.registry];
+    const captureLag = async () => {
+      try {
+        return await sources.captureLag?.();
+      } catch {
+        return undefined;
+      }
+    };
+    new Gauge({
+      name: PREFIX + 'capture_slot_lag_bytes',
+      help: 'Log capture: WAL the replication slot holds that is not yet journaled (what an unread slot keeps on disk). Absent with trigger capture.',
+      registers,
+      async collect() {
+        const lag = await captureLag();
+        this.reset();
+        if (lag?.bytes !== undefined) this.set(lag.bytes);
+      },
+    });
+    new Gauge({
+      name: PREFIX + 'capture_lag_seconds',
+      help: 'Log capture, on the instance reading the slot: 0 when caught up, else the age of the last source transaction journaled. Absent with trigger capture.',
+      registers,
+      async collect() {
+        const lag = await captureLag();
+        this.reset();
+        if (lag !== undefined) this.set(lag.seconds);
+      },
+    });
+    const journaled = new Counter({
+      name: PREFIX + 'capture_changes_journaled_total',
+      help: 'Log capture: changes the reader of this instance wrote into the journal.',
+      registers,
+    });
+    this.bus.on('capture:journaled', ({ rows }) => journaled.inc(rows));
+  }
+
 
   /** The Prometheus text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {

@@ -15,7 +15,8 @@ import { startDaemon, type RunningDaemon } from '../../src/app.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/types.js';
 import { MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, createMySqlTestDatabase } from '../support/mysql.js';
-import { createTestDatabase } from '../support/pg.js';
+import { createLogicalTestDatabase, startLogicalPostgres } from '../support/logical-postgres.js';
+import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 
 export type DriverName = 'postgres' | 'mysql';
 
@@ -119,7 +120,7 @@ export interface Driver {
 }
 
 /** The part of the config below `database:` that names the server, per driver. */
-function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInterval: number): string {
+function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInterval: number, listenerLines: readonly string[] = []): string {
   const lines = [
     'database:',
     ...databaseLines.map((l) => `  ${l}`),
@@ -128,6 +129,7 @@ function yaml(databaseLines: readonly string[], o: DaemonConfigOptions, pollInte
     'listener:',
     '  modes: "insert,update,delete"',
     `  poll_interval: ${o.pollInterval ?? pollInterval}`,
+    ...listenerLines.map((l) => `  ${l}`),
     ...(o.noWebhook
       ? []
       : [
@@ -172,7 +174,28 @@ export function numberPlaceholders(sql: string): string {
 }
 
 export async function postgresDriver(label: string): Promise<Driver> {
-  const db = await createTestDatabase(`cf_${label}`);
+  return postgresDriverOn(await createTestDatabase(`cf_${label}`), 'trigger');
+}
+
+/**
+ * "pg × log": PostgreSQL with log capture (listener.capture: log), on a private server
+ * with wal_level = logical (the shared one runs with replica); the server is stopped
+ * with the driver's drop().
+ */
+export async function postgresLogDriver(label: string): Promise<Driver> {
+  const server = await startLogicalPostgres();
+  const db = await createLogicalTestDatabase(server, `cf_${label}`);
+  const driver = postgresDriverOn(db, 'log');
+  return {
+    ...driver,
+    drop: async () => {
+      await db.drop();
+      await server.close();
+    },
+  };
+}
+
+function postgresDriverOn(db: TestDatabase, capture: 'trigger' | 'log'): Driver {
   // Dispatch state lives in the destinations' queues; the inbox holds changes not routed yet.
   const journal = 'app_db_listener.deliveries';
   const inbox = 'app_db_listener.events';
@@ -242,7 +265,8 @@ export async function postgresDriver(label: string): Promise<Driver> {
       );
       return r.map((x) => ({ attempts: Number(x.attempts), lastStatus: x.last_status === null ? null : Number(x.last_status) }));
     },
-    configYaml: (o) => yaml(['type: "postgres"', `url: ${JSON.stringify(db.url)}`], o, driver.defaultPollInterval),
+    configYaml: (o) =>
+      yaml(['type: "postgres"', `url: ${JSON.stringify(db.url)}`], o, driver.defaultPollInterval, capture === 'log' ? ['capture: "log"'] : []),
     config: (o) => parseConfig(driver.configYaml(o), {}, 'postgres conformance config').config,
     startDaemon: (o) => startDaemon(driver.config(o), { logger: testLogger() }),
     drop: () => db.drop(),

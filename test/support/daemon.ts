@@ -36,6 +36,8 @@ export interface ConfigOptions {
   readonly retention?: number;
   /** http.listen; default "off" so that tests running side by side never contend for a port. */
   readonly httpListen?: string;
+  /** listener.capture: 'trigger' (the default) or 'log'. */
+  readonly capture?: 'trigger' | 'log';
 }
 
 export function configYaml(o: ConfigOptions): string {
@@ -50,6 +52,7 @@ export function configYaml(o: ConfigOptions): string {
     `  poll_interval: ${o.pollInterval ?? 0.5}`,
     ...(o.schema ? [`  schema: ${JSON.stringify(o.schema)}`] : []),
     ...(o.retention !== undefined ? [`  retention: ${o.retention}`] : []),
+    ...(o.capture ? [`  capture: ${JSON.stringify(o.capture)}`] : []),
     'webhook:',
     `  url: ${JSON.stringify(o.webhookUrl)}`,
     `  timeout: ${o.timeout ?? 5}`,

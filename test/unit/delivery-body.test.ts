@@ -15,6 +15,11 @@ const tail = ',"schema":"public","table":"users","timestamp":"2026-11-26T17:58:5
 describe('buildBody', () => {
   it.each<[string, BodyInput, string]>([
     [
+      'TRUNCATE (log capture): no rows',
+      { ...base, op: 'TRUNCATE', newRow: null, oldRow: null },
+      `${head}"TRUNCATE"${tail},"data":null,"old_data":null}`,
+    ],
+    [
       'INSERT: data is the new row, old_data null',
       { ...base, op: 'INSERT', newRow: NEW, oldRow: null },
       `${head}"INSERT"${tail},"data":${NEW},"old_data":null}`,

@@ -60,6 +60,7 @@ const OPS: readonly [FormatOperation, string][] = [
   ['INSERT', 'com.app-db-listener.row.inserted'],
   ['UPDATE', 'com.app-db-listener.row.updated'],
   ['DELETE', 'com.app-db-listener.row.deleted'],
+  ['TRUNCATE', 'com.app-db-listener.row.truncated'],
   ['READ', 'com.app-db-listener.row.read'],
 ];
 
@@ -304,7 +305,7 @@ describe('buildEventType', () => {
   });
 
   it('refuses an unknown operation', () => {
-    expect(() => buildEventType('p', 'TRUNCATE' as FormatOperation)).toThrow(/unknown operation "TRUNCATE"/);
+    expect(() => buildEventType('p', 'MERGE' as FormatOperation)).toThrow(/unknown operation "MERGE"/);
     expect(() => buildEventType('p', 'toString' as FormatOperation)).toThrow(/unknown operation/);
   });
 });
@@ -425,8 +426,8 @@ describe('compileFormatter', () => {
 
   it('refuses an event of an unknown operation', () => {
     for (const format of ['cloudevents', 'cloudevents-binary'] as const) {
-      const e = { ...input('INSERT'), op: 'TRUNCATE' as FormatOperation };
-      expect(() => compileFormatter({ format, database: 'd' })(e)).toThrow(/unknown operation "TRUNCATE"/);
+      const e = { ...input('INSERT'), op: 'MERGE' as FormatOperation };
+      expect(() => compileFormatter({ format, database: 'd' })(e)).toThrow(/unknown operation "MERGE"/);
     }
   });
 

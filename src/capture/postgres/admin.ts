@@ -337,3 +337,33 @@ export async function eventJourney(client: pg.ClientBase, ourSchema: string, id:
   const attempts = await listAttempts(client, ourSchema, { id }, 1_000);
   return toJourney(id, prefix, r.rows, attempts.reverse());
 }
+
+/** Log capture's slot, for `status` (listener.capture: log). */
+export interface CaptureStatus {
+  readonly slot: string;
+  /** Whether a daemon reads the slot now. */
+  readonly active: boolean;
+  /** WAL the slot holds that is not journaled yet (null on a standby). */
+  readonly lagBytes: number | null;
+  /** Age of the commit of the last source transaction journaled (null: none yet). */
+  readonly lastCommitAgeSeconds: number | null;
+  /** lost/unreserved: the server gave up WAL the slot needed (max_slot_wal_keep_size). */
+  readonly walStatus: string | null;
+}
+
+/** The slot of log capture, or undefined when it does not exist. */
+export async function captureStatus(client: pg.ClientBase, ourSchema: string, slot: string): Promise<CaptureStatus | undefined> {
+  const r = await client.query<{ active: boolean; wal_status: string | null; lag_bytes: number | null; last_commit_age_s: number | null }>(
+    makeQueries(ourSchema).captureStatus,
+    [slot],
+  );
+  const row = r.rows[0];
+  if (!row) return undefined;
+  return {
+    slot,
+    active: row.active,
+    lagBytes: row.lag_bytes,
+    lastCommitAgeSeconds: row.last_commit_age_s === null ? null : Math.round(row.last_commit_age_s * 10) / 10,
+    walStatus: row.wal_status,
+  };
+}

@@ -547,6 +547,21 @@ export function makeQueries(ourSchema: string) {
                       AND has_table_privilege(c.oid, 'DELETE'))))
       ORDER BY 1`,
 
+    /** Log capture: the server settings and the role's REPLICATION attribute. $1 our slot's name. */
+    logCaptureSettings: `
+      SELECT current_setting('wal_level') AS wal_level,
+             current_setting('max_replication_slots')::int AS max_slots,
+             current_setting('max_wal_senders')::int AS max_senders,
+             current_setting('max_slot_wal_keep_size') AS keep_size,
+             (SELECT count(*) FROM pg_replication_slots)::int AS slots,
+             (SELECT count(*) FROM pg_stat_replication)::int AS senders,
+             (SELECT r.rolreplication OR r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) AS replication,
+             current_user AS role,
+             s.active AS slot_active,
+             CASE WHEN s.slot_name IS NULL OR pg_is_in_recovery() THEN NULL
+                  ELSE (pg_current_wal_lsn() - s.confirmed_flush_lsn)::float8 END AS slot_lag_bytes
+      FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+
     /** $1 a watched table (qualified, quoted). */
     tableTriggerPrivilege: `SELECT has_table_privilege($1::regclass, 'TRIGGER') AS ok`,
 
@@ -711,6 +726,115 @@ export function makeQueries(ourSchema: string) {
                   AND ARRAY(SELECT a.attname::text FROM pg_attribute a
                             WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[]) ORDER BY 1)
                       = ARRAY(SELECT x FROM unnest($2::text[]) x ORDER BY 1)) AS is_unique`,
+
+    // ---- Log capture (listener.capture: log): the logical replication reader
+    // (src/capture/postgres/logical/) writes what it decodes into the same inbox the
+    // trigger writes, and records how far it got in the same transaction.
+
+    /** $1 slot name. The commit LSN of the last source transaction in the journal (none: never journaled). */
+    capturePosition: `SELECT commit_lsn::text AS commit_lsn, end_lsn::text AS end_lsn FROM ${s}.capture_positions WHERE slot_name = $1`,
+    /** $1 slot name, $2 commit LSN, $3 end LSN, $4 commit time: in the transaction of the events it covers. */
+    saveCapturePosition: `
+      INSERT INTO ${s}.capture_positions AS p (slot_name, commit_lsn, end_lsn, commit_time, updated_at)
+      VALUES ($1, $2::pg_lsn, $3::pg_lsn, $4::timestamptz, now())
+      ON CONFLICT (slot_name) DO UPDATE
+        SET commit_lsn = EXCLUDED.commit_lsn, end_lsn = EXCLUDED.end_lsn,
+            commit_time = EXCLUDED.commit_time, updated_at = EXCLUDED.updated_at`,
+    /**
+     * The trigger's wake-up, once per journal transaction of the reader: notify only
+     * while a daemon waits (holds the wait lock), see migration 000001. $1 wait lock key.
+     */
+    captureWake: `SELECT CASE WHEN NOT pg_try_advisory_xact_lock_shared($1::bigint)
+                             THEN pg_notify(${quoteLiteral(ourSchema)}, '') END AS notified`,
+    /**
+     * The lease, held by the reader on its replication connection: one reader per slot.
+     * A replication connection takes only the simple query protocol (no parameters),
+     * so the key, a number we derive (captureLeaseKey), is written in as a bigint.
+     */
+    tryCaptureLease: (key: string) => `SELECT pg_try_advisory_lock(${BigInt(key).toString()}::bigint) AS ok`,
+    /**
+     * $1 lease key. Whether some session holds the lease: an instance without it asks
+     * this on an ordinary connection, so waiting takes no WAL sender.
+     */
+    captureLeaseHeld: `
+      SELECT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objsubid = 1
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND ((classid::bigint << 32) | objid::bigint) = $1::bigint) AS held`,
+    /** $1 type OIDs, $2 typmods: the SQL names to cast each column's text back to. */
+    formatTypes: `SELECT format_type(u.t, u.m) AS type FROM unnest($1::oid[], $2::integer[]) WITH ORDINALITY AS u(t, m, o) ORDER BY u.o`,
+    /** $1 slot name. How far behind the slot is, for the metrics and status. */
+    slotLag: `
+      SELECT s.active, s.confirmed_flush_lsn::text AS confirmed_lsn,
+             CASE WHEN pg_is_in_recovery() THEN NULL
+                  ELSE (pg_current_wal_lsn() - s.confirmed_flush_lsn)::float8 END AS lag_bytes,
+             s.wal_status
+      FROM pg_replication_slots s WHERE s.slot_name = $1`,
+    /** $1 slot name. Status: the slot and the last journaled commit. */
+    captureStatus: `
+      SELECT s.slot_name, s.active, s.wal_status,
+             CASE WHEN pg_is_in_recovery() THEN NULL
+                  ELSE (pg_current_wal_lsn() - s.confirmed_flush_lsn)::float8 END AS lag_bytes,
+             extract(epoch FROM now() - p.commit_time)::float8 AS last_commit_age_s,
+             extract(epoch FROM now() - p.updated_at)::float8 AS last_journaled_age_s
+      FROM pg_replication_slots s
+      LEFT JOIN ${s}.capture_positions p ON p.slot_name = s.slot_name
+      WHERE s.slot_name = $1`,
+
+    /**
+     * The journal insert of one relation shape (its columns and their types, as the
+     * Relation message sent them), for a batch of its changes in commit order. The
+     * values arrive as text, as the server's output functions wrote them; each is cast
+     * back to its column's type and the row is built by row_to_json, exactly as the
+     * trigger builds it (bigint, numeric 12.50, timestamps, json, bytea, arrays). The
+     * row hash and the txid are computed as the trigger computes them (the 32-bit xid
+     * of the Begin message, extended with the current epoch as txid_current() is). A
+     * batch may span several source transactions. One array per column through ROWS
+     * FROM (a multi-argument unnest is one call, limited to 100 arguments). Params: $1
+     * schema, $2 table, $3 xids (bigint[]), $4 commit times, $5 ops, $6 has old row
+     * (boolean[]), then one text[] per column of the new rows, then one per column of
+     * the old rows.
+     */
+    insertCapturedRows: (columns: readonly { readonly name: string; readonly type: string }[], keyColumns: readonly string[]) => {
+      const n = columns.length;
+      const arrays = ['unnest($3::bigint[])', 'unnest($4::timestamptz[])', 'unnest($5::text[])', 'unnest($6::boolean[])'];
+      for (let i = 0; i < 2 * n; i++) arrays.push(`unnest($${7 + i}::text[])`);
+      const names = ['xid', 'commit_time', 'op', 'has_old', ...columns.map((_, i) => `n${i}`), ...columns.map((_, i) => `o${i}`)];
+      const row = (prefix: string) =>
+        n === 0
+          ? `'{}'::json`
+          : `(SELECT pg_catalog.row_to_json(r.*) FROM (SELECT ${columns
+              .map((c, i) => `x.${prefix}${i}::${c.type} AS ${quoteIdent(c.name)}`)
+              .join(', ')}) r)`;
+      const k = (name: string) => `(coalesce(y.n, y.o) ->> ${quoteLiteral(name)})`;
+      const key =
+        keyColumns.length === 0
+          ? 'NULL::text'
+          : keyColumns.length === 1
+            ? k(keyColumns[0]!)
+            : `''${keyColumns.map((c) => ` || coalesce(pg_catalog.quote_literal(${k(c)}), 'NULL') || ','`).join('')}`;
+      return `
+      INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+      SELECT y.op, $1, $2, pg_catalog.hashtextextended($1 || '.' || $2 || ':' || (${key}), 0), y.n, y.o,
+             (CASE WHEN y.xid <= (c.t & 4294967295) THEN c.t >> 32 ELSE (c.t >> 32) - 1 END << 32) | y.xid,
+             y.commit_time
+      FROM (
+        SELECT x.ord, x.xid, x.commit_time, x.op,
+               CASE WHEN x.op <> 'DELETE' THEN ${row('n')} END AS n,
+               CASE WHEN x.op <> 'INSERT' AND x.has_old THEN ${row('o')} END AS o
+        FROM ROWS FROM (${arrays.join(', ')}) WITH ORDINALITY AS x(${names.join(', ')}, ord)
+      ) y
+      CROSS JOIN (SELECT txid_current() AS t) c
+      ORDER BY y.ord`;
+    },
+    /** $1 schema, $2 table, $3 xid (32-bit), $4 commit time. A TRUNCATE: no row, no row identity. */
+    insertCapturedTruncate: `
+      INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+      SELECT 'TRUNCATE', $1, $2, NULL, NULL, NULL,
+             (SELECT (CASE WHEN $3::bigint <= (c.t & 4294967295) THEN c.t >> 32 ELSE (c.t >> 32) - 1 END << 32) | $3::bigint
+              FROM (SELECT txid_current() AS t) c),
+             $4::timestamptz`,
   };
 }
 
@@ -727,6 +851,11 @@ export function backfillLeaseKey(ourSchema: string, id: string): string {
 /** A signed 64-bit advisory lock key derived from our schema name, stable across versions. */
 export function waitLockKey(ourSchema: string): string {
   return createHash('sha1').update(`app-db-listener:wait:${ourSchema}`).digest().readBigInt64BE(0).toString();
+}
+
+/** The log reader's lease (see LogicalReader), as text: held on its replication connection. */
+export function captureLeaseKey(ourSchema: string): string {
+  return createHash('sha1').update(`app-db-listener:capture:${ourSchema}`).digest().readBigInt64BE(0).toString();
 }
 
 /** The route lock of one watched table (see PgRouter), as text: held by the instance that routes its changes. */

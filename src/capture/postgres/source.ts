@@ -5,11 +5,12 @@ import type { Config } from '../../config/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
 import { AppError, describeError } from '../../util/errors.js';
 import type { WakeSignal } from '../../util/wake.js';
-import { installAtStart, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
+import { installAtStart, type CaptureReader, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
 import { connectionError, pgClientConfig } from './connection.js';
-import { applyInstall, planInstall } from './install.js';
+import { applyInstall, capturePublicationName, captureSlotName, planInstall } from './install.js';
 import { PgJournal } from './journal.js';
-import { makeQueries, type Queries } from './queries.js';
+import { LogicalReader } from './logical/reader.js';
+import { captureLeaseKey, makeQueries, type Queries } from './queries.js';
 import { PgWaker } from './waker.js';
 
 /** Longest a runtime query may take before its connection is considered gone. */
@@ -115,6 +116,38 @@ export class PostgresSource implements CaptureSource {
       wake,
       bus,
     );
+  }
+
+  reader(tables: readonly ResolvedTable[], bus: DaemonEventBus, log: Logger): CaptureReader | undefined {
+    if (this.config.listener.capture !== 'log') return undefined;
+    const slot = captureSlotName(this.config);
+    const reader = new LogicalReader(
+      this.clientConfig,
+      this.q,
+      {
+        slot,
+        publication: capturePublicationName(this.config),
+        leaseKey: captureLeaseKey(this.config.listener.schema),
+        waitLockKey: this.q.waitLockKey,
+        tables,
+      },
+      bus,
+      log,
+    );
+    const pool = this.pool;
+    const q = this.q;
+    return {
+      start: () => reader.start(),
+      stop: () => reader.stop(),
+      async lag() {
+        const r = await pool.query<{ lag_bytes: number | null }>(q.slotLag, [slot]);
+        const row = r.rows[0];
+        if (!row) return undefined;
+        const progress = reader.progress();
+        // Only the reader knows how old its position is; another instance reports bytes only.
+        return { bytes: row.lag_bytes ?? undefined, seconds: progress.lagSeconds };
+      },
+    };
   }
 
   async close(): Promise<void> {
