@@ -358,6 +358,7 @@ async function backfillScenario(db: BenchDatabase, receiver: Receiver) {
   const variants: Array<[string, string[]]> = [
     ['defaults', []],
     ['--rate 2000', ['--rate', '2000']],
+    ['--max-backlog 200', ['--max-backlog', '200']],
   ];
   for (const [label, args] of variants) {
     await receiver.reset({ record: true });

@@ -25,11 +25,12 @@ export class Pacer {
     this.at = nowMs;
   }
 
-  /** Milliseconds to wait before the next batch may take a whole slice. */
-  waitMs(nowMs: number): number {
+  /** Milliseconds to wait before the next batch may take `rows` (at most a slice; default a whole one). */
+  waitMs(nowMs: number, rows = this.slice): number {
     if (this.rate === undefined) return 0;
     this.refill(nowMs);
-    return this.tokens >= this.slice ? 0 : Math.ceil(((this.slice - this.tokens) * 1000) / this.rate);
+    const want = Math.min(rows, this.slice);
+    return this.tokens >= want ? 0 : Math.ceil(((want - this.tokens) * 1000) / this.rate);
   }
 
   /** Records the rows a batch read. */

@@ -74,12 +74,15 @@ export async function runBackfill(store: BackfillStore, start: BackfillRecord, t
         if (end) return end;
         continue;
       }
-      const wait = pacer.waitMs(Date.now());
+      // A batch takes what the queues have room for, within the rate's slice, and waits
+      // only for the tokens of what it takes.
+      const take = Math.min(pacer.slice, record.maxBacklog - queued);
+      const wait = pacer.waitMs(Date.now(), take);
       if (wait > 0) {
         await delay(wait, opts.signal);
         if (stopped()) break;
       }
-      const r = await store.step(record, table, Math.min(pacer.slice, record.maxBacklog - queued));
+      const r = await store.step(record, table, take);
       failures = 0;
       retryMs = RETRY_MIN_MS;
       if (r.state === 'busy') {
