@@ -878,15 +878,6 @@ export function sameTable(a: TableRef, b: TableRef): boolean {
 
 /** Rules across sections: what `destinations:` may name depends on the watched tables and modes. */
 function checkDestinations(raw: RawConfig, ctx: z.core.$RefinementCtx): void {
-  const url = raw.database.url === undefined ? undefined : parseDatabaseUrl(raw.database.url);
-  const type = raw.database.type ?? (url && !('problem' in url) ? url.type : undefined) ?? DEFAULTS.database.type;
-  if (raw.listener.capture === 'log' && type === 'mysql') {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['listener', 'capture'],
-      message: 'is "log", which is not available yet for MySQL/MariaDB (binlog capture): use "trigger" (the default)',
-    });
-  }
   const list = raw.destinations ?? [];
   if (raw.webhook.url === undefined && list.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['webhook', 'url'], message: WEBHOOK_URL_REQUIRED });

@@ -14,8 +14,20 @@ export const MYSQL_PORT = Number(process.env.MYSQL_PORT_TEST ?? 3306);
 export const MYSQL_USER = process.env.MYSQL_USER_TEST ?? 'root';
 export const MYSQL_PASSWORD = process.env.MYSQL_PASSWORD_TEST ?? '';
 
+/** Where a MySQL/MariaDB server listens: the shared one by default, or a private one (private-servers.ts). */
+export interface MySqlServerAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+}
+
+export const SHARED_MYSQL: MySqlServerAddress = { host: MYSQL_HOST, port: MYSQL_PORT, user: MYSQL_USER, password: MYSQL_PASSWORD };
+
 export interface MySqlConfigOptions {
   readonly tables: readonly string[];
+  /** listener.capture (default trigger). */
+  readonly capture?: 'trigger' | 'log';
   readonly schema?: string;
   readonly modes?: string;
   readonly user?: string;
@@ -46,20 +58,21 @@ export function configTableName(name: string, database?: string): string {
   return database === undefined ? q(name) : `${q(database)}.${q(name)}`;
 }
 
-export function mysqlConfig(database: string, o: MySqlConfigOptions): Config {
+export function mysqlConfig(database: string, o: MySqlConfigOptions, server: MySqlServerAddress = SHARED_MYSQL): Config {
   const lines = [
     'database:',
     '  type: "mysql"',
-    `  host: ${JSON.stringify(MYSQL_HOST)}`,
-    `  port: ${MYSQL_PORT}`,
-    `  user: ${JSON.stringify(o.user ?? MYSQL_USER)}`,
-    `  password: ${JSON.stringify(o.password ?? MYSQL_PASSWORD)}`,
+    `  host: ${JSON.stringify(server.host)}`,
+    `  port: ${server.port}`,
+    `  user: ${JSON.stringify(o.user ?? server.user)}`,
+    `  password: ${JSON.stringify(o.password ?? server.password)}`,
     `  database: ${JSON.stringify(database)}`,
     '  tables:',
     ...o.tables.map((t) => `    - ${JSON.stringify(t)}`),
     'listener:',
     `  modes: ${JSON.stringify(o.modes ?? 'insert,update,delete')}`,
     '  poll_interval: 0.2',
+    ...(o.capture ? [`  capture: ${JSON.stringify(o.capture)}`] : []),
     ...(o.schema ? [`  schema: ${JSON.stringify(o.schema)}`] : []),
     ...(o.retention !== undefined ? [`  retention: ${o.retention}`] : []),
     'webhook:',
@@ -76,19 +89,19 @@ export function mysqlConfig(database: string, o: MySqlConfigOptions): Config {
   return parseConfig(lines.join('\n') + '\n', {}, 'mysql test config').config;
 }
 
-function adminConnection(): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: MYSQL_HOST, port: MYSQL_PORT, user: MYSQL_USER, password: MYSQL_PASSWORD, charset: 'utf8mb4' });
+function adminConnection(server: MySqlServerAddress): Promise<mysql.Connection> {
+  return mysql.createConnection({ host: server.host, port: server.port, user: server.user, password: server.password, charset: 'utf8mb4' });
 }
 
-export async function createMySqlTestDatabase(label: string): Promise<MySqlTestDatabase> {
+export async function createMySqlTestDatabase(label: string, server: MySqlServerAddress = SHARED_MYSQL): Promise<MySqlTestDatabase> {
   const name = `adl_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-  const admin = await adminConnection();
+  const admin = await adminConnection(server);
   try {
     await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
   } finally {
     await admin.end();
   }
-  const base = mysqlConfig(name, { tables: ['placeholder'] });
+  const base = mysqlConfig(name, { tables: ['placeholder'] }, server);
   const pool = createMySqlPool(base.database, { connectionLimit: 20 });
   return {
     name,
@@ -103,10 +116,10 @@ export async function createMySqlTestDatabase(label: string): Promise<MySqlTestD
     },
     connect: (options = {}) =>
       mysql.createConnection({
-        host: MYSQL_HOST,
-        port: MYSQL_PORT,
-        user: MYSQL_USER,
-        password: MYSQL_PASSWORD,
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        password: server.password,
         database: name,
         charset: 'utf8mb4',
         supportBigNumbers: true,
@@ -114,10 +127,10 @@ export async function createMySqlTestDatabase(label: string): Promise<MySqlTestD
         dateStrings: true,
         ...options,
       }),
-    config: (o) => mysqlConfig(name, o),
+    config: (o) => mysqlConfig(name, o, server),
     async drop() {
       await pool.end().catch(() => undefined);
-      const a = await adminConnection();
+      const a = await adminConnection(server);
       try {
         await a.query(`DROP DATABASE IF EXISTS \`${name}\``);
       } finally {

@@ -524,12 +524,6 @@ const INVALID: InvalidCase[] = [
   { name: 'port out of range', patch: { database: { port: 70000 } }, path: 'database.port', fragment: 'must be an integer between 1 and 65535, got "70000"' },
   { name: 'negative timeout', patch: { webhook: { timeout: -1 } }, path: 'webhook.timeout', fragment: 'must be a number of seconds greater than 0 and at most 3600, got "-1"' },
   { name: 'unknown capture', patch: { listener: { capture: 'wal' } }, path: 'listener.capture', fragment: 'must be one of "trigger" or "log", got "wal"' },
-  {
-    name: 'log capture on MySQL',
-    patch: { database: { type: 'mysql' }, listener: { capture: 'log' } },
-    path: 'listener.capture',
-    fragment: 'is "log", which is not available yet for MySQL/MariaDB (binlog capture): use "trigger" (the default)',
-  },
   { name: 'unknown database type', patch: { database: { type: 'oracle' } }, path: 'database.type', fragment: 'must be one of "postgres" or "mysql", got "oracle"' },
   { name: 'missing webhook url', patch: { webhook: { url: undefined } }, path: 'webhook.url', fragment: 'is required' },
   { name: 'empty webhook url', patch: { webhook: { url: '' } }, path: 'webhook.url', fragment: 'is required: the http:// or https:// URL that receives the events, got ""' },

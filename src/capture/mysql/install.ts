@@ -15,6 +15,7 @@ import type { Config } from '../../config/types.js';
 import { loadMigrations, render } from '../../schema/migrations.js';
 import { AppError } from '../../util/errors.js';
 import type { InstallPlan, InstallStep } from '../postgres/install.js';
+import { binlogStatus, describeBinlogSettings, readBinlogSettings, type BinlogPosition } from './binlog/settings.js';
 import { checkServerVersion, readServerInfo, type ServerInfo } from './server.js';
 import { qualify, quoteIdent, quoteLiteral, splitStatements } from './sql.js';
 import {
@@ -223,6 +224,7 @@ export async function planInstall(conn: Conn, config: Config, force = false, upT
     watched_tables: qualify(database, names.watchedTables),
     backfills: qualify(database, names.backfills),
     attempts: qualify(database, names.attempts),
+    capture_positions: qualify(database, names.capturePositions),
     // For statements that look our tables up in information_schema, or build SQL in SQL.
     database_name: quoteLiteral(database),
     watched_tables_name: quoteLiteral(names.watchedTables),
@@ -247,6 +249,17 @@ ON DUPLICATE KEY UPDATE name = VALUES(name);`,
   const tables = await resolveTables(conn, config, server);
   // watched_tables exists once migration 1 ran; before that every trigger is new.
   const canCompare = !force && applied.has(1);
+  if (config.listener.capture === 'log') {
+    for (const t of tables) warnings.push(...tableWarnings(t).filter((w) => !w.includes('engine')));
+    await planLogCapture(conn, config, tables, force, canCompare, applied, steps);
+    return { steps, tables, warnings };
+  }
+  if (!force && applied.has(6) && (await storedPosition(conn, database, names)) !== undefined) {
+    steps.push({
+      description: `forget the binlog position of log capture (trigger capture from now on)`,
+      sql: `DELETE FROM ${qualify(database, names.capturePositions)} WHERE stream_name = ${quoteLiteral(CAPTURE_STREAM)};`,
+    });
+  }
   for (const t of tables) {
     warnings.push(...tableWarnings(t));
     const gen = generateTriggers(database, names, t, config.listener.modes);
@@ -258,6 +271,102 @@ ON DUPLICATE KEY UPDATE name = VALUES(name);`,
     }
   }
   return { steps, tables, warnings };
+}
+
+/** capture_positions' key of the binlog reader. */
+export const CAPTURE_STREAM = 'binlog';
+
+/** The binlog reader's lease (GET_LOCK): per journal (database and prefix), at most 64 characters. */
+export function captureLeaseName(config: Config): string {
+  const key = createHash('sha1').update(`${config.database.database}\u0000${config.listener.schema}`).digest('hex');
+  return `app-db-listener:capture:${key.slice(0, 32)}`;
+}
+
+/**
+ * The replica server id the binlog reader announces: derived from the journal, so
+ * it is the same at every start and differs between installations; above the small
+ * numbers people give their replicas. A server drops an earlier reader with the same
+ * id, which only ever is ours (one reader per journal).
+ */
+export function captureServerId(config: Config): number {
+  const key = createHash('sha1').update(`server-id\u0000${config.database.database}\u0000${config.listener.schema}`).digest();
+  return 1_000_000 + (key.readUInt32BE(0) % 1_000_000_000);
+}
+
+async function storedPosition(conn: Conn, database: string, names: ObjectNames): Promise<BinlogPosition | undefined> {
+  if (!(await tableExists(conn, database, names.capturePositions))) return undefined;
+  const r = await rows<{ file: string; pos: number }>(
+    conn,
+    `SELECT binlog_file AS file, binlog_pos AS pos FROM ${qualify(database, names.capturePositions)} WHERE stream_name = ?`,
+    [CAPTURE_STREAM],
+  );
+  return r[0] ? { file: String(r[0].file), position: Number(r[0].pos) } : undefined;
+}
+
+/** watched_tables' fingerprint of a table captured from the binlog (no triggers). */
+const LOG_FINGERPRINT = 'binlog-capture';
+
+/**
+ * Log capture (listener.capture: log): no triggers. The server must write full rows
+ * with their column names to its binary log; triggers left from trigger capture are
+ * removed (their changes would otherwise be journaled twice); each table is recorded
+ * in watched_tables; and the binlog position of now is stored, so the changes from
+ * here on are captured even before the daemon first runs.
+ */
+async function planLogCapture(
+  conn: Conn,
+  config: Config,
+  tables: readonly MySqlTable[],
+  force: boolean,
+  canCompare: boolean,
+  applied: ReadonlySet<number>,
+  steps: InstallStep[],
+): Promise<void> {
+  const database = config.database.database;
+  const names = objectNames(config.listener.schema);
+  const problem = describeBinlogSettings(await readBinlogSettings(conn));
+  if (problem) throw new AppError('BINLOG_SETTINGS', problem.message, { hint: problem.hint });
+  const operations = ALL_OPERATIONS.filter((op) => config.listener.modes.includes(op));
+  for (const t of tables) {
+    const present = canCompare ? await existingTriggers(conn, t, names) : new Set<string>();
+    if (present.size > 0 || force) {
+      const drop = force ? ALL_OPERATIONS.map((op) => triggerName(names.prefix, op, t.name)) : [...present];
+      steps.push({
+        description: `remove capture triggers from ${t.schema}.${t.name} (log capture)`,
+        sql: drop.map((n) => `DROP TRIGGER IF EXISTS ${qualify(t.schema, n)};`).join('\n'),
+      });
+    }
+    if (!canCompare || !(await watchedIsCurrent(conn, database, names, t, operations))) {
+      steps.push({
+        description: `watch ${t.schema}.${t.name} (${operations.join(', ')}, log capture)`,
+        sql: `INSERT INTO ${qualify(database, names.watchedTables)}
+  (schema_name, table_name, operations, key_columns, trigger_fingerprint, installed_at)
+VALUES (${quoteLiteral(t.schema)}, ${quoteLiteral(t.name)}, ${quoteLiteral(operations.join(','))},
+  ${quoteLiteral(JSON.stringify(t.keyColumns))}, ${quoteLiteral(LOG_FINGERPRINT)}, UTC_TIMESTAMP(6))
+ON DUPLICATE KEY UPDATE operations = VALUES(operations), key_columns = VALUES(key_columns),
+  trigger_fingerprint = VALUES(trigger_fingerprint), installed_at = VALUES(installed_at);`,
+      });
+    }
+  }
+  if (force || !applied.has(6) || (await storedPosition(conn, database, names)) === undefined) {
+    const end = await binlogStatus(conn);
+    steps.push({
+      description: `start log capture at binlog ${end.file}:${end.position}`,
+      sql: `INSERT IGNORE INTO ${qualify(database, names.capturePositions)} (stream_name, binlog_file, binlog_pos, gtid, commit_time, updated_at)
+VALUES (${quoteLiteral(CAPTURE_STREAM)}, ${quoteLiteral(end.file)}, ${end.position}, NULL, NULL, UTC_TIMESTAMP(6));`,
+    });
+  }
+}
+
+async function watchedIsCurrent(conn: Conn, database: string, names: ObjectNames, t: MySqlTable, operations: readonly string[]): Promise<boolean> {
+  const r = await rows<{ operations: string; key_columns: string; fingerprint: string }>(
+    conn,
+    `SELECT operations, key_columns, trigger_fingerprint AS fingerprint FROM ${qualify(database, names.watchedTables)}
+      WHERE schema_name = ? AND table_name = ?`,
+    [t.schema, t.name],
+  );
+  const row = r[0];
+  return row !== undefined && row.fingerprint === LOG_FINGERPRINT && row.operations === operations.join(',') && row.key_columns === JSON.stringify(t.keyColumns);
 }
 
 /**
@@ -373,8 +482,14 @@ export async function planUninstall(conn: Conn, config: Config, dropAll: boolean
     }
     steps.push({ description: `remove capture triggers from ${t.schema}.${t.table}`, sql: sql.join('\n') });
   }
+  if (!dropAll && config.listener.capture === 'log' && (await storedPosition(conn, database, names)) !== undefined) {
+    steps.push({
+      description: 'forget the binlog position of log capture (changes after this point are not captured)',
+      sql: `DELETE FROM ${qualify(database, names.capturePositions)} WHERE stream_name = ${quoteLiteral(CAPTURE_STREAM)};`,
+    });
+  }
   if (dropAll) {
-    const all = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.destinationTables, names.watchedTables, names.backfills, names.attempts, names.meta, names.migrations];
+    const all = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.destinationTables, names.watchedTables, names.backfills, names.attempts, names.capturePositions, names.meta, names.migrations];
     steps.push({
       description: `drop tables ${names.prefix}_* (journal, dead letters)`,
       sql: `DROP TABLE IF EXISTS ${all.map((n) => qualify(database, n)).join(', ')};`,

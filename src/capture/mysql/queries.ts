@@ -16,8 +16,9 @@
  * UTC_TIMESTAMP(6), so no session time zone ever enters the journal.
  */
 import { AppError } from '../../util/errors.js';
-import { qualify, quoteIdent } from './sql.js';
-import { BINARY_TYPES, objectNames, rowHashSql, rowJsonSql, type MySqlColumn, type MySqlTable } from './triggers.js';
+import type { CapturedColumn } from './binlog/columns.js';
+import { qualify, quoteIdent, quoteLiteral } from './sql.js';
+import { BINARY_TYPES, columnValueSql, objectNames, rowHashSql, rowJsonSql, type MySqlColumn, type MySqlTable } from './triggers.js';
 
 export type Queries = ReturnType<typeof makeQueries>;
 
@@ -39,6 +40,7 @@ export function makeQueries(prefix: string) {
   const events = quoteIdent(n.events);
   const deliveries = quoteIdent(n.deliveries);
   const backfills = quoteIdent(n.backfills);
+  const capturePositions = quoteIdent(n.capturePositions);
   /** What a claim returns per event. Its first parameter: the lease in microseconds. */
   const claimColumns = `e.id, e.op, e.schema_name, e.table_name,
              DATE_FORMAT(e.created_at, '%Y-%m-%dT%H:%i:%s.%fZ') AS ts,
@@ -653,7 +655,88 @@ export function makeQueries(prefix: string) {
     backfillTryLease: `SELECT GET_LOCK(?, 0) AS ok`,
     /** Params: lease name. 1 when nobody holds it. */
     backfillLeaseFree: `SELECT IS_FREE_LOCK(?) AS free`,
+
+    // ---- Log capture (listener.capture: log): the binlog reader (src/capture/mysql/binlog/)
+    // writes what it decodes into the same inbox the triggers write, and records how far it
+    // got in the same transaction (migration 000006).
+
+    /** Params: stream name. Where the journal ends in the binlog (none: never journaled). */
+    capturePosition: `SELECT binlog_file, binlog_pos, gtid FROM ${capturePositions} WHERE stream_name = ?`,
+    /** Params: stream name, binlog file, position, GTID, commit time (UTC text or NULL). In the transaction of the events it covers. */
+    saveCapturePosition: `
+      INSERT INTO ${capturePositions} (stream_name, binlog_file, binlog_pos, gtid, commit_time, updated_at)
+      VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
+      ON DUPLICATE KEY UPDATE binlog_file = VALUES(binlog_file), binlog_pos = VALUES(binlog_pos),
+        gtid = COALESCE(VALUES(gtid), gtid), commit_time = COALESCE(VALUES(commit_time), commit_time),
+        updated_at = VALUES(updated_at)`,
+    /** Params: stream name, binlog file, position. The start of a new stream (install): kept if one exists. */
+    initCapturePosition: `
+      INSERT IGNORE INTO ${capturePositions} (stream_name, binlog_file, binlog_pos, gtid, commit_time, updated_at)
+      VALUES (?, ?, ?, NULL, NULL, UTC_TIMESTAMP(6))`,
+    /** Params: stream name. Status: the stored position and how old it is. */
+    captureStatus: `
+      SELECT binlog_file, binlog_pos, gtid, DATE_FORMAT(commit_time, '%Y-%m-%dT%H:%i:%s.%fZ') AS commit_time,
+             TIMESTAMPDIFF(MICROSECOND, commit_time, UTC_TIMESTAMP(6)) / 1e6 AS last_commit_age_s,
+             TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6)) / 1e6 AS last_journaled_age_s
+      FROM ${capturePositions} WHERE stream_name = ?`,
+    /** Params: lease name. 1 when taken: the reader's lease, held by its journal connection. */
+    tryCaptureLease: `SELECT GET_LOCK(?, 0) AS ok`,
+    /** Params: lease name. The connection id of the reader holding the lease; NULL when free. */
+    captureLeaseHolder: `SELECT IS_USED_LOCK(?) AS holder`,
+    /** The binary log files and their sizes (lag in bytes). Needs REPLICATION CLIENT (MariaDB: BINLOG MONITOR). */
+    binaryLogs: 'SHOW BINARY LOGS',
+    /** The settings log capture needs. */
+    binlogSettings: `SELECT @@GLOBAL.log_bin AS log_bin, @@GLOBAL.binlog_format AS binlog_format,
+             @@GLOBAL.binlog_row_image AS binlog_row_image, @@GLOBAL.server_id AS server_id`,
+
+    /**
+     * The journal insert of a batch of one table's rows of one operation, in commit
+     * order, decoded from the binlog with the columns the TABLE_MAP gave at commit. Each
+     * value comes back as a parameter cast to its column's type (binlog/columns.ts), and
+     * the row JSON and row hash are built by the capture triggers' own expressions, so
+     * they are the trigger's. Params: schema, table, then per row: txid, commit time, the
+     * new row's values (INSERT, UPDATE), the old row's (UPDATE, DELETE).
+     */
+    insertCapturedRows(shape: CapturedShape, op: 'INSERT' | 'UPDATE' | 'DELETE', count: number): string {
+      const cols = shape.columns;
+      const hasNew = op !== 'DELETE';
+      const hasOld = op !== 'INSERT';
+      const side = (prefix: string) => cols.map((c) => `${c.typed} AS ${prefix}${c.derived.name}`);
+      const first = ['0 AS seq', 'CAST(? AS UNSIGNED) AS txid', 'CAST(? AS DATETIME(6)) AS created_at', ...(hasNew ? side('n_') : []), ...(hasOld ? side('o_') : [])];
+      const rest = ['?', '?', ...(hasNew ? cols.map((c) => c.typed) : []), ...(hasOld ? cols.map((c) => c.typed) : [])];
+      const rows = [`SELECT ${first.join(', ')}`];
+      for (let i = 1; i < count; i++) rows.push(`SELECT ${i}, CAST(${rest[0]} AS UNSIGNED), CAST(${rest[1]} AS DATETIME(6)), ${rest.slice(2).join(', ')}`);
+      const json = (prefix: string) =>
+        `JSON_OBJECT(${cols.map((c) => `${quoteLiteral(c.name)}, ${columnValueSql({ ...c.derived, name: prefix + c.derived.name }, 'b')}`).join(', ')})`;
+      const keyed = hasNew ? 'n_' : 'o_';
+      const keyAliases = shape.keyColumns.map((k) => cols.find((c) => c.name === k));
+      const hashTable: MySqlTable = {
+        schema: shape.schema,
+        name: shape.table,
+        keyColumns: keyAliases.every((c) => c !== undefined) ? keyAliases.map((c) => keyed + c!.derived.name) : [],
+        columns: cols.map((c) => ({ ...c.derived, name: keyed + c.derived.name })),
+        engine: null,
+      };
+      return `
+      INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+      SELECT ${quoteLiteral(op)}, ?, ?, ${rowHashSql(hashTable, 'b')}, ${hasNew ? json('n_') : 'NULL'}, ${hasOld ? json('o_') : 'NULL'}, b.txid, b.created_at
+      FROM (${rows.join('\n        UNION ALL ')}) b
+      ORDER BY b.seq`;
+    },
+    /** Params: schema, table, txid, commit time. A TRUNCATE of a watched table: one event without a row. */
+    insertCapturedTruncate: `
+      INSERT INTO ${events} (op, schema_name, table_name, row_hash, new_row, old_row, txid, created_at)
+      VALUES ('TRUNCATE', ?, ?, NULL, NULL, NULL, ?, ?)`,
   };
+}
+
+/** A table's columns as one TABLE_MAP of the binlog gave them (see binlog/columns.ts). */
+export interface CapturedShape {
+  readonly schema: string;
+  readonly table: string;
+  /** The table's primary key (by name): the row hash's columns. */
+  readonly keyColumns: readonly string[];
+  readonly columns: readonly CapturedColumn[];
 }
 
 /** A backfill's row as the store reads it (see fromRow in backfill.ts). Times are UTC text. */

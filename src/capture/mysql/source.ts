@@ -7,11 +7,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/types.js';
 import type { DaemonEventBus } from '../../observability/events.js';
 import { describeError } from '../../util/errors.js';
-import { installAtStart, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
+import { BinlogReader } from './binlog/reader.js';
+import { bytesAfter } from './binlog/settings.js';
+import { installAtStart, type CaptureReader, type CaptureSource, type JournalOptions, type ResolvedTable, type SourceJournal, type SourceWaiter } from '../source.js';
 import { createMySqlPool, mysqlConnectionError } from './connection.js';
 
 export { mysqlConnectionError };
-import { applyInstall, planInstall, triggerColumnsCurrent } from './install.js';
+import { applyInstall, CAPTURE_STREAM, captureLeaseName, captureServerId, planInstall, triggerColumnsCurrent } from './install.js';
 import { MySqlJournal, readEventIdPrefix } from './journal.js';
 import { makeQueries } from './queries.js';
 import { checkServerVersion, readServerInfo } from './server.js';
@@ -46,7 +48,9 @@ export class MySqlSource implements CaptureSource {
         bus,
         log,
       );
-      if (install) this.watchDrift(bus, log);
+      // The triggers name every column: regenerate them when the columns change. The
+      // binlog names a row's columns itself (log capture has no triggers).
+      if (install && this.config.listener.capture !== 'log') this.watchDrift(bus, log);
       return tables;
     } finally {
       conn.release();
@@ -65,6 +69,37 @@ export class MySqlSource implements CaptureSource {
 
   waiter(): SourceWaiter {
     return new PollingWaiter();
+  }
+
+  reader(tables: readonly ResolvedTable[], bus: DaemonEventBus, log: Logger): CaptureReader | undefined {
+    if (this.config.listener.capture !== 'log') return undefined;
+    const q = makeQueries(this.config.listener.schema);
+    const reader = new BinlogReader(
+      this.config,
+      this.pool,
+      q,
+      { stream: CAPTURE_STREAM, leaseName: captureLeaseName(this.config), serverId: captureServerId(this.config), tables },
+      bus,
+      log,
+    );
+    const pool = this.pool;
+    return {
+      start: () => reader.start(),
+      stop: () => reader.stop(),
+      async lag() {
+        const progress = reader.progress();
+        let from = progress.position;
+        if (!from) {
+          const [rows] = await pool.query<mysql.RowDataPacket[]>(q.capturePosition, [CAPTURE_STREAM]);
+          if (!rows[0]) return undefined;
+          from = { file: String(rows[0].binlog_file), position: Number(rows[0].binlog_pos) };
+        }
+        const [logs] = await pool.query<mysql.RowDataPacket[]>(q.binaryLogs);
+        const bytes = bytesAfter(from, logs.map((l) => ({ name: String(l.Log_name), size: Number(l.File_size) })));
+        // Only the reader knows how old its position is; another instance reports bytes only.
+        return { bytes, seconds: progress.lagSeconds };
+      },
+    };
   }
 
   async close(): Promise<void> {

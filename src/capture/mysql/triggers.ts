@@ -54,6 +54,8 @@ export interface ObjectNames {
   readonly backfills: string;
   /** The attempt log (the console's deliveries). */
   readonly attempts: string;
+  /** Log capture: the binlog position the journal covers. */
+  readonly capturePositions: string;
 }
 
 export function objectNames(prefix: string): ObjectNames {
@@ -69,6 +71,7 @@ export function objectNames(prefix: string): ObjectNames {
     watchedTables: `${prefix}_watched_tables`,
     backfills: `${prefix}_backfills`,
     attempts: `${prefix}_attempts`,
+    capturePositions: `${prefix}_capture_positions`,
   };
 }
 

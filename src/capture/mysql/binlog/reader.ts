@@ -1,0 +1,637 @@
+/**
+ * The binlog reader (listener.capture: log on MySQL/MariaDB): reads the server's
+ * binary log as a replica does and writes every change of the watched tables into the
+ * journal's inbox (events), where the router takes it exactly as it takes the
+ * triggers' rows. Nothing downstream knows how a change was captured.
+ *
+ * The replication protocol and the row decoding are @vlasky/zongji's (a maintained
+ * zongji fork that follows MariaDB's and MySQL's binlogs, reads binlog_row_metadata=FULL
+ * and decodes BIGINT and DECIMAL exactly). What it lacks is ours: positions stored in
+ * the journal transaction, backpressure, the lease, and rebuilding each row exactly as
+ * the trigger would (columns.ts).
+ *
+ * Guarantees:
+ * - The journal transaction that writes a source transaction's changes also records
+ *   the binlog position just after that transaction (capture_positions). A reader that
+ *   starts, or starts again after a crash, reads the binlog from that position: each
+ *   source transaction is journaled exactly once, whatever fails when. Positions are
+ *   transaction boundaries only, so a transaction is never half journaled.
+ * - Several source transactions may share one journal transaction (group commit); a
+ *   source transaction is never split, so a large one is written in batches into one
+ *   journal transaction and never held in memory.
+ * - The binlog describes each row with the columns it had when it was written
+ *   (binlog_row_metadata=FULL): a column added, dropped or renamed under load is
+ *   reported as it was at commit, and the application's writes never depend on us.
+ * - One reader per journal: the reader holds a named lock (GET_LOCK, the lease) on its
+ *   journal connection; other instances look for it every ~2 s and take over as soon
+ *   as the holder's connection is gone.
+ * - Backpressure: while more than MAX_QUEUED_ROWS rows wait, the binlog connection is
+ *   paused and the server waits.
+ * - Position advance with no changes of ours: the position passes other tables'
+ *   transactions in memory and is stored at most every IDLE_SAVE_MS, so a restart does
+ *   not read them again. (The server removes binlog files by age, whoever has read
+ *   them: a reader stopped longer than binlog_expire_logs_seconds loses its place;
+ *   `doctor` and `status` say so.)
+ */
+import mysql from 'mysql2/promise';
+import type { Logger } from 'pino';
+import type { Config } from '../../../config/types.js';
+import type { DaemonEventBus } from '../../../observability/events.js';
+import { AppError, describeError } from '../../../util/errors.js';
+import { delay, jitter } from '../../../util/wake.js';
+import type { ResolvedTable } from '../../source.js';
+import { mysqlPoolOptions } from '../connection.js';
+import { resolveTables } from '../install.js';
+import type { CapturedShape, Queries } from '../queries.js';
+import { TRIGGER_SQL_MODE, type MySqlColumn } from '../triggers.js';
+import { capturedColumns, type BinlogColumn } from './columns.js';
+import { binlogStatus, describeBinlogSettings, readBinlogSettings, type BinlogPosition } from './settings.js';
+
+/** Rows sent to the journal in one statement. */
+const BATCH_ROWS = 500;
+/** Bytes of values sent in one statement at most (a batch of wide rows is cut earlier). */
+const BATCH_BYTES = 2 * 1024 * 1024;
+/** A journal transaction (group of source transactions) is committed after this many rows... */
+const GROUP_ROWS = 5_000;
+/** ...or this long after it began, whatever still comes. */
+const GROUP_MS = 200;
+/** Rows received but not journaled yet: above this the binlog connection is paused. */
+const MAX_QUEUED_ROWS = 5_000;
+/** The position reached through other tables' transactions is stored this often at most. */
+const IDLE_SAVE_MS = 5_000;
+/** An instance without the lease tries again this often. */
+const LEASE_RETRY_MS = 2_000;
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+
+export interface BinlogReaderOptions {
+  /** capture_positions' key. */
+  readonly stream: string;
+  /** The lease's GET_LOCK name (server-wide, at most 64 characters). */
+  readonly leaseName: string;
+  /** The replica server id the reader announces (unique among the server's replicas). */
+  readonly serverId: number;
+  readonly tables: readonly ResolvedTable[];
+}
+
+/** What the metrics and status show about the reader. */
+export interface BinlogProgress {
+  /** True while this instance holds the lease and streams. */
+  readonly leading: boolean;
+  /** The binlog position the journal covers. */
+  readonly position: BinlogPosition | undefined;
+  /** Seconds behind: 0 when caught up, else the age of the last change read. */
+  readonly lagSeconds: number;
+}
+
+/** The parts of a zongji instance the reader drives. */
+interface BinlogStream {
+  on(event: 'binlog', listener: (e: BinlogEvent) => void): void;
+  on(event: 'error', listener: (err: unknown) => void): void;
+  on(event: 'ready', listener: () => void): void;
+  start(options: Record<string, unknown>): void;
+  stop(): void;
+  readonly connection: { pause(): void; resume(): void } | null;
+}
+
+interface TableMapEntry {
+  readonly parentSchema: string;
+  readonly tableName: string;
+  readonly columns?: ReadonlyArray<{ name: string; type: number; charset: string | null; metadata?: Record<string, unknown> }>;
+  readonly columnSchemas?: ReadonlyArray<{ COLUMN_TYPE?: string; UNSIGNED?: boolean }>;
+}
+
+interface BinlogEvent {
+  getEventName(): string;
+  readonly timestamp: number;
+  readonly nextPosition: number;
+  readonly binlogName?: string;
+  readonly position?: number;
+  readonly query?: string;
+  readonly schema?: string;
+  readonly slaveProxyId?: number;
+  readonly gtid?: string;
+  readonly seqNo?: number | string;
+  readonly standalone?: boolean;
+  readonly tableId?: number;
+  readonly tableMap?: Record<number, TableMapEntry>;
+  readonly rows?: ReadonlyArray<Record<string, unknown>>;
+}
+
+interface Batch {
+  readonly shape: CapturedShape;
+  readonly op: 'INSERT' | 'UPDATE' | 'DELETE';
+  readonly params: unknown[];
+  count: number;
+  bytes: number;
+}
+
+interface SourceTx {
+  gtid: string | undefined;
+  txid: string;
+  /** Inside BEGIN … COMMIT (or a MariaDB transactional group): ends at XID or COMMIT. */
+  open: boolean;
+  /** Has changes of ours in the journal transaction. */
+  ours: boolean;
+}
+
+type Item = { readonly event: BinlogEvent; readonly rows: number } | { readonly tick: true };
+
+export class BinlogReader {
+  private readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+  private writer: mysql.Connection | undefined;
+  private zongji: BinlogStream | undefined;
+  private readonly watched: Map<string, ResolvedTable>;
+  /** The watched tables' columns as they are now, by table then name (MariaDB's JSON, UUID, INET). */
+  private current = new Map<string, Map<string, MySqlColumn>>();
+  private readonly shapes = new WeakMap<TableMapEntry, CapturedShape | null>();
+  // The stream's state, reset on every connection.
+  private queue: Item[] = [];
+  private queuedRows = 0;
+  private paused = false;
+  private pumping: Promise<void> | undefined;
+  private generation = 0;
+  private failure: ((err: unknown) => void) | undefined;
+  private file = '';
+  private tx: SourceTx | undefined;
+  /** A MySQL GTID event's id, for the transaction it opens. */
+  private nextGtid: string | undefined;
+  private batch: Batch | undefined;
+  private journalOpen = false;
+  private groupRows = 0;
+  private groupStarted = 0;
+  /** The end of the last source transaction of the group: what the next journal commit records. */
+  private groupEnd: { position: BinlogPosition; gtid: string | undefined; commitTime: string } | undefined;
+  /** The position the journal covers (stored). */
+  private stored: BinlogPosition | undefined;
+  private storedAt = 0;
+  /** The end of the last source transaction read (ours or not). */
+  private seen: BinlogPosition | undefined;
+  private lastEventMs = 0;
+  private caughtUp = true;
+  leading = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly pool: mysql.Pool,
+    private readonly q: Queries,
+    private readonly opts: BinlogReaderOptions,
+    private readonly bus: DaemonEventBus,
+    private readonly log: Logger,
+  ) {
+    this.watched = new Map(opts.tables.map((t) => [`${t.schema}.${t.name}`, t]));
+  }
+
+  start(): void {
+    this.running ??= this.supervise();
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    this.failure?.(new Error('stopping'));
+    await this.running;
+  }
+
+  progress(): BinlogProgress {
+    return {
+      leading: this.leading,
+      position: this.stored,
+      lagSeconds: !this.leading || this.caughtUp || this.lastEventMs === 0 ? 0 : Math.max(0, (Date.now() - this.lastEventMs) / 1000),
+    };
+  }
+
+  private async supervise(): Promise<void> {
+    const signal = this.stopController.signal;
+    let backoff = RECONNECT_MIN_MS;
+    let waitingLogged = false;
+    while (!signal.aborted) {
+      if (await this.leaseHeldElsewhere()) {
+        if (!waitingLogged) this.log.info('Another instance reads the binary log; this one will take over if it stops');
+        waitingLogged = true;
+        await delay(jitter(LEASE_RETRY_MS), signal);
+        continue;
+      }
+      try {
+        const writer = await mysql.createConnection({
+          ...mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:capture' }),
+          connectionLimit: undefined,
+          maxIdle: undefined,
+          idleTimeout: undefined,
+        } as mysql.ConnectionOptions);
+        this.writer = writer;
+        writer.on('error', (err) => this.failure?.(err));
+        const lease = await writer.query<mysql.RowDataPacket[]>(this.q.tryCaptureLease, [this.opts.leaseName]);
+        if (Number(lease[0][0]?.ok) !== 1) {
+          if (!waitingLogged) this.log.info('Another instance reads the binary log; this one will take over if it stops');
+          waitingLogged = true;
+          await this.closeClients();
+          backoff = RECONNECT_MIN_MS;
+          await delay(jitter(LEASE_RETRY_MS), signal);
+          continue;
+        }
+        waitingLogged = false;
+        // The trigger's sql_mode (zero dates, as the trigger casts them) and UTC, so a
+        // TIMESTAMP's UTC text reads back as its instant (columns.ts).
+        await writer.query(`SET SESSION sql_mode = ?, time_zone = '+00:00'`, [TRIGGER_SQL_MODE]);
+        await writer.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        const settings = await readBinlogSettings(writer);
+        const problem = describeBinlogSettings(settings);
+        if (problem) throw new AppError('BINLOG_SETTINGS', problem.message, { hint: problem.hint });
+        this.resetStream();
+        this.stored = await this.readPosition(writer);
+        this.seen = this.stored;
+        this.file = this.stored.file;
+        await this.loadCurrentColumns(writer);
+        await this.stream(signal);
+        if (signal.aborted) break;
+      } catch (err) {
+        if (signal.aborted) break;
+        const wait = jitter(backoff);
+        this.bus.emit('capture:lost', { error: describeError(err), retryInMs: Math.round(wait) });
+        this.leading = false;
+        await this.closeClients();
+        await this.pumping?.catch(() => undefined);
+        await delay(wait, signal);
+        backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
+        continue;
+      }
+      backoff = RECONNECT_MIN_MS;
+    }
+    this.leading = false;
+    await this.closeClients();
+  }
+
+  /** The stored position; a journal without one (installed before log capture) starts at the log's end now. */
+  private async readPosition(writer: mysql.Connection): Promise<BinlogPosition> {
+    const [rows] = await writer.query<mysql.RowDataPacket[]>(this.q.capturePosition, [this.opts.stream]);
+    const row = rows[0];
+    if (row) return { file: String(row.binlog_file), position: Number(row.binlog_pos) };
+    const end = await binlogStatus(writer);
+    await writer.query(this.q.initCapturePosition, [this.opts.stream, end.file, end.position]);
+    this.log.warn({ file: end.file, position: end.position }, 'No binlog position was stored (run "install"): log capture starts at the end of the binary log');
+    return end;
+  }
+
+  /** True while another session holds the lease (false when that cannot be known: then the lease is tried). */
+  private async leaseHeldElsewhere(): Promise<boolean> {
+    try {
+      const [rows] = await this.pool.query<mysql.RowDataPacket[]>(this.q.captureLeaseHolder, [this.opts.leaseName]);
+      return rows[0]?.holder !== null && rows[0]?.holder !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  private async loadCurrentColumns(writer: mysql.Connection): Promise<void> {
+    const tables = await resolveTables(writer, this.config);
+    this.current = new Map(tables.map((t) => [`${t.schema}.${t.name}`, new Map(t.columns.map((c) => [c.name, c]))]));
+  }
+
+  private async closeClients(): Promise<void> {
+    const z = this.zongji;
+    this.zongji = undefined;
+    try {
+      z?.stop();
+    } catch {
+      // already stopped
+    }
+    const writer = this.writer;
+    this.writer = undefined;
+    // An open journal transaction is rolled back with its connection: its source
+    // transactions were not recorded, the binlog is read again from the stored position.
+    if (writer) await writer.end().catch(() => writer.destroy());
+  }
+
+  private resetStream(): void {
+    this.generation++;
+    this.pumping = undefined;
+    this.queue = [];
+    this.queuedRows = 0;
+    this.paused = false;
+    this.tx = undefined;
+    this.nextGtid = undefined;
+    this.batch = undefined;
+    this.journalOpen = false;
+    this.groupRows = 0;
+    this.groupStarted = 0;
+    this.groupEnd = undefined;
+  }
+
+  /** Streams until the connection fails (throws) or the reader stops (returns). */
+  private async stream(signal: AbortSignal): Promise<void> {
+    const { default: ZongJi } = (await import('@vlasky/zongji')) as unknown as { default: new (dsn: unknown) => BinlogStream };
+    const failed = new Promise<never>((_, reject) => {
+      this.failure = reject;
+    });
+    failed.catch(() => undefined);
+    const base = mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:binlog' });
+    const z = new ZongJi({
+      host: base.host,
+      port: base.port,
+      user: base.user,
+      password: base.password,
+      ssl: base.ssl,
+      charset: 'utf8mb4',
+      connectTimeout: base.connectTimeout,
+      // Values as text wherever a Date would change them; TIMESTAMP as its UTC text.
+      dateStrings: true,
+      timezone: 'Z',
+      jsonStrings: true,
+    });
+    this.zongji = z;
+    z.on('error', (err) => this.failure?.(err));
+    const generation = this.generation;
+    z.on('binlog', (event) => {
+      if (generation !== this.generation) return;
+      this.enqueue({ event, rows: event.rows?.length ?? 0 });
+    });
+    const ready = new Promise<void>((resolve) => z.on('ready', resolve));
+    const schemas: Record<string, string[]> = {};
+    for (const t of this.opts.tables) (schemas[t.schema] ??= []).push(t.name);
+    z.start({
+      serverId: this.opts.serverId,
+      filename: this.stored!.file,
+      position: this.stored!.position,
+      includeEvents: ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query', 'mariadbgtid', 'gtid'],
+      includeSchema: schemas,
+    });
+    await Promise.race([ready, failed]);
+    this.leading = true;
+    this.bus.emit('capture:connected', { slot: `binlog ${this.stored!.file}:${this.stored!.position}` });
+    const timer = setInterval(() => this.enqueue({ tick: true }), 1_000);
+    const onAbort = () => this.failure?.(new Error('stopping'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await failed;
+    } catch (err) {
+      if (!signal.aborted) throw err;
+      // Stopping: no more events; let the one being written finish, then commit what is
+      // whole (a source transaction half read is read again at the next start).
+      z.connection?.pause();
+      this.generation++;
+      await this.pumping?.catch(() => undefined);
+      if (this.tx === undefined && this.groupEnd && this.writer) await this.commitJournal().catch(() => undefined);
+    } finally {
+      clearInterval(timer);
+      signal.removeEventListener('abort', onAbort);
+      this.failure = undefined;
+      this.leading = false;
+    }
+  }
+
+  private enqueue(item: Item): void {
+    this.queue.push(item);
+    if ('event' in item) {
+      this.queuedRows += item.rows;
+      if (!this.paused && this.queuedRows > MAX_QUEUED_ROWS) {
+        this.paused = true;
+        this.zongji?.connection?.pause();
+      }
+    }
+    if (this.pumping) return;
+    const pumping = this.pump(this.generation).finally(() => {
+      if (this.pumping === pumping) this.pumping = undefined;
+    });
+    this.pumping = pumping;
+  }
+
+  private async pump(generation: number): Promise<void> {
+    try {
+      while (generation === this.generation) {
+        const next = this.queue.shift();
+        if (next === undefined) break;
+        if ('tick' in next) {
+          await this.tick();
+          continue;
+        }
+        this.queuedRows -= next.rows;
+        await this.handle(next.event);
+        if (this.paused && this.queuedRows < MAX_QUEUED_ROWS / 2) {
+          this.paused = false;
+          this.zongji?.connection?.resume();
+        }
+        // Nothing else waits: a finished group of source transactions commits now.
+        if (this.queue.length === 0 && this.tx === undefined && this.groupEnd) await this.commitJournal();
+      }
+    } catch (err) {
+      if (generation === this.generation) this.failure?.(err);
+    }
+  }
+
+  /** Once a second: caught up? and the position reached through others' transactions, stored now and then. */
+  private async tick(): Promise<void> {
+    if (this.tx !== undefined || this.pendingJournal()) return;
+    this.caughtUp = this.queue.length === 0;
+    const seen = this.seen;
+    if (!seen || !this.writer || samePosition(seen, this.stored) || Date.now() - this.storedAt < IDLE_SAVE_MS) return;
+    await this.writer.query(this.q.saveCapturePosition, [this.opts.stream, seen.file, seen.position, null, null]);
+    this.stored = seen;
+    this.storedAt = Date.now();
+  }
+
+  private async handle(e: BinlogEvent): Promise<void> {
+    this.lastEventMs = e.timestamp || this.lastEventMs;
+    switch (e.getEventName()) {
+      case 'rotate':
+        // Between transactions: the next events are in this file.
+        if (e.binlogName) this.file = e.binlogName;
+        if (this.tx === undefined && e.binlogName && e.position !== undefined && e.position > 4) {
+          this.seen = { file: e.binlogName, position: e.position };
+        }
+        return;
+      case 'mariadbgtid':
+        this.caughtUp = false;
+        this.tx = { gtid: e.gtid, txid: String(e.seqNo ?? 0), open: e.standalone !== true, ours: false };
+        return;
+      case 'gtid':
+        this.nextGtid = e.gtid;
+        return;
+      case 'query':
+        return this.handleQuery(e);
+      case 'writerows':
+      case 'updaterows':
+      case 'deleterows':
+        return this.addRows(e);
+      case 'xid':
+        return this.endTransaction(e);
+      default:
+        return;
+    }
+  }
+
+  private async handleQuery(e: BinlogEvent): Promise<void> {
+    const sql = (e.query ?? '').trim();
+    if (/^BEGIN$/i.test(sql) || /^XA START/i.test(sql)) {
+      this.caughtUp = false;
+      // MySQL: BEGIN opens the transaction; its thread id is the writer's CONNECTION_ID(), the trigger's txid.
+      this.tx ??= { gtid: this.nextGtid, txid: '0', open: true, ours: false };
+      this.tx.open = true;
+      if (e.slaveProxyId !== undefined) this.tx.txid = String(e.slaveProxyId);
+      this.nextGtid = undefined;
+      return;
+    }
+    const tx = (this.tx ??= { gtid: this.nextGtid, txid: String(e.slaveProxyId ?? 0), open: false, ours: false });
+    this.nextGtid = undefined;
+    const truncated = truncatedTable(sql, e.schema ?? '');
+    if (truncated && this.watched.has(`${truncated.schema}.${truncated.table}`)) {
+      await this.flushBatch();
+      await this.openJournal();
+      const table = this.watched.get(`${truncated.schema}.${truncated.table}`)!;
+      await this.writer!.query(this.q.insertCapturedTruncate, [table.schema, table.name, tx.txid, commitTime(e.timestamp)]);
+      this.groupRows++;
+      tx.ours = true;
+    }
+    // COMMIT (a transaction on tables without transactions) ends it; any other statement
+    // outside BEGIN … COMMIT (DDL) is a transaction of its own.
+    if (!tx.open || /^(COMMIT|ROLLBACK|XA COMMIT|XA ROLLBACK)\b/i.test(sql)) await this.endTransaction(e);
+  }
+
+  private async endTransaction(e: BinlogEvent): Promise<void> {
+    const tx = this.tx;
+    this.tx = undefined;
+    const position = { file: this.file, position: e.nextPosition };
+    if (!position.file || !(position.position > 4)) return;
+    this.seen = position;
+    if (!tx?.ours) return;
+    await this.flushBatch();
+    this.groupEnd = { position, gtid: tx.gtid, commitTime: commitTime(e.timestamp) };
+    this.groupStarted ||= Date.now();
+    if (this.groupRows >= GROUP_ROWS || Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
+  }
+
+  private async addRows(e: BinlogEvent): Promise<void> {
+    const entry = e.tableId !== undefined ? e.tableMap?.[e.tableId] : undefined;
+    if (!entry || !e.rows) return;
+    const shape = await this.shapeOf(entry);
+    if (!shape) return;
+    const name = e.getEventName();
+    const op = name === 'writerows' ? 'INSERT' : name === 'updaterows' ? 'UPDATE' : 'DELETE';
+    if (!this.config.listener.modes.includes(op)) return;
+    const tx = (this.tx ??= { gtid: this.nextGtid, txid: '0', open: true, ours: false });
+    tx.ours = true;
+    const created = commitTime(e.timestamp);
+    for (const row of e.rows) {
+      let batch = this.batch;
+      if (batch && (batch.shape !== shape || batch.op !== op)) {
+        await this.flushBatch();
+        batch = undefined;
+      }
+      batch = this.batch ??= { shape, op, params: [], count: 0, bytes: 0 };
+      batch.params.push(tx.txid, created);
+      const newRow = op === 'INSERT' ? row : op === 'UPDATE' ? (row.after as Record<string, unknown>) : undefined;
+      const oldRow = op === 'DELETE' ? row : op === 'UPDATE' ? (row.before as Record<string, unknown>) : undefined;
+      for (const values of [newRow, oldRow]) {
+        if (!values) continue;
+        for (const c of shape.columns) {
+          const v = c.encode(values[c.name]);
+          batch.params.push(v);
+          batch.bytes += typeof v === 'string' ? v.length : Buffer.isBuffer(v) ? v.length * 2 : 8;
+        }
+      }
+      batch.count++;
+      if (batch.count >= BATCH_ROWS || batch.bytes >= BATCH_BYTES) await this.flushBatch();
+    }
+  }
+
+  private async flushBatch(): Promise<void> {
+    const batch = this.batch;
+    if (!batch || batch.count === 0) return;
+    this.batch = undefined;
+    await this.openJournal();
+    await this.writer!.query(this.q.insertCapturedRows(batch.shape, batch.op, batch.count), [batch.shape.schema, batch.shape.table, ...batch.params]);
+    this.groupRows += batch.count;
+  }
+
+  private async openJournal(): Promise<void> {
+    if (this.journalOpen) return;
+    await this.writer!.query('BEGIN');
+    this.journalOpen = true;
+    this.groupRows = 0;
+  }
+
+  private pendingJournal(): boolean {
+    return this.journalOpen || (this.batch !== undefined && this.batch.count > 0);
+  }
+
+  /** Commits the journal transaction with the position it covers. */
+  private async commitJournal(): Promise<void> {
+    await this.flushBatch();
+    const end = this.groupEnd;
+    const writer = this.writer!;
+    if (end) {
+      await this.openJournal();
+      await writer.query(this.q.saveCapturePosition, [this.opts.stream, end.position.file, end.position.position, end.gtid ?? null, end.commitTime]);
+    }
+    if (this.journalOpen) await writer.query('COMMIT');
+    const rows = this.groupRows;
+    this.journalOpen = false;
+    this.groupRows = 0;
+    this.groupStarted = 0;
+    this.groupEnd = undefined;
+    if (end) {
+      this.stored = end.position;
+      this.storedAt = Date.now();
+      this.bus.emit('capture:journaled', { rows });
+    }
+  }
+
+  /** The journal statement's shape of a TABLE_MAP, or null for a table we do not watch. */
+  private async shapeOf(entry: TableMapEntry): Promise<CapturedShape | null> {
+    const known = this.shapes.get(entry);
+    if (known !== undefined) return known;
+    const key = `${entry.parentSchema}.${entry.tableName}`;
+    const table = this.watched.get(key);
+    if (!table || !entry.columns) {
+      this.shapes.set(entry, null);
+      return null;
+    }
+    const names = entry.columns.map((c) => c.name);
+    if (names.some((n) => typeof n !== 'string')) {
+      throw new AppError('BINLOG_METADATA', `the binary log does not name the columns of ${key}`, {
+        hint: 'log capture needs binlog_row_metadata = FULL (MySQL 8.0.1+, MariaDB 10.5+): SET GLOBAL binlog_row_metadata = FULL, and set it in the server configuration',
+      });
+    }
+    // A column the table has not (any more, or yet) is read from the table as it is now.
+    if (this.writer && names.some((n) => !this.current.get(key)?.has(n))) {
+      await this.loadCurrentColumns(this.writer).catch(() => undefined);
+    }
+    const columns: BinlogColumn[] = entry.columns.map((c, i) => ({
+      name: c.name,
+      type: c.type,
+      charset: c.charset ?? null,
+      metadata: c.metadata,
+      unsigned: entry.columnSchemas?.[i]?.UNSIGNED ?? /\bunsigned\b/i.test(entry.columnSchemas?.[i]?.COLUMN_TYPE ?? ''),
+    }));
+    const shape: CapturedShape = {
+      schema: table.schema,
+      table: table.name,
+      keyColumns: table.keyColumns,
+      columns: capturedColumns(columns, this.current.get(key) ?? new Map()),
+    };
+    this.shapes.set(entry, shape);
+    return shape;
+  }
+}
+
+function samePosition(a: BinlogPosition, b: BinlogPosition | undefined): boolean {
+  return b !== undefined && a.file === b.file && a.position === b.position;
+}
+
+/** A binlog event's time (ms since the epoch) as the journal's UTC DATETIME text. */
+function commitTime(ms: number): string {
+  return new Date(ms > 0 ? ms : Date.now()).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+const NAME = '(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))';
+const TRUNCATE_RE = new RegExp(`^TRUNCATE\\s+(?:TABLE\\s+)?${NAME}(?:\\s*\\.\\s*${NAME})?\\s*;?\\s*$`, 'i');
+
+/** The table a `TRUNCATE [TABLE] [db.]t` statement empties; undefined for any other statement. */
+export function truncatedTable(sql: string, defaultSchema: string): { schema: string; table: string } | undefined {
+  const m = TRUNCATE_RE.exec(sql.replace(/^\/\*.*?\*\/\s*/s, ''));
+  if (!m) return undefined;
+  const first = (m[1] ?? m[2] ?? '').replace(/``/g, '`');
+  const second = m[3] ?? m[4];
+  if (second === undefined) return { schema: defaultSchema, table: first };
+  return { schema: first, table: second.replace(/``/g, '`') };
+}

@@ -1,0 +1,18 @@
+import ZongJi from '@vlasky/zongji';
+import mysql from 'mysql2/promise';
+import { startPrivateMariaDb } from '../test/support/private-servers.js';
+const srv = await startPrivateMariaDb({ serverConfig: { 'log-bin': 'binlog', 'binlog-format': 'ROW', 'binlog-row-image': 'FULL', 'binlog-row-metadata': 'FULL', 'server-id': '1' } });
+console.log('port', srv.port);
+const c = await mysql.createConnection({ host: '127.0.0.1', port: srv.port, user: 'root', multipleStatements: true });
+await c.query(`CREATE DATABASE d CHARACTER SET utf8mb4; USE d; CREATE TABLE t (id BIGINT UNSIGNED PRIMARY KEY, i INT ZEROFILL, d DECIMAL(10,2), f FLOAT, db DOUBLE, b TINYINT(1), s VARCHAR(20), l VARCHAR(20) CHARACTER SET latin1, tx TEXT, j JSON, bl BLOB, bn BINARY(4), ts TIMESTAMP(3) NULL, dt DATETIME(6), dd DATE, tm TIME(2), y YEAR, bt BIT(10), e ENUM('a','b'), st SET('x','y','z'), g POINT, u UUID, i6 INET6)`);
+const z = new ZongJi({ host: '127.0.0.1', port: srv.port, user: 'root', dateStrings: true, jsonStrings: true, timezone: 'Z' } as any);
+z.on('binlog', (e: any) => { const n = e.getEventName(); if (n === 'tablemap') { console.log('tablemap', e.tableName, JSON.stringify(e.columnNames), e.nextPosition); return; } if (n.endsWith('rows')) { console.log(n, e.nextPosition, e.timestamp, JSON.stringify(e.rows, (k, v) => typeof v === 'bigint' ? 'BIG' + v : v)); console.log(e.tableMap[e.tableId].columns.map((c: any) => c.name + ':' + c.type + ':' + c.charset + ':' + JSON.stringify(c.metadata)).join(' | ')); } else console.log(n, e.nextPosition, e.binlogName ?? '', e.gtid ?? '', e.query ?? ''); });
+z.on('error', (e: any) => console.log('ERR', e));
+z.start({ startAtEnd: true, serverId: 99, includeSchema: { d: true } } as any);
+await new Promise((r) => z.on('ready', r));
+await c.query(`SET time_zone='+05:00'; INSERT INTO t VALUES (18446744073709551615, 5, 12.50, 0.1, 1.5e300, 1, 'Zoé 😀', 'café', 'hello', '{"a": [1, 2.50, 9007199254740993]}', X'DEADBEEF', X'00010203', '2026-11-26 18:00:33.268', '2026-11-26 18:00:33.268907', '2026-11-26', '12:34:56.78', 2026, b'1010101010', 'b', 'x,z', ST_GeomFromText('POINT(1 2)'), 'b2c1a0e4-1234-4abc-8def-000000000001', '::1')`);
+await c.query(`UPDATE t SET s='new' WHERE id=18446744073709551615; ALTER TABLE t ADD COLUMN added INT DEFAULT 7; UPDATE t SET added = 8; ALTER TABLE t RENAME COLUMN added TO renamed; DELETE FROM t`);
+const [rows] = await c.query(`SELECT JSON_OBJECT('f', f, 'db', db, 'y', y, 'bt', CAST(bt AS UNSIGNED), 'u', u, 'i6', i6, 'g', ST_AsText(g), 'st', st, 'i', i) AS j FROM t`);
+console.log(rows);
+await new Promise((r) => setTimeout(r, 1500));
+z.stop(); await c.end(); await srv.close();
