@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { AppError } from '../util/errors.js';
 import { createMySqlPool } from './mysql/connection.js';
+import { captureLeaseName } from './mysql/install.js';
 import * as mysqlAdmin from './mysql/admin.js';
 import { mysqlConnectionError } from './mysql/source.js';
 import { connectionError, pgClientConfig } from './postgres/connection.js';
@@ -116,6 +117,7 @@ export async function openAdmin(config: Config, applicationName = 'app-db-listen
   return translated(
     {
       status: () => mysqlAdmin.journalStatus(conn, schema),
+      ...(config.listener.capture === 'log' ? { capture: () => mysqlAdmin.captureStatus(conn, schema, captureLeaseName(config)) } : {}),
       listDeadLetters: (f, limit) => mysqlAdmin.listDeadLetters(conn, schema, f, limit),
       replayDeadLetters: (f) => mysqlAdmin.replayDeadLetters(conn, schema, f),
       purgeDeadLetters: (f) => mysqlAdmin.purgeDeadLetters(conn, schema, f),

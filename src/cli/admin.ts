@@ -140,8 +140,23 @@ export function statusCommand(opts: FilterOptions): Promise<number> {
         endpoint(r.destination) ?? '-',
       ]),
     );
-    if (capture === null) process.stdout.write('Log capture: the replication slot does not exist (run "install").\n');
-    if (capture) {
+    if (capture === null) {
+      process.stdout.write(
+        config.database.type === 'mysql'
+          ? 'Log capture: no binlog position is stored (run "install").\n'
+          : 'Log capture: the replication slot does not exist (run "install").\n',
+      );
+    }
+    if (capture?.source === 'binlog') {
+      const behind = capture.lagBytes === null ? '' : `, ${Math.round(capture.lagBytes / 1024)} kB behind`;
+      const last = capture.lastCommitAgeSeconds === null ? '' : `, last change journaled was committed ${capture.lastCommitAgeSeconds}s ago`;
+      process.stdout.write(`Log capture: binlog from ${capture.slot} ${capture.active ? 'read now' : 'NOT READ by any daemon'}${behind}${last}.\n`);
+      if (capture.walStatus === 'lost') {
+        process.stdout.write(
+          'warning: the server no longer has the binlog file of the stored position (binlog_expire_logs_seconds, PURGE BINARY LOGS): changes since were lost; run "uninstall" and "install" to start again from now, and backfill the tables.\n',
+        );
+      }
+    } else if (capture) {
       const behind = capture.lagBytes === null ? '' : `, ${Math.round(capture.lagBytes / 1024)} kB behind`;
       const last = capture.lastCommitAgeSeconds === null ? '' : `, last change journaled was committed ${capture.lastCommitAgeSeconds}s ago`;
       process.stdout.write(`Log capture: slot ${capture.slot} ${capture.active ? 'read now' : 'NOT READ by any daemon'}${behind}${last}.\n`);

@@ -1,7 +1,9 @@
 /** doctor's database checks for MySQL and MariaDB: server, privileges, migrations, triggers. */
 import type mysql from 'mysql2/promise';
 import { createMySqlPool } from '../capture/mysql/connection.js';
-import { planInstall } from '../capture/mysql/install.js';
+import { captureStatus } from '../capture/mysql/admin.js';
+import { binlogSettingProblems, readBinlogSettings } from '../capture/mysql/binlog/settings.js';
+import { captureLeaseName, planInstall } from '../capture/mysql/install.js';
 import { makeQueries } from '../capture/mysql/queries.js';
 import { checkServerVersion, readServerInfo } from '../capture/mysql/server.js';
 import { mysqlConnectionError } from '../capture/mysql/source.js';
@@ -42,7 +44,9 @@ export async function checkMySql(config: Config, installFix: string): Promise<Do
         check('database', 'ok', `${name} ${server.version} at ${db.host}:${db.port}, database "${db.database}", user "${db.user}"`),
         await guard('privileges', () => privilegesCheck(conn, config)),
         await guard('migrations', () => mysqlMigrationsCheck(conn, config, installFix)),
-        await guard('triggers', () => triggersCheck(conn, config, installFix)),
+        config.listener.capture === 'log'
+          ? await guard('capture', () => logCaptureCheck(conn, config, installFix))
+          : await guard('triggers', () => triggersCheck(conn, config, installFix)),
       ];
     } finally {
       conn.release();
@@ -113,14 +117,28 @@ async function privilegesCheck(conn: Conn, config: Config): Promise<DoctorCheck>
   if (dbMissing.length > 0) {
     found.push({ status: installLevel, what: `no ${dbMissing.join(', ')} on database ${database}`, fix: `GRANT ${dbMissing.join(', ')} ON ${quoteIdent(database)}.* ${to}` });
   }
-  for (const t of config.database.tables) {
+  if (config.listener.capture === 'log') {
+    // Reading the binary log as a replica does, and its position (MariaDB 10.5+ calls
+    // REPLICATION CLIENT "BINLOG MONITOR"; the old name is granted as the new one).
+    const replication = ['REPLICATION SLAVE', 'REPLICATION CLIENT'].filter(
+      (p) => !hasPrivilege(grants, p, database) && !(p === 'REPLICATION CLIENT' && hasPrivilege(grants, 'BINLOG MONITOR', database)),
+    );
+    if (replication.length > 0) {
+      found.push({
+        status: unconfirmed('problem'),
+        what: `no ${replication.join(', ')} (log capture reads the binary log as a replica does)`,
+        fix: `GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* ${to}`,
+      });
+    }
+  }
+  for (const t of config.listener.capture === 'log' ? [] : config.database.tables) {
     const tdb = t.schema ?? database;
     if (!hasPrivilege(grants, 'TRIGGER', tdb, t.name)) {
       found.push({ status: installLevel, what: `no TRIGGER on ${tdb}.${t.name}`, fix: `GRANT TRIGGER ON ${qualify(tdb, t.name)} ${to}` });
     }
   }
   // watched_tables: the daemon writes each table's last delivery time there.
-  const journal = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.watchedTables, names.destinationTables, names.attempts, names.backfills];
+  const journal = [names.events, names.deliveries, names.deadLetters, names.deliveredEvents, names.watchedTables, names.destinationTables, names.attempts, names.backfills, names.capturePositions];
   const ours = [...journal, names.meta, names.migrations];
   const denied = ours.filter((t) =>
     (journal.includes(t) ? ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] : ['SELECT']).some((p) => !hasPrivilege(grants, p, database, t)),
@@ -178,5 +196,50 @@ async function triggersCheck(conn: Conn, config: Config, installFix: string): Pr
     `capture triggers on ${plan.tables.length === 1 ? 'table' : `${plan.tables.length} tables`} ${plan.tables.map((t) => `${t.schema}.${t.name}`).join(', ')}, current`,
     undefined,
     problem ? triggerSteps(plan).map((s) => `-- ${s.description}\n${s.sql.trim()}`).join('\n\n') : undefined,
+  );
+}
+
+/**
+ * Log capture (listener.capture: log): the server settings the binlog reader needs
+ * (each with its fix), what install sets up (no triggers, the stored position), and
+ * whether the server still has the binlog file of that position, with the lag.
+ */
+async function logCaptureCheck(conn: Conn, config: Config, installFix: string): Promise<DoctorCheck> {
+  const settings = await readBinlogSettings(conn);
+  const found: Finding[] = binlogSettingProblems(settings).map((p) => ({ status: 'problem', what: p.message, fix: p.hint }));
+  if (found.length > 0) return findingsCheck('capture', found, '');
+  let plan;
+  try {
+    plan = await planInstall(conn, config);
+  } catch (err) {
+    return errorCheck('capture', err);
+  }
+  const missing = plan.steps.filter((st) => !st.description.startsWith('migration') && !st.description.startsWith('create table'));
+  for (const st of missing) found.push({ status: 'problem', what: `missing: ${st.description}`, fix: installFix });
+  const status = missing.some((st) => st.description.startsWith('start log capture'))
+    ? undefined
+    : await captureStatus(conn, config.listener.schema, captureLeaseName(config)).catch(() => undefined);
+  if (status?.walStatus === 'lost') {
+    found.push({
+      status: 'problem',
+      what: `the server no longer has the binlog file of the stored position ${status.slot}: the changes since were lost`,
+      fix: `run "uninstall" then "install" to start again from now, and backfill the watched tables`,
+    });
+  }
+  if (status && status.lagBytes === null) {
+    found.push({ status: 'warning', what: 'cannot list the binary logs (SHOW BINARY LOGS) to measure the lag', fix: 'GRANT REPLICATION CLIENT ON *.* TO <user>;' });
+  }
+  for (const w of plan.warnings) found.push({ status: 'warning', what: w });
+  const expiry =
+    settings.expireSeconds === undefined || settings.expireSeconds === 0
+      ? 'binary logs kept until removed by hand'
+      : `binary logs removed after ${Math.round((settings.expireSeconds / 86_400) * 10) / 10} days: a daemon stopped longer loses changes`;
+  const lag = status?.lagBytes === null || status?.lagBytes === undefined ? '' : `, ${Math.round(status.lagBytes / 1024)} kB behind`;
+  return findingsCheck(
+    'capture',
+    found,
+    `log capture: binlog_format ROW, full row images with column names, from ${status?.slot ?? '(not installed)'}${status?.active ? ' (read now)' : ''}${lag}; ${expiry}`,
+    undefined,
+    missing.length > 0 ? missing.map((st) => `-- ${st.description}\n${st.sql.trim()}`).join('\n\n') : undefined,
   );
 }

@@ -74,7 +74,7 @@ export function logDaemonEvents(bus: DaemonEventBus, log: Logger, types: Readonl
     log.warn({ error, retry_in_ms: Math.round(retryInMs) }, 'LISTEN connection lost; polling continues meanwhile');
   });
   bus.on('capture:connected', ({ slot }) => {
-    log.info({ slot }, 'Reading the replication slot (log capture)');
+    log.info({ slot }, slot.startsWith('binlog ') ? 'Reading the binary log (log capture)' : 'Reading the replication slot (log capture)');
   });
   bus.on('capture:lost', ({ error, retryInMs }) => {
     log.warn({ error, retry_in_ms: Math.round(retryInMs) }, 'Replication connection lost; resuming from the last journaled position');

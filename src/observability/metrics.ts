@@ -274,7 +274,7 @@ export class DaemonMetrics {
     };
     new Gauge({
       name: PREFIX + 'capture_slot_lag_bytes',
-      help: 'Log capture: WAL the replication slot holds that is not yet journaled (what an unread slot keeps on disk). Absent with trigger capture.',
+      help: 'Log capture: bytes of the database log not yet journaled (PostgreSQL: WAL the replication slot holds, what an unread slot keeps on disk; MySQL: binlog written after the stored position). Absent with trigger capture.',
       registers,
       async collect() {
         const lag = await captureLag();
@@ -284,7 +284,7 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: PREFIX + 'capture_lag_seconds',
-      help: 'Log capture, on the instance reading the slot: 0 when caught up, else the age of the last source transaction journaled. Absent with trigger capture.',
+      help: 'Log capture, on the instance reading the log: 0 when caught up, else the age of the last source transaction read. Absent with trigger capture.',
       registers,
       async collect() {
         const lag = await captureLag();

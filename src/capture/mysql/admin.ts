@@ -10,6 +10,7 @@ import {
   type AttemptDbRow,
   type AttemptEntry,
   type AttemptFilter,
+  type CaptureStatus,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterRow,
@@ -17,6 +18,8 @@ import {
   type JourneyDbRow,
   type TableStatus,
 } from '../postgres/admin.js';
+import { bytesAfter } from './binlog/settings.js';
+import { CAPTURE_STREAM } from './install.js';
 import { readEventIdPrefix } from './journal.js';
 import { makeQueries } from './queries.js';
 
@@ -162,4 +165,36 @@ export async function eventJourney(conn: Conn, prefix: string, id: string, desti
   const rows = await select<JourneyDbRow>(conn, makeQueries(prefix).eventJourney, [id, names, id, names, id, names, id]);
   const attempts = await listAttempts(conn, prefix, { id }, 1_000);
   return toJourney(id, eventIdPrefix, rows, attempts.reverse());
+}
+
+/**
+ * Log capture's position, for `status` (listener.capture: log): where the journal ends
+ * in the binlog, whether a daemon reads it (holds the lease), how far behind, and
+ * whether the server still has that binlog file. Undefined when none is stored.
+ */
+export async function captureStatus(conn: Conn, prefix: string, leaseName: string): Promise<CaptureStatus | undefined> {
+  const q = makeQueries(prefix);
+  const [row] = await select<{ binlog_file: string; binlog_pos: string | number; last_commit_age_s: string | number | null }>(conn, q.captureStatus, [CAPTURE_STREAM]);
+  if (!row) return undefined;
+  const from = { file: String(row.binlog_file), position: Number(row.binlog_pos) };
+  const [lease] = await select<{ holder: string | number | null }>(conn, q.captureLeaseHolder, [leaseName]);
+  let lagBytes: number | null = null;
+  let lost = false;
+  try {
+    const logs = await select<{ Log_name: string; File_size: string | number }>(conn, q.binaryLogs);
+    const bytes = bytesAfter(from, logs.map((l) => ({ name: String(l.Log_name), size: Number(l.File_size) })));
+    lost = bytes === undefined;
+    lagBytes = bytes ?? null;
+  } catch {
+    // SHOW BINARY LOGS needs REPLICATION CLIENT (doctor says so): the lag is not known.
+  }
+  const age = row.last_commit_age_s === null ? null : Math.round(Number(row.last_commit_age_s) * 10) / 10;
+  return {
+    source: 'binlog',
+    slot: `${from.file}:${from.position}`,
+    active: lease?.holder !== null && lease?.holder !== undefined,
+    lagBytes,
+    lastCommitAgeSeconds: age,
+    walStatus: lost ? 'lost' : null,
+  };
 }

@@ -288,7 +288,7 @@ export function makeQueries(prefix: string) {
           destination VARCHAR(40) PATH '$[0]',
           schema_name VARCHAR(64) PATH '$[1]',
           table_name  VARCHAR(64) PATH '$[2]',
-          op          VARCHAR(6)  PATH '$[3]')) r
+          op          VARCHAR(8)  PATH '$[3]')) r
         ON r.schema_name = e.schema_name AND r.table_name = e.table_name AND r.op = e.op
            AND (e.target IS NULL OR e.target = r.destination)`,
 
@@ -443,7 +443,7 @@ export function makeQueries(prefix: string) {
         id              BIGINT UNSIGNED PATH '$[1]',
         schema_name     VARCHAR(64)     PATH '$[2]',
         table_name      VARCHAR(64)     PATH '$[3]',
-        op              VARCHAR(6)      PATH '$[4]',
+        op              VARCHAR(8)      PATH '$[4]',
         row_key         VARCHAR(1024)   PATH '$[5]',
         attempt         INT             PATH '$[6]',
         at              DATETIME(6)     PATH '$[7]',

@@ -17,6 +17,7 @@ import { applyInstall, CAPTURE_STREAM, captureLeaseName, captureServerId, planIn
 import { MySqlJournal, readEventIdPrefix } from './journal.js';
 import { makeQueries } from './queries.js';
 import { checkServerVersion, readServerInfo } from './server.js';
+import { objectNames } from './triggers.js';
 import { PollingWaiter } from './waiter.js';
 
 /**
@@ -78,7 +79,13 @@ export class MySqlSource implements CaptureSource {
       this.config,
       this.pool,
       q,
-      { stream: CAPTURE_STREAM, leaseName: captureLeaseName(this.config), serverId: captureServerId(this.config), tables },
+      {
+        stream: CAPTURE_STREAM,
+        leaseName: captureLeaseName(this.config),
+        serverId: captureServerId(this.config),
+        positionsTable: objectNames(this.config.listener.schema).capturePositions,
+        tables,
+      },
       bus,
       log,
     );

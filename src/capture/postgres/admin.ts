@@ -340,6 +340,9 @@ export async function eventJourney(client: pg.ClientBase, ourSchema: string, id:
 
 /** Log capture's slot, for `status` (listener.capture: log). */
 export interface CaptureStatus {
+  /** What is read: PostgreSQL's replication slot, or MySQL's binary log (from the stored position). */
+  readonly source?: 'slot' | 'binlog';
+  /** The slot's name; for the binlog, the stored position (`file:offset`). */
   readonly slot: string;
   /** Whether a daemon reads the slot now. */
   readonly active: boolean;

@@ -71,6 +71,8 @@ export interface BinlogReaderOptions {
   readonly leaseName: string;
   /** The replica server id the reader announces (unique among the server's replicas). */
   readonly serverId: number;
+  /** capture_positions' table name (in the journal's database). */
+  readonly positionsTable: string;
   readonly tables: readonly ResolvedTable[];
 }
 
@@ -133,6 +135,8 @@ interface SourceTx {
   open: boolean;
   /** Has changes of ours in the journal transaction. */
   ours: boolean;
+  /** Writes our own stored position (this reader's transaction). */
+  self?: boolean;
 }
 
 type Item = { readonly event: BinlogEvent; readonly rows: number } | { readonly tick: true };
@@ -349,6 +353,8 @@ export class BinlogReader {
     const ready = new Promise<void>((resolve) => z.on('ready', resolve));
     const schemas: Record<string, string[]> = {};
     for (const t of this.opts.tables) (schemas[t.schema] ??= []).push(t.name);
+    // Our own position writes, to tell them apart (see endTransaction).
+    (schemas[this.config.database.database] ??= []).push(this.opts.positionsTable);
     z.start({
       serverId: this.opts.serverId,
       filename: this.stored!.file,
@@ -492,7 +498,9 @@ export class BinlogReader {
     this.tx = undefined;
     const position = { file: this.file, position: e.nextPosition };
     if (!position.file || !(position.position > 4)) return;
-    this.seen = position;
+    // A transaction that only stored our position is not progress to store again: an idle
+    // server would otherwise get a write of ours every IDLE_SAVE_MS, for ever.
+    if (!(tx?.self && !tx.ours)) this.seen = position;
     if (!tx?.ours) return;
     await this.flushBatch();
     this.groupEnd = { position, gtid: tx.gtid, commitTime: commitTime(e.timestamp) };
@@ -503,6 +511,10 @@ export class BinlogReader {
   private async addRows(e: BinlogEvent): Promise<void> {
     const entry = e.tableId !== undefined ? e.tableMap?.[e.tableId] : undefined;
     if (!entry || !e.rows) return;
+    if (entry.parentSchema === this.config.database.database && entry.tableName === this.opts.positionsTable) {
+      (this.tx ??= { gtid: this.nextGtid, txid: '0', open: true, ours: false }).self = true;
+      return;
+    }
     const shape = await this.shapeOf(entry);
     if (!shape) return;
     const name = e.getEventName();
