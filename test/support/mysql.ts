@@ -59,6 +59,11 @@ export function configTableName(name: string, database?: string): string {
 }
 
 export function mysqlConfig(database: string, o: MySqlConfigOptions, server: MySqlServerAddress = SHARED_MYSQL): Config {
+  return parseConfig(mysqlConfigYaml(database, o, server), {}, 'mysql test config').config;
+}
+
+/** The config file's text for `database` (see mysqlConfig). */
+export function mysqlConfigYaml(database: string, o: MySqlConfigOptions, server: MySqlServerAddress = SHARED_MYSQL): string {
   const lines = [
     'database:',
     '  type: "mysql"',
@@ -86,7 +91,7 @@ export function mysqlConfig(database: string, o: MySqlConfigOptions, server: MyS
     'http:',
     '  listen: "off"',
   ];
-  return parseConfig(lines.join('\n') + '\n', {}, 'mysql test config').config;
+  return lines.join('\n') + '\n';
 }
 
 function adminConnection(server: MySqlServerAddress): Promise<mysql.Connection> {
