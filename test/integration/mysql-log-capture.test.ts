@@ -173,6 +173,15 @@ describe('binlog capture', () => {
     expect(got[2]).toMatchObject({ data: null, old_data: null, schema: db.name, table: 'trunc' });
   }, 40_000);
 
+  it('sends spatial values as the decoded points, as documented', async () => {
+    await db.exec(`CREATE TABLE shapes (id INT PRIMARY KEY, p POINT, l LINESTRING)`);
+    await daemon({ tables: ['shapes'], webhookUrl: rxLog.url, schema: 'adl_shapes', capture: 'log' });
+    await db.exec(`INSERT INTO shapes VALUES (1, ST_GeomFromText('POINT(1 2)'), ST_GeomFromText('LINESTRING(0 0, 1.5 2)'))`);
+    await rxLog.waitFor((evs) => evs.some((e) => e.body.includes('"table":"shapes"')), 20_000);
+    const [got] = bodies(rxLog, 'shapes').map((b) => JSON.parse(b) as Body);
+    expect(got!.data).toEqual({ id: 1, p: { x: 1, y: 2 }, l: [{ x: 0, y: 0 }, { x: 1.5, y: 2 }] });
+  }, 40_000);
+
   it('reports the binlog lag in the metrics', async () => {
     const d = running.find((r) => r !== running[0])!;
     const { body } = await d.metrics.render();
@@ -310,6 +319,20 @@ describe('binlog capture under change', () => {
     const ids = bodies(rxLog, 'handover').map((b) => (JSON.parse(b) as Body).data!.id as number);
     expect(new Set(ids).size).toBe(100);
     expect(ids.length).toBe(100);
+  }, 60_000);
+
+  it('a killed replication connection: the reader reconnects and resumes, nothing lost or doubled', async () => {
+    await db.exec(`CREATE TABLE killed (id INT PRIMARY KEY)`);
+    await daemon({ tables: ['killed'], webhookUrl: rxLog.url, schema: 'adl_killed', capture: 'log', retention: 3600 });
+    for (let i = 1; i <= 100; i++) await db.exec(`INSERT INTO killed VALUES (?)`, [i]);
+    const dumps = await db.query<{ id: number }>(`SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`);
+    expect(dumps.length).toBeGreaterThan(0);
+    for (const d of dumps) await db.exec(`KILL ${Number(d.id)}`);
+    for (let i = 101; i <= 200; i++) await db.exec(`INSERT INTO killed VALUES (?)`, [i]);
+    const journaled = () => count('SELECT count(*) AS n FROM `adl_killed_delivered_events` WHERE table_name = ?', ['killed']);
+    await waitUntil(async () => (await journaled()) >= 200, 30_000, '200 changes delivered');
+    expect(await count('SELECT count(DISTINCT new_row) AS n FROM `adl_killed_delivered_events`')).toBe(200);
+    expect(await journaled()).toBe(200);
   }, 60_000);
 
   it('a database restart while changes are written: the reader resumes from the stored position, each change journaled once', async () => {
