@@ -84,6 +84,9 @@ describe('binlog settings', () => {
     ]);
     expect(problems.map((p) => p.hint).join('\n')).toContain('SET GLOBAL binlog_row_metadata = FULL');
     expect(binlogSettingProblems({ ...ready, rowMetadata: undefined })[0]!.hint).toContain('MySQL 8.0.1+ or MariaDB 10.5+');
+    expect(binlogSettingProblems({ ...ready, compressed: true })[0]!.hint).toBe(
+      'SET GLOBAL binlog_transaction_compression = OFF, and set it in the server configuration',
+    );
   });
 
   it('measures the lag in bytes across binlog files', () => {

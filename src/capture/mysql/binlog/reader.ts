@@ -59,6 +59,10 @@ const GROUP_MS = 200;
 const MAX_QUEUED_ROWS = 5_000;
 /** The position reached through other tables' transactions is stored this often at most. */
 const IDLE_SAVE_MS = 5_000;
+/** The journal connection's wait_timeout: the longest a dead host's lease outlives it. */
+const LEASE_IDLE_S = 30;
+/** The journal connection is used at least this often (a ping when idle), well within LEASE_IDLE_S. */
+const PING_MS = 10_000;
 /** An instance without the lease tries again this often. */
 const LEASE_RETRY_MS = 2_000;
 const RECONNECT_MIN_MS = 250;
@@ -173,6 +177,9 @@ export class BinlogReader {
   /** The end of the last source transaction read (ours or not). */
   private seen: BinlogPosition | undefined;
   private lastEventMs = 0;
+  private writerUsedAt = 0;
+  /** Tables and column lists the table's current columns were read again for (once each). */
+  private readonly reloadedFor = new Set<string>();
   private caughtUp = true;
   leading = false;
 
@@ -237,7 +244,9 @@ export class BinlogReader {
         waitingLogged = false;
         // The trigger's sql_mode (zero dates, as the trigger casts them) and UTC, so a
         // TIMESTAMP's UTC text reads back as its instant (columns.ts).
-        await writer.query(`SET SESSION sql_mode = ?, time_zone = '+00:00'`, [TRIGGER_SQL_MODE]);
+        // wait_timeout: if this host dies without closing the connection (power, network), the
+        // server ends the session, and with it the lease, within LEASE_IDLE_S (the tick pings).
+        await writer.query(`SET SESSION sql_mode = ?, time_zone = '+00:00', wait_timeout = ?`, [TRIGGER_SQL_MODE, LEASE_IDLE_S]);
         await writer.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
         const settings = await readBinlogSettings(writer);
         const problem = describeBinlogSettings(settings);
@@ -252,7 +261,7 @@ export class BinlogReader {
       } catch (err) {
         if (signal.aborted) break;
         const wait = jitter(backoff);
-        this.bus.emit('capture:lost', { error: describeError(err), retryInMs: Math.round(wait) });
+        this.bus.emit('capture:lost', { error: describeError(this.explain(err)), retryInMs: Math.round(wait) });
         this.leading = false;
         await this.closeClients();
         await this.pumping?.catch(() => undefined);
@@ -264,6 +273,18 @@ export class BinlogReader {
     }
     this.leading = false;
     await this.closeClients();
+  }
+
+  /** What a replication error means for the operator (a purged binlog file: changes lost). */
+  private explain(err: unknown): unknown {
+    const e = err as { errno?: number; code?: string; message?: string };
+    if (e.errno !== 1236 && e.code !== 'ER_MASTER_FATAL_ERROR_READING_BINLOG') return err;
+    const at = this.stored ? `${this.stored.file}:${this.stored.position}` : 'the stored position';
+    return new AppError(
+      'BINLOG_POSITION_LOST',
+      `the server cannot send the binary log from ${at} (${e.message ?? 'error 1236'}): if its file was removed (binlog_expire_logs_seconds, PURGE BINARY LOGS), the changes since were lost`,
+      { cause: err, hint: 'run "uninstall" then "install" to capture from now on, and "backfill" the watched tables; "status" and "doctor" show the position' },
+    );
   }
 
   /** The stored position; a journal without one (installed before log capture) starts at the log's end now. */
@@ -427,6 +448,10 @@ export class BinlogReader {
 
   /** Once a second: caught up? and the position reached through others' transactions, stored now and then. */
   private async tick(): Promise<void> {
+    if (this.writer && Date.now() - this.writerUsedAt >= PING_MS) {
+      await this.writer.query('DO 0');
+      this.writerUsedAt = Date.now();
+    }
     if (this.tx !== undefined || this.pendingJournal()) return;
     this.caughtUp = this.queue.length === 0;
     const seen = this.seen;
@@ -556,6 +581,7 @@ export class BinlogReader {
   }
 
   private async openJournal(): Promise<void> {
+    this.writerUsedAt = Date.now();
     if (this.journalOpen) return;
     await this.writer!.query('BEGIN');
     this.journalOpen = true;
@@ -605,7 +631,9 @@ export class BinlogReader {
       });
     }
     // A column the table has not (any more, or yet) is read from the table as it is now.
-    if (this.writer && names.some((n) => !this.current.get(key)?.has(n))) {
+    const signature = `${key}\u0000${names.join('\u0000')}`;
+    if (this.writer && names.some((n) => !this.current.get(key)?.has(n)) && !this.reloadedFor.has(signature)) {
+      this.reloadedFor.add(signature);
       await this.loadCurrentColumns(this.writer).catch(() => undefined);
     }
     const columns: BinlogColumn[] = entry.columns.map((c, i) => ({

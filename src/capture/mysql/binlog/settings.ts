@@ -13,6 +13,8 @@ export interface BinlogSettings {
   readonly serverId: number;
   /** binlog_expire_logs_seconds (0: never), or expire_logs_days in seconds. */
   readonly expireSeconds: number | undefined;
+  /** MySQL 8.0.20+'s binlog_transaction_compression. */
+  readonly compressed?: boolean;
 }
 
 /** A place in the binary log: the file and the offset of the next event. */
@@ -32,10 +34,17 @@ async function variable(conn: mysql.Connection, name: string): Promise<string | 
 }
 
 export async function readBinlogSettings(conn: mysql.Connection): Promise<BinlogSettings> {
-  const [logBin, format, rowImage, rowMetadata, serverId, expireSeconds, expireDays] = await Promise.all(
-    ['log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'server_id', 'binlog_expire_logs_seconds', 'expire_logs_days'].map((n) =>
-      variable(conn, n),
-    ),
+  const [logBin, format, rowImage, rowMetadata, serverId, expireSeconds, expireDays, compression] = await Promise.all(
+    [
+      'log_bin',
+      'binlog_format',
+      'binlog_row_image',
+      'binlog_row_metadata',
+      'server_id',
+      'binlog_expire_logs_seconds',
+      'expire_logs_days',
+      'binlog_transaction_compression',
+    ].map((n) => variable(conn, n)),
   );
   const seconds = expireSeconds !== undefined && Number(expireSeconds) > 0 ? Number(expireSeconds) : expireDays !== undefined ? Number(expireDays) * 86_400 : undefined;
   return {
@@ -45,6 +54,7 @@ export async function readBinlogSettings(conn: mysql.Connection): Promise<Binlog
     rowMetadata: rowMetadata?.toUpperCase(),
     serverId: Number(serverId ?? 0),
     expireSeconds: seconds,
+    compressed: compression === '1' || compression?.toUpperCase() === 'ON',
   };
 }
 
@@ -87,6 +97,12 @@ export function binlogSettingProblems(s: BinlogSettings): SettingProblem[] {
     out.push({
       message: `binlog_row_metadata is ${s.rowMetadata}, not FULL: the binary log does not name the columns a row had when it was written`,
       hint: 'SET GLOBAL binlog_row_metadata = FULL, and set it in the server configuration',
+    });
+  }
+  if (s.compressed) {
+    out.push({
+      message: 'binlog_transaction_compression is ON: the binary log holds compressed transactions the reader cannot decode',
+      hint: 'SET GLOBAL binlog_transaction_compression = OFF, and set it in the server configuration',
     });
   }
   return out;
