@@ -72,7 +72,7 @@ describe('binlog capture', () => {
       id BIGINT UNSIGNED PRIMARY KEY, ti TINYINT, si SMALLINT UNSIGNED, mi MEDIUMINT, i INT, bi BIGINT, zf INT(6) UNSIGNED ZEROFILL,
       b BOOLEAN, d DECIMAL(12,2), d0 DECIMAL(30,10), f FLOAT, db DOUBLE, bt BIT(10),
       vc VARCHAR(40), ch CHAR(3), tx TEXT, lt LONGTEXT, l1 VARCHAR(20) CHARACTER SET latin1, e ENUM('red','green'), st SET('a','b','c'),
-      dt DATE, dtm DATETIME(6), dtm0 DATETIME, ts TIMESTAMP(3) NULL, tm TIME(3), y YEAR,
+      dt DATE, dtm DATETIME(6), dtm0 DATETIME, ts TIMESTAMP(3) NULL, tm TIME(3), tm0 TIME, y YEAR,
       j JSON, bn BINARY(4), vb VARBINARY(10), bl BLOB,
       u UUID, i4 INET4, i6 INET6, nothing INT)`);
     await daemon({ tables: ['fidelity'], webhookUrl: rxTrigger.url, schema: 'adl_trigger' });
@@ -85,7 +85,7 @@ describe('binlog capture', () => {
         `INSERT INTO fidelity VALUES (18446744073709551615, -128, 65535, -8388608, -2147483648, -9223372036854775808, 42,
           TRUE, 12.50, -12345678901234567890.0123456789, 0.1, 1.5e300, b'1000000001',
           'Zoé "w" \\\\ 😀', 'ab', ?, ?, 'café €', 'green', 'a,c',
-          '2026-02-28', '2026-11-26 18:00:33.268907', '2026-11-26 18:00:33', '2026-11-26 18:00:33.268', '-12:34:56.789', 2026,
+          '2026-02-28', '2026-11-26 18:00:33.268907', '2026-11-26 18:00:33', '2026-11-26 18:00:33.268', '-12:34:56.789', '-01:00:00', 2026,
           '{"a": [1, 2.50, 9007199254740993], "b": null, "s": "é"}', X'00FF10FE', X'DEADBEEF', ?,
           'b2c1a0e4-1234-4abc-8def-000000000001', '10.0.0.1', '::1', NULL)`,
         ['line\nnext\ttab', 'x'.repeat(300_000), Buffer.from([0, 1, 2, 255])],
@@ -180,6 +180,23 @@ describe('binlog capture', () => {
     await rxLog.waitFor((evs) => evs.some((e) => e.body.includes('"table":"shapes"')), 20_000);
     const [got] = bodies(rxLog, 'shapes').map((b) => JSON.parse(b) as Body);
     expect(got!.data).toEqual({ id: 1, p: { x: 1, y: 2 }, l: [{ x: 0, y: 0 }, { x: 1.5, y: 2 }] });
+  }, 40_000);
+
+  it('journals an XA transaction committed in one phase', async () => {
+    await db.exec(`CREATE TABLE xa1 (id INT PRIMARY KEY)`);
+    await daemon({ tables: ['xa1'], webhookUrl: rxLog.url, schema: 'adl_xa1', capture: 'log' });
+    const c = await db.connect();
+    try {
+      await c.query(`XA START 'one'`);
+      await c.query(`INSERT INTO xa1 VALUES (1), (2)`);
+      await c.query(`XA END 'one'`);
+      await c.query(`XA COMMIT 'one' ONE PHASE`);
+      await c.query(`INSERT INTO xa1 VALUES (3)`);
+    } finally {
+      await c.end();
+    }
+    await rxLog.waitFor((evs) => evs.filter((e) => e.body.includes('"table":"xa1"')).length >= 3, 20_000);
+    expect(bodies(rxLog, 'xa1').map((b) => (JSON.parse(b) as Body).data!.id)).toEqual([1, 2, 3]);
   }, 40_000);
 
   it('reports the binlog lag in the metrics', async () => {

@@ -1,6 +1,6 @@
 /** The binlog reader's pure parts: column mapping, the settings it needs, lag in bytes, TRUNCATE statements. */
 import { describe, expect, it } from 'vitest';
-import { capturedColumn, capturedColumns, FieldType, type BinlogColumn } from '../../src/capture/mysql/binlog/columns.js';
+import { capturedColumn, capturedColumns, FieldType, timeValue, type BinlogColumn } from '../../src/capture/mysql/binlog/columns.js';
 import { truncatedTable } from '../../src/capture/mysql/binlog/reader.js';
 import { binlogSettingProblems, bytesAfter, describeBinlogSettings, type BinlogSettings } from '../../src/capture/mysql/binlog/settings.js';
 import { columnValueSql, type MySqlColumn } from '../../src/capture/mysql/triggers.js';
@@ -49,6 +49,21 @@ describe('binlog columns', () => {
     expect(capturedColumn(col(FieldType.BLOB), 'c0', undefined).encode(bytes)).toBe(bytes);
     expect(capturedColumn(col(FieldType.LONG), 'c0', undefined).encode(null)).toBeNull();
     expect(capturedColumn(col(FieldType.LONG), 'c0', undefined).encode(undefined)).toBeNull();
+  });
+
+  it('carries the seconds of a negative TIME the library decodes without the carry', () => {
+    expect(timeValue('-12:34:64')).toBe('-12:35:00');
+    expect(timeValue('-00:63:64')).toBe('-01:00:00');
+    expect(timeValue('-838:58:64')).toBe('-838:59:00');
+    expect(timeValue('-12:34:56.789')).toBe('-12:34:56.789');
+    expect(timeValue('12:34:56')).toBe('12:34:56');
+    expect(timeValue(null)).toBeNull();
+  });
+
+  it('gives YEAR 0000 back as 0 (the library reports 1900)', () => {
+    const year = capturedColumn(col(FieldType.YEAR), 'c0', undefined);
+    expect(year.encode(1900)).toBe('0');
+    expect(year.encode(2026)).toBe('2026');
   });
 
   it('names the columns of a TABLE_MAP c0, c1, … and keeps their names at commit', () => {

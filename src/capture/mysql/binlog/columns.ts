@@ -105,6 +105,35 @@ function precisionOf(c: BinlogColumn): number {
 const asText = (v: unknown): unknown => (v === null || v === undefined ? null : typeof v === 'string' ? v : String(v));
 const asIs = (v: unknown): unknown => (v === undefined ? null : v);
 
+/**
+ * A TIME as text. The library decodes a negative TIME with no fraction by adding a
+ * second to the seconds field without carrying it, so '-12:35:00' comes as
+ * '-12:34:64' and '-01:00:00' as '-00:63:64' (a value the server refuses): carried here.
+ */
+export function timeValue(v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  const text = String(v);
+  const m = /^(-?)(\d+):(\d{2}):(\d{2})(\.\d+)?$/.exec(text);
+  if (!m || (Number(m[4]) < 60 && Number(m[3]) < 60)) return text;
+  let [hours, minutes, seconds] = [Number(m[2]), Number(m[3]), Number(m[4])];
+  if (seconds >= 60) {
+    seconds -= 64;
+    minutes += 1;
+  }
+  if (minutes >= 60) {
+    minutes -= 64;
+    hours += 1;
+  }
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${m[1]}${two(hours)}:${two(minutes)}:${two(seconds)}${m[5] ?? ''}`;
+}
+
+/** YEAR: the library adds 1900 to the stored byte, so the year 0000 (byte 0) comes as 1900, which YEAR cannot hold. */
+function yearValue(v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  return Number(v) === 1900 ? '0' : String(v);
+}
+
 /** BIT(n) arrives as big-endian bytes: its value as an unsigned decimal. */
 function bitValue(v: unknown): unknown {
   if (v === null || v === undefined) return null;
@@ -147,7 +176,7 @@ export function capturedColumn(c: BinlogColumn, alias: string, current: MySqlCol
     case FieldType.DOUBLE:
       return column(c.name, alias, 'CAST(? AS DOUBLE)', { ...PLAIN, dataType: 'double' }, asText);
     case FieldType.YEAR:
-      return column(c.name, alias, 'CAST(? AS UNSIGNED)', { ...PLAIN, dataType: 'year' }, asText);
+      return column(c.name, alias, 'CAST(? AS UNSIGNED)', { ...PLAIN, dataType: 'year' }, yearValue);
     case FieldType.BIT:
       return column(c.name, alias, 'CAST(? AS UNSIGNED)', { ...PLAIN, dataType: 'bigint' }, bitValue);
     case FieldType.DATE:
@@ -168,7 +197,7 @@ export function capturedColumn(c: BinlogColumn, alias: string, current: MySqlCol
     case FieldType.TIME:
     case FieldType.TIME2: {
       const p = precisionOf(c);
-      return column(c.name, alias, `CAST(? AS TIME(${p}))`, { ...PLAIN, dataType: 'time', datetimePrecision: p }, asText);
+      return column(c.name, alias, `CAST(? AS TIME(${p}))`, { ...PLAIN, dataType: 'time', datetimePrecision: p }, timeValue);
     }
     case FieldType.JSON:
       // MySQL's binary JSON, as the server's own text: parsed again by JSON_EXTRACT.

@@ -25,8 +25,10 @@
  * - One reader per journal: the reader holds a named lock (GET_LOCK, the lease) on its
  *   journal connection; other instances look for it every ~2 s and take over as soon
  *   as the holder's connection is gone.
- * - Backpressure: while more than MAX_QUEUED_ROWS rows wait, the binlog connection is
- *   paused and the server waits.
+ * - Backpressure: while more than MAX_QUEUED_BYTES of events wait, the binlog connection
+ *   is paused and the server waits.
+ * - XA transactions with changes of ours are refused (BINLOG_XA): a prepared XA
+ *   transaction's rows are in the binlog before it commits or rolls back.
  * - Position advance with no changes of ours: the position passes other tables'
  *   transactions in memory and is stored at most every IDLE_SAVE_MS, so a restart does
  *   not read them again. (The server removes binlog files by age, whoever has read
@@ -55,8 +57,8 @@ const BATCH_BYTES = 2 * 1024 * 1024;
 const GROUP_ROWS = 5_000;
 /** ...or this long after it began, whatever still comes. */
 const GROUP_MS = 200;
-/** Rows received but not journaled yet: above this the binlog connection is paused. */
-const MAX_QUEUED_ROWS = 5_000;
+/** Binlog events received but not journaled yet, in bytes: above this the binlog connection is paused. */
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 /** The position reached through other tables' transactions is stored this often at most. */
 const IDLE_SAVE_MS = 5_000;
 /** The journal connection's wait_timeout: the longest a dead host's lease outlives it. */
@@ -119,9 +121,13 @@ interface BinlogEvent {
   readonly gtid?: string;
   readonly seqNo?: number | string;
   readonly standalone?: boolean;
+  /** MariaDB GTID event of a prepared XA transaction. */
+  readonly preparedXa?: boolean;
   readonly tableId?: number;
   readonly tableMap?: Record<number, TableMapEntry>;
   readonly rows?: ReadonlyArray<Record<string, unknown>>;
+  /** The event's length in the binlog. */
+  readonly size?: number;
 }
 
 interface Batch {
@@ -141,9 +147,11 @@ interface SourceTx {
   ours: boolean;
   /** Writes our own stored position (this reader's transaction). */
   self?: boolean;
+  /** An XA transaction (XA START … XA END): its rows may be prepared, not committed. */
+  xa?: boolean;
 }
 
-type Item = { readonly event: BinlogEvent; readonly rows: number } | { readonly tick: true };
+type Item = { readonly event: BinlogEvent; readonly bytes: number } | { readonly tick: true };
 
 export class BinlogReader {
   private readonly stopController = new AbortController();
@@ -156,7 +164,9 @@ export class BinlogReader {
   private readonly shapes = new WeakMap<TableMapEntry, CapturedShape | null>();
   // The stream's state, reset on every connection.
   private queue: Item[] = [];
-  private queuedRows = 0;
+  private queuedBytes = 0;
+  /** Set when the stream ends: nothing more is queued. */
+  private closing = false;
   private paused = false;
   private pumping: Promise<void> | undefined;
   private generation = 0;
@@ -332,7 +342,8 @@ export class BinlogReader {
     this.generation++;
     this.pumping = undefined;
     this.queue = [];
-    this.queuedRows = 0;
+    this.queuedBytes = 0;
+    this.closing = false;
     this.paused = false;
     this.tx = undefined;
     this.nextGtid = undefined;
@@ -359,6 +370,9 @@ export class BinlogReader {
       ssl: base.ssl,
       charset: 'utf8mb4',
       connectTimeout: base.connectTimeout,
+      // A dump connection whose peer vanished is found by TCP keepalives, not in hours.
+      enableKeepAlive: true,
+      keepAliveInitialDelay: 10_000,
       // Values as text wherever a Date would change them; TIMESTAMP as its UTC text.
       dateStrings: true,
       timezone: 'Z',
@@ -369,7 +383,7 @@ export class BinlogReader {
     const generation = this.generation;
     z.on('binlog', (event) => {
       if (generation !== this.generation) return;
-      this.enqueue({ event, rows: event.rows?.length ?? 0 });
+      this.enqueue({ event, bytes: Math.max(64, event.size ?? 0) });
     });
     const ready = new Promise<void>((resolve) => z.on('ready', resolve));
     const schemas: Record<string, string[]> = {};
@@ -380,7 +394,7 @@ export class BinlogReader {
       serverId: this.opts.serverId,
       filename: this.stored!.file,
       position: this.stored!.position,
-      includeEvents: ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query', 'mariadbgtid', 'gtid'],
+      includeEvents: ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'xaprepare', 'query', 'mariadbgtid', 'gtid'],
       includeSchema: schemas,
     });
     await Promise.race([ready, failed]);
@@ -393,10 +407,13 @@ export class BinlogReader {
       await failed;
     } catch (err) {
       if (!signal.aborted) throw err;
-      // Stopping: no more events; let the one being written finish, then commit what is
-      // whole (a source transaction half read is read again at the next start).
+      // Stopping: no more events (nor ticks); let the one being written finish, then commit
+      // what is whole (a source transaction half read is read again at the next start).
+      clearInterval(timer);
+      this.closing = true;
       z.connection?.pause();
       this.generation++;
+      this.queue = [];
       await this.pumping?.catch(() => undefined);
       if (this.tx === undefined && this.groupEnd && this.writer) await this.commitJournal().catch(() => undefined);
     } finally {
@@ -408,10 +425,11 @@ export class BinlogReader {
   }
 
   private enqueue(item: Item): void {
+    if (this.closing) return;
     this.queue.push(item);
     if ('event' in item) {
-      this.queuedRows += item.rows;
-      if (!this.paused && this.queuedRows > MAX_QUEUED_ROWS) {
+      this.queuedBytes += item.bytes;
+      if (!this.paused && this.queuedBytes > MAX_QUEUED_BYTES) {
         this.paused = true;
         this.zongji?.connection?.pause();
       }
@@ -432,9 +450,9 @@ export class BinlogReader {
           await this.tick();
           continue;
         }
-        this.queuedRows -= next.rows;
+        this.queuedBytes -= next.bytes;
         await this.handle(next.event);
-        if (this.paused && this.queuedRows < MAX_QUEUED_ROWS / 2) {
+        if (this.paused && this.queuedBytes < MAX_QUEUED_BYTES / 2) {
           this.paused = false;
           this.zongji?.connection?.resume();
         }
@@ -452,6 +470,8 @@ export class BinlogReader {
       await this.writer.query('DO 0');
       this.writerUsedAt = Date.now();
     }
+    // A group whose time is up commits between transactions, even while others' changes keep coming.
+    if (this.tx === undefined && this.groupEnd && Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
     if (this.tx !== undefined || this.pendingJournal()) return;
     this.caughtUp = this.queue.length === 0;
     const seen = this.seen;
@@ -473,8 +493,13 @@ export class BinlogReader {
         return;
       case 'mariadbgtid':
         this.caughtUp = false;
-        this.tx = { gtid: e.gtid, txid: String(e.seqNo ?? 0), open: e.standalone !== true, ours: false };
+        if (this.tx?.ours) throw xaRefused(this.tx.gtid);
+        this.tx = { gtid: e.gtid, txid: String(e.seqNo ?? 0), open: e.standalone !== true, ours: false, xa: e.preparedXa === true };
         return;
+      case 'xaprepare':
+        // The end of a prepared XA transaction's group; it commits (or not) later.
+        if (this.tx?.ours) throw xaRefused(this.tx.gtid);
+        return this.endTransaction(e);
       case 'gtid':
         this.nextGtid = e.gtid;
         return;
@@ -493,11 +518,18 @@ export class BinlogReader {
 
   private async handleQuery(e: BinlogEvent): Promise<void> {
     const sql = (e.query ?? '').trim();
-    if (/^BEGIN$/i.test(sql) || /^XA START/i.test(sql)) {
+    if (/^XA\s+(END|PREPARE)\b/i.test(sql)) {
+      if (this.tx) this.tx.xa = true;
+      if (/^XA\s+PREPARE\b/i.test(sql) && this.tx?.ours) throw xaRefused(this.tx.gtid);
+      if (/^XA\s+PREPARE\b/i.test(sql)) return this.endTransaction(e);
+      return;
+    }
+    if (/^BEGIN$/i.test(sql) || /^XA\s+START\b/i.test(sql)) {
       this.caughtUp = false;
       // MySQL: BEGIN opens the transaction; its thread id is the writer's CONNECTION_ID(), the trigger's txid.
       this.tx ??= { gtid: this.nextGtid, txid: '0', open: true, ours: false };
       this.tx.open = true;
+      if (/^XA/i.test(sql)) this.tx.xa = true;
       if (e.slaveProxyId !== undefined) this.tx.txid = String(e.slaveProxyId);
       this.nextGtid = undefined;
       return;
@@ -526,7 +558,10 @@ export class BinlogReader {
     // A transaction that only stored our position is not progress to store again: an idle
     // server would otherwise get a write of ours every IDLE_SAVE_MS, for ever.
     if (!(tx?.self && !tx.ours)) this.seen = position;
-    if (!tx?.ours) return;
+    if (!tx?.ours) {
+      if (this.groupEnd && Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
+      return;
+    }
     await this.flushBatch();
     this.groupEnd = { position, gtid: tx.gtid, commitTime: commitTime(e.timestamp) };
     this.groupStarted ||= Date.now();
@@ -674,4 +709,13 @@ export function truncatedTable(sql: string, defaultSchema: string): { schema: st
   const second = m[3] ?? m[4];
   if (second === undefined) return { schema: defaultSchema, table: first };
   return { schema: first, table: second.replace(/``/g, '`') };
+}
+
+/** An XA transaction with changes of a watched table: not supported (docs/capture.md). */
+function xaRefused(gtid: string | undefined): AppError {
+  return new AppError(
+    'BINLOG_XA',
+    `a transaction in the binary log${gtid ? ` (GTID ${gtid})` : ''} changed a watched table as an XA transaction, or did not end: its rows are written to the binary log when it is prepared, before it commits or rolls back`,
+    { hint: 'log capture does not support XA transactions on watched tables; use listener.capture: trigger for these tables' },
+  );
 }
