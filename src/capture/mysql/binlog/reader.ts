@@ -25,8 +25,8 @@
  * - One reader per journal: the reader holds a named lock (GET_LOCK, the lease) on its
  *   journal connection; other instances look for it every ~2 s and take over as soon
  *   as the holder's connection is gone.
- * - Backpressure: while more than MAX_QUEUED_BYTES of events wait, the binlog connection
- *   is paused and the server waits.
+ * - Backpressure: while more than MAX_QUEUED_BYTES or MAX_QUEUED_ROWS of events wait, the
+ *   binlog connection is paused and the server waits.
  * - XA transactions with changes of ours are refused (BINLOG_XA): a prepared XA
  *   transaction's rows are in the binlog before it commits or rolls back.
  * - Position advance with no changes of ours: the position passes other tables'
@@ -57,8 +57,12 @@ const BATCH_BYTES = 2 * 1024 * 1024;
 const GROUP_ROWS = 5_000;
 /** ...or this long after it began, whatever still comes. */
 const GROUP_MS = 200;
-/** Binlog events received but not journaled yet, in bytes: above this the binlog connection is paused. */
-const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/**
+ * Binlog events received but not journaled yet: above this many bytes or rows the binlog
+ * connection is paused (a decoded row costs several times its bytes in memory).
+ */
+const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
+const MAX_QUEUED_ROWS = 2_000;
 /** The position reached through other tables' transactions is stored this often at most. */
 const IDLE_SAVE_MS = 5_000;
 /** The journal connection's wait_timeout: the longest a dead host's lease outlives it. */
@@ -151,7 +155,7 @@ interface SourceTx {
   xa?: boolean;
 }
 
-type Item = { readonly event: BinlogEvent; readonly bytes: number } | { readonly tick: true };
+type Item = { readonly event: BinlogEvent; readonly bytes: number; readonly rows: number } | { readonly tick: true };
 
 export class BinlogReader {
   private readonly stopController = new AbortController();
@@ -165,6 +169,7 @@ export class BinlogReader {
   // The stream's state, reset on every connection.
   private queue: Item[] = [];
   private queuedBytes = 0;
+  private queuedRows = 0;
   /** Set when the stream ends: nothing more is queued. */
   private closing = false;
   private paused = false;
@@ -343,6 +348,7 @@ export class BinlogReader {
     this.pumping = undefined;
     this.queue = [];
     this.queuedBytes = 0;
+    this.queuedRows = 0;
     this.closing = false;
     this.paused = false;
     this.tx = undefined;
@@ -383,7 +389,7 @@ export class BinlogReader {
     const generation = this.generation;
     z.on('binlog', (event) => {
       if (generation !== this.generation) return;
-      this.enqueue({ event, bytes: Math.max(64, event.size ?? 0) });
+      this.enqueue({ event, bytes: Math.max(64, event.size ?? 0), rows: event.rows?.length ?? 0 });
     });
     const ready = new Promise<void>((resolve) => z.on('ready', resolve));
     const schemas: Record<string, string[]> = {};
@@ -429,7 +435,8 @@ export class BinlogReader {
     this.queue.push(item);
     if ('event' in item) {
       this.queuedBytes += item.bytes;
-      if (!this.paused && this.queuedBytes > MAX_QUEUED_BYTES) {
+      this.queuedRows += item.rows;
+      if (!this.paused && (this.queuedBytes > MAX_QUEUED_BYTES || this.queuedRows > MAX_QUEUED_ROWS)) {
         this.paused = true;
         this.zongji?.connection?.pause();
       }
@@ -451,8 +458,9 @@ export class BinlogReader {
           continue;
         }
         this.queuedBytes -= next.bytes;
+        this.queuedRows -= next.rows;
         await this.handle(next.event);
-        if (this.paused && this.queuedBytes < MAX_QUEUED_BYTES / 2) {
+        if (this.paused && this.queuedBytes < MAX_QUEUED_BYTES / 2 && this.queuedRows < MAX_QUEUED_ROWS / 2) {
           this.paused = false;
           this.zongji?.connection?.resume();
         }
