@@ -123,9 +123,12 @@ export async function startPrivateMariaDb(options: PrivateServerOptions = {}): P
   const data = path.join(dir, 'data');
   const userArgs = process.getuid?.() === 0 ? ['--user=root'] : [];
   // Small and fast: a test server holds a few MB; a clean stop flushes everything.
-  const common = ['--no-defaults', `--datadir=${data}`, ...userArgs, '--innodb-log-file-size=16M', '--innodb-buffer-pool-size=64M'];
+  // Its own tmpdir: servers (and their bootstraps) started side by side never meet in /tmp.
+  const tmp = path.join(dir, 'tmp');
+  const common = ['--no-defaults', `--datadir=${data}`, `--tmpdir=${tmp}`, ...userArgs, '--innodb-log-file-size=16M', '--innodb-buffer-pool-size=64M'];
   try {
     await mkdir(data);
+    await mkdir(tmp);
     await run('mariadb-install-db', [...common, '--auth-root-authentication-method=normal', '--skip-test-db'], { env: englishEnv() });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
