@@ -137,6 +137,7 @@ export class AttemptLog {
   private pruneTimer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private failing = false;
+  private pruneFailing = false;
   /** The second (Date.now() / 1000) whose delivered attempts `admitted` counts. */
   private second = 0;
   private admitted = 0;
@@ -197,7 +198,12 @@ export class AttemptLog {
   async prune(): Promise<void> {
     try {
       await this.store.pruneAttempts(this.opts.maxRows, this.opts.maxAgeSeconds);
+      if (this.pruneFailing) {
+        this.pruneFailing = false;
+        this.bus.emit('journal:recovered', { operation: 'prune the attempt log' });
+      }
     } catch (err) {
+      this.pruneFailing = true;
       this.bus.emit('journal:error', { operation: 'prune the attempt log', error: describeError(err), retryInMs: this.opts.pruneMs ?? 30_000 });
     }
   }
@@ -218,6 +224,13 @@ export class AttemptLog {
   }
 
   private async write(): Promise<void> {
+    if (this.failing && this.buffer.length === 0) {
+      // What failed was dropped, and nothing waits: this log fails at nothing now. (Whether
+      // the database answers is the backlog probe's to say; otherwise, with no delivery
+      // after an outage, the daemon would stay "not ready" for ever.)
+      this.failing = false;
+      this.bus.emit('journal:recovered', { operation: 'write the attempt log' });
+    }
     if (this.unreported > 0) {
       this.bus.emit('attempts:skipped', { count: this.unreported });
       this.unreported = 0;

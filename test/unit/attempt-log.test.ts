@@ -36,7 +36,7 @@ function setup(opts: { maxBuffered?: number } = {}) {
   bus.on('attempts:skipped', ({ count }) => (skipped += count));
   const log = new AttemptLog(store, bus, { maxRows: 10_000, maxAgeSeconds: 86_400, ...opts });
   const rec = log.forDestination('billing', 'https://h/x', { rowKey: (e) => e.id }, ['zzz-secret']);
-  return { log, store, rec, errors, skipped: () => skipped };
+  return { log, store, rec, bus, errors, skipped: () => skipped };
 }
 
 describe('attempt log', () => {
@@ -79,5 +79,25 @@ describe('attempt log', () => {
     await log.flush();
     expect(store.rows.map((r) => r.id)).toEqual(['10']);
     expect(log.skipped).toBe(9);
+  });
+
+  it('does not stay failing once nothing waits: readiness must not hang on a dropped batch (also for prune)', async () => {
+    const { log, store, rec, bus } = setup();
+    const failing = new Set<string>();
+    bus.on('journal:error', (e) => failing.add(e.operation));
+    bus.on('journal:recovered', (e) => failing.delete(e.operation));
+    store.fail = true;
+    rec.record(event(1), message, failed, 'dead');
+    await log.flush();
+    const prune = store.pruneAttempts.bind(store);
+    store.pruneAttempts = () => Promise.reject(new Error('connection refused'));
+    await log.prune();
+    expect([...failing].sort()).toEqual(['prune the attempt log', 'write the attempt log']);
+    // The database is back; no delivery happens: the next flush and prune clear both.
+    store.fail = false;
+    store.pruneAttempts = prune;
+    await log.flush();
+    await log.prune();
+    expect([...failing]).toEqual([]);
   });
 });
