@@ -114,6 +114,13 @@ async function postgresTarget(): Promise<Target> {
         );
       },
       async close() {
+        // A killed daemon's walsender holds its slot until the server sees the connection gone.
+        await until(
+          async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE database = current_database() AND active`)).rowCount === 0,
+          30_000,
+          'the slots released',
+          200,
+        ).catch(() => undefined);
         await pool.end();
         await db.drop();
         await server.close();
@@ -331,18 +338,19 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
 
 const receiver = await Receiver.start();
 try {
+  mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
+  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}-log-capture.json`);
   for (const family of FAMILIES) {
     const target = family === 'postgres' ? await postgresTarget() : await mysqlTarget();
     try {
       results[family] = await bench(target, receiver);
     } finally {
-      await target.close();
+      await target.close().catch((err: unknown) => console.warn(`  (cleaning up ${family}: ${String(err)})`));
     }
+    // Written after each database: a later failure keeps what was measured.
+    results.loadAverageAfter = loadavg().map((l) => round(l, 2));
+    writeFileSync(out, JSON.stringify(results, null, 2));
   }
-  results.loadAverageAfter = loadavg().map((l) => round(l, 2));
-  mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
-  const out = path.join(root, 'bench', 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}-log-capture.json`);
-  writeFileSync(out, JSON.stringify(results, null, 2));
   console.log(`written ${path.relative(root, out)}`);
 } finally {
   await receiver.stop();
