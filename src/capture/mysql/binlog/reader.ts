@@ -166,6 +166,8 @@ export class BinlogReader {
   /** The watched tables' columns as they are now, by table then name (MariaDB's JSON, UUID, INET). */
   private current = new Map<string, Map<string, MySqlColumn>>();
   private readonly shapes = new WeakMap<TableMapEntry, CapturedShape | null>();
+  /** The same shape for every TABLE_MAP of the same columns (each transaction has its own), so batches span transactions. */
+  private readonly shapesBySignature = new Map<string, CapturedShape>();
   // The stream's state, reset on every connection.
   private queue: Item[] = [];
   private queuedBytes = 0;
@@ -570,10 +572,11 @@ export class BinlogReader {
       if (this.groupEnd && Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
       return;
     }
-    await this.flushBatch();
+    // Its rows stay batched: the batch spans source transactions of one shape (one statement for
+    // a burst of single-row writers); the group's commit writes it before the position.
     this.groupEnd = { position, gtid: tx.gtid, commitTime: commitTime(e.timestamp) };
     this.groupStarted ||= Date.now();
-    if (this.groupRows >= GROUP_ROWS || Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
+    if (this.groupRows + (this.batch?.count ?? 0) >= GROUP_ROWS || Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
   }
 
   private async addRows(e: BinlogEvent): Promise<void> {
@@ -686,12 +689,15 @@ export class BinlogReader {
       metadata: c.metadata,
       unsigned: entry.columnSchemas?.[i]?.UNSIGNED ?? /\bunsigned\b/i.test(entry.columnSchemas?.[i]?.COLUMN_TYPE ?? ''),
     }));
-    const shape: CapturedShape = {
-      schema: table.schema,
-      table: table.name,
-      keyColumns: table.keyColumns,
-      columns: capturedColumns(columns, this.current.get(key) ?? new Map()),
-    };
+    const current = this.current.get(key) ?? new Map<string, MySqlColumn>();
+    const shapeKey = JSON.stringify([key, columns, columns.map((c) => [current.get(c.name)?.dataType, current.get(c.name)?.json])]);
+    let shape = this.shapesBySignature.get(shapeKey);
+    if (!shape) {
+      shape = { schema: table.schema, table: table.name, keyColumns: table.keyColumns, columns: capturedColumns(columns, current) };
+      // Bounded: a table gets a new shape only when its columns change.
+      if (this.shapesBySignature.size >= 1_000) this.shapesBySignature.clear();
+      this.shapesBySignature.set(shapeKey, shape);
+    }
     this.shapes.set(entry, shape);
     return shape;
   }
