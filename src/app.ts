@@ -24,7 +24,6 @@ import { logDaemonEvents } from './observability/log-events.js';
 import { DaemonMetrics } from './observability/metrics.js';
 import { AdminServer, formatAddress } from './server/admin-server.js';
 import { checkConsoleExposure } from './console/auth.js';
-import { WebConsole } from './console/console.js';
 import { RateRing } from './console/rate.js';
 import { AttemptLog, RESPONSE_BODY_BYTES, type AttemptRecorder } from './journal/attempt-log.js';
 import { describeError } from './util/errors.js';
@@ -73,8 +72,9 @@ export async function startDaemon(config: Config, options: DaemonOptions): Promi
   if (serveConsole) bus.on('delivery:succeeded', ({ event }) => rate.note(event.destination));
   /** Set once the destinations run: each one's endpoint health. */
   let endpoints: () => Record<string, 'up' | 'down'> = () => ({});
+  // Loaded only when served: its pages and the operator queries are not a daemon's baseline.
   const webConsole = serveConsole
-    ? new WebConsole({ config, version: VERSION, live: { rate, endpoints: () => endpoints() } })
+    ? new (await import('./console/console.js')).WebConsole({ config, version: VERSION, live: { rate, endpoints: () => endpoints() } })
     : undefined;
   // Bound first: a busy port fails the start before the database is touched, and
   // /healthz answers (and /readyz says "starting") while installing.

@@ -2,18 +2,12 @@
  * The operator's view of the journal, whatever the database: `openAdmin(config)`
  * connects and returns the same operations for PostgreSQL and MySQL/MariaDB. The
  * CLI's `status` and `dead-letters` call these; so can a program embedding the library.
+ * Each database's driver and operations are loaded when it is opened: a daemon serving
+ * the console loads one driver, not both.
  */
-import pg from 'pg';
 import type { Config } from '../config/types.js';
 import { AppError } from '../util/errors.js';
-import { createMySqlPool } from './mysql/connection.js';
-import { captureLeaseName } from './mysql/install.js';
-import * as mysqlAdmin from './mysql/admin.js';
-import { mysqlConnectionError } from './mysql/source.js';
-import { connectionError, pgClientConfig } from './postgres/connection.js';
-import * as pgAdmin from './postgres/admin.js';
 import type { AttemptEntry, AttemptFilter, CaptureStatus, DeadLetter, DeadLetterFilter, EventJourney, TableStatus } from './postgres/admin.js';
-import { captureSlotName } from './postgres/install.js';
 
 export {
   parseEventRef,
@@ -88,6 +82,12 @@ function translated(ops: AdminOps, config: Config): AdminOps {
 export async function openAdmin(config: Config, applicationName = 'app-db-listener:admin'): Promise<AdminOps> {
   const schema = config.listener.schema;
   if (config.database.type === 'postgres') {
+    const [{ default: pg }, pgAdmin, { connectionError, pgClientConfig }, { captureSlotName }] = await Promise.all([
+      import('pg'),
+      import('./postgres/admin.js'),
+      import('./postgres/connection.js'),
+      import('./postgres/install.js'),
+    ]);
     const client = new pg.Client(pgClientConfig(config.database, applicationName));
     client.on('error', () => undefined);
     await client.connect().catch((err: unknown) => {
@@ -109,6 +109,11 @@ export async function openAdmin(config: Config, applicationName = 'app-db-listen
       config,
     );
   }
+  const [mysqlAdmin, { createMySqlPool, mysqlConnectionError }, { captureLeaseName }] = await Promise.all([
+    import('./mysql/admin.js'),
+    import('./mysql/connection.js'),
+    import('./mysql/install.js'),
+  ]);
   const pool = createMySqlPool(config.database, { connectionLimit: 1, applicationName });
   const conn = await pool.getConnection().catch(async (err: unknown) => {
     await pool.end().catch(() => undefined);
