@@ -60,8 +60,17 @@ export async function createLogicalTestDatabase(server: PrivatePostgres, label: 
       const a = new pg.Client({ connectionString: databaseUrl(server, 'postgres') });
       await a.connect();
       try {
-        await a.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]);
-        await a.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name]).catch(() => undefined);
+        // A terminated WAL sender lets go of its slot a moment later; a slot still held
+        // (or left) makes DROP DATABASE fail, so wait for each to be free, with a deadline.
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          await a.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, [name]);
+          await a.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name]).catch(() => undefined);
+          const left = await a.query(`SELECT 1 FROM pg_replication_slots WHERE database = $1`, [name]);
+          if (left.rowCount === 0) break;
+          if (Date.now() > deadline) throw new Error(`replication slots of ${name} still held after 15 s`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
         await a.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       } finally {
         await a.end();
