@@ -34,6 +34,37 @@ afterAll(async () => {
   await server?.close();
 });
 
+/** Tables whose row events a binlog dump from `from` sends, read to the end of the log (a heartbeat). */
+async function tablesInLog(from: { file: string; position: number }, filtered: boolean): Promise<Set<string>> {
+  const { default: ZongJi } = (await import('@vlasky/zongji')) as unknown as { default: new (dsn: unknown) => TestStream };
+  const z = new ZongJi({ host: server.host, port: server.port, user: server.user, password: server.password });
+  const tables = new Set<string>();
+  let atEnd = false;
+  z.on('binlog', (e) => {
+    if (e.getEventName() === 'tablemap' && e.tableName) tables.add(e.tableName);
+    if (e.getEventName() === 'heartbeat') atEnd = true;
+  });
+  z.on('error', () => undefined);
+  z.start({ serverId: filtered ? 7_770_001 : 7_770_002, filename: from.file, position: from.position, includeEvents: ['tablemap', 'heartbeat'] });
+  if (filtered) z.connection.query('SET skip_replication = 1', () => undefined);
+  // Sent when the dump has nothing more to send: the reader is at the end of the log.
+  z.connection.query('SET @master_heartbeat_period = 200000000', () => undefined);
+  try {
+    await waitUntil(async () => atEnd, 20_000, 'the test reader to reach the end of the binary log');
+  } finally {
+    z.stop();
+  }
+  return tables;
+}
+
+interface TestStream {
+  on(event: 'binlog', listener: (e: { getEventName(): string; tableName?: string }) => void): void;
+  on(event: 'error', listener: (err: unknown) => void): void;
+  start(options: Record<string, unknown>): void;
+  stop(): void;
+  readonly connection: { query(sql: string, callback: (err: unknown) => void): void };
+}
+
 const silent = () => pino({ level: process.env.ADL_TEST_LOG ?? 'silent' });
 
 async function daemon(o: Omit<MySqlConfigOptions, 'webhookUrl'> & { webhookUrl: string }) {
@@ -259,6 +290,38 @@ describe('binlog capture', () => {
       },
       30_000,
       () => `stored position to reach ${status!.File}:${status!.Position} (was ${before.f}:${before.p})`,
+    );
+  }, 40_000);
+  it('writes its journal flagged skip_replication: kept in the binary log, and not sent to its reader', async () => {
+    const [start] = await db.query<{ File: string; Position: string | number }>('SHOW MASTER STATUS');
+    for (let i = 0; i < 5; i++) await db.exec('INSERT INTO fidelity (id) VALUES (?)', [9_001 + i]);
+    // Journaled, routed and delivered: the log daemon's queues are empty again.
+    await waitUntil(
+      async () => (await count('SELECT count(*) AS n FROM `adl_log_deliveries`')) === 0 && (await count('SELECT count(*) AS n FROM `adl_log_events`')) === 0,
+      30_000,
+      'the five changes delivered',
+    );
+    const from = { file: start!.File, position: Number(start!.Position) };
+    const unfiltered = await tablesInLog(from, false);
+    const filtered = await tablesInLog(from, true);
+    // The journal's writes are in the binary log (a replica applies them)...
+    expect([...unfiltered].filter((t) => t.startsWith('adl_log_'))).not.toEqual([]);
+    // ...flagged, so a reader that asks the server to leave them out receives none of them.
+    expect([...filtered].filter((t) => t.startsWith('adl_log_'))).toEqual([]);
+    expect(filtered.has('fidelity')).toBe(true);
+  }, 90_000);
+
+  it('reports no lag once idle: heartbeats carry the position past its own unsent writes', async () => {
+    const d = running.find((r) => r !== running[0])!;
+    let last = '';
+    await waitUntil(
+      async () => {
+        last = /^app_db_listener_capture_slot_lag_bytes .*$/m.exec((await d.metrics.render()).body)?.[0] ?? '';
+        return last === 'app_db_listener_capture_slot_lag_bytes 0';
+      },
+      30_000,
+      () => `the lag to reach 0 bytes (${last})`,
+      100,
     );
   }, 40_000);
 });

@@ -11,7 +11,22 @@ export interface MySqlPoolSettings {
   readonly connectionLimit?: number;
   /** Shown in the server's process list (performance_schema.session_connect_attrs). */
   readonly applicationName?: string;
+  /**
+   * MariaDB, log capture: every session sets `skip_replication`, so the journal's own
+   * writes are flagged in the binary log. They stay in it (a replica applies them: its
+   * default is to replicate flagged events), and our binlog reader asks the server not to
+   * send them (binlog/reader.ts). MySQL has no such variable: the statement fails there
+   * and nothing changes.
+   */
+  readonly skipReplication?: boolean;
 }
+
+interface CallbackConnection {
+  query(sql: string, callback: (err: unknown) => void): void;
+}
+
+/** See MySqlPoolSettings.skipReplication; a server without the variable answers an error, ignored. */
+export const SKIP_REPLICATION_SQL = 'SET SESSION skip_replication = 1';
 
 /**
  * Pool options. Values come back as text wherever a JavaScript number or Date
@@ -52,6 +67,9 @@ export function createMySqlPool(db: DatabaseConfig, settings: MySqlPoolSettings 
   // A broken idle connection is dropped by the pool; its error must not crash the process.
   pool.on('connection', (conn) => {
     conn.on('error', () => undefined);
+    // Queued before any query of the pool's users on this connection. The event hands over
+    // the callback connection beneath the promise pool.
+    if (settings.skipReplication) (conn as unknown as CallbackConnection).query(SKIP_REPLICATION_SQL, () => undefined);
   });
   return pool;
 }

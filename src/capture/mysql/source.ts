@@ -34,7 +34,7 @@ export class MySqlSource implements CaptureSource {
 
   constructor(private readonly config: Config) {
     // The router's connection, each destination's claim connection, and two for outcomes.
-    this.pool = createMySqlPool(config.database, { connectionLimit: 3 + config.destinations.length });
+    this.pool = createMySqlPool(config.database, { connectionLimit: 3 + config.destinations.length, skipReplication: config.listener.capture === 'log' });
   }
 
   async prepare(install: boolean, bus: DaemonEventBus, log: Logger): Promise<ResolvedTable[]> {

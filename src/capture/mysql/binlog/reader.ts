@@ -27,6 +27,14 @@
  *   as the holder's connection is gone.
  * - Backpressure: while more than MAX_QUEUED_BYTES or MAX_QUEUED_ROWS of events wait, the
  *   binlog connection is paused and the server waits.
+ * - The journal's own writes are not read back (MariaDB): every daemon connection that
+ *   writes the journal sets skip_replication, and the binlog connection asks the server
+ *   not to send events so flagged. They stay in the binary log for replicas; without this
+ *   the reader received each change several times over (the journal's insert, the
+ *   router's move, the delivery), only to skip it. Heartbeats (every second when idle)
+ *   carry the server's position past them, for the lag only: nothing is stored for them.
+ *   MySQL has no skip_replication: there the reader receives the journal's writes and
+ *   skips them (the tables are not watched).
  * - XA transactions with changes of ours are refused (BINLOG_XA): a prepared XA
  *   transaction's rows are in the binlog before it commits or rolls back.
  * - Position advance with no changes of ours: the position passes other tables'
@@ -42,7 +50,7 @@ import type { DaemonEventBus } from '../../../observability/events.js';
 import { AppError, describeError } from '../../../util/errors.js';
 import { delay, jitter } from '../../../util/wake.js';
 import type { ResolvedTable } from '../../source.js';
-import { mysqlPoolOptions } from '../connection.js';
+import { mysqlPoolOptions, SKIP_REPLICATION_SQL } from '../connection.js';
 import { resolveTables } from '../install.js';
 import type { CapturedShape, Queries } from '../queries.js';
 import { TRIGGER_SQL_MODE, type MySqlColumn } from '../triggers.js';
@@ -103,7 +111,7 @@ interface BinlogStream {
   on(event: 'ready', listener: () => void): void;
   start(options: Record<string, unknown>): void;
   stop(): void;
-  readonly connection: { pause(): void; resume(): void } | null;
+  readonly connection: { pause(): void; resume(): void; query(sql: string, callback: (err: unknown) => void): void } | null;
 }
 
 interface TableMapEntry {
@@ -193,6 +201,8 @@ export class BinlogReader {
   private storedAt = 0;
   /** The end of the last source transaction read (ours or not). */
   private seen: BinlogPosition | undefined;
+  /** The server's position from its last heartbeat while idle: past the journal's own (unsent) writes. */
+  private heard: BinlogPosition | undefined;
   private lastEventMs = 0;
   private writerUsedAt = 0;
   /** Tables and column lists the table's current columns were read again for (once each). */
@@ -224,9 +234,18 @@ export class BinlogReader {
   progress(): BinlogProgress {
     return {
       leading: this.leading,
-      position: this.stored,
+      position: this.lagFrom(),
       lagSeconds: !this.leading || this.caughtUp || this.lastEventMs === 0 ? 0 : Math.max(0, (Date.now() - this.lastEventMs) / 1000),
     };
+  }
+
+  /** Where the lag is measured from: the stored position, or a later heartbeat's while nothing waits. */
+  private lagFrom(): BinlogPosition | undefined {
+    const stored = this.stored;
+    const heard = this.heard;
+    if (!stored || !heard || this.tx !== undefined || this.pendingJournal() || this.queue.length > 0) return stored;
+    const later = heard.file > stored.file || (heard.file === stored.file && heard.position > stored.position);
+    return later ? heard : stored;
   }
 
   private async supervise(): Promise<void> {
@@ -265,6 +284,7 @@ export class BinlogReader {
         // server ends the session, and with it the lease, within LEASE_IDLE_S (the tick pings).
         await writer.query(`SET SESSION sql_mode = ?, time_zone = '+00:00', wait_timeout = ?`, [TRIGGER_SQL_MODE, LEASE_IDLE_S]);
         await writer.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        await writer.query(SKIP_REPLICATION_SQL).catch(() => undefined);
         const settings = await readBinlogSettings(writer);
         const problem = describeBinlogSettings(settings);
         if (problem) throw new AppError('BINLOG_SETTINGS', problem.message, { hint: problem.hint });
@@ -402,9 +422,14 @@ export class BinlogReader {
       serverId: this.opts.serverId,
       filename: this.stored!.file,
       position: this.stored!.position,
-      includeEvents: ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'xaprepare', 'query', 'mariadbgtid', 'gtid'],
+      includeEvents: ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'xaprepare', 'query', 'mariadbgtid', 'gtid', 'heartbeat'],
       includeSchema: schemas,
     });
+    // Before the dump command, which start() queues once its own queries are answered: the
+    // server leaves out the journal's flagged writes (MariaDB; an error elsewhere, ignored)
+    // and sends a heartbeat after a second of nothing (in nanoseconds).
+    z.connection?.query(SKIP_REPLICATION_SQL, () => undefined);
+    z.connection?.query('SET @master_heartbeat_period = 1000000000', () => undefined);
     await Promise.race([ready, failed]);
     this.leading = true;
     this.bus.emit('capture:connected', { slot: `binlog ${this.stored!.file}:${this.stored!.position}` });
@@ -501,6 +526,11 @@ export class BinlogReader {
           this.seen = { file: e.binlogName, position: e.position };
         }
         return;
+      case 'heartbeat': {
+        const position = e.position ?? e.nextPosition;
+        if (e.binlogName && position > 4) this.heard = { file: e.binlogName, position };
+        return;
+      }
       case 'mariadbgtid':
         this.caughtUp = false;
         if (this.tx?.ours) throw xaRefused(this.tx.gtid);
