@@ -509,6 +509,12 @@ export class BinlogReader {
     if (this.tx === undefined && this.groupEnd && Date.now() - this.groupStarted >= GROUP_MS) await this.commitJournal();
     if (this.tx !== undefined || this.pendingJournal()) return;
     this.caughtUp = this.queue.length === 0;
+    // The binary log went on to a new file with only the journal's own (unsent) writes since
+    // the stored position: the last heartbeat's position is stored, once per file, so the
+    // server can remove old files without taking our place with them. (Within a file nothing
+    // is stored for heartbeats: each store is a write, and an idle server stays idle.)
+    const heard = this.heard;
+    if (this.caughtUp && heard && this.stored && heard.file > this.stored.file && (!this.seen || heard.file > this.seen.file)) this.seen = heard;
     const seen = this.seen;
     if (!seen || !this.writer || samePosition(seen, this.stored) || Date.now() - this.storedAt < IDLE_SAVE_MS) return;
     await this.writer.query(this.q.saveCapturePosition, [this.opts.stream, seen.file, seen.position, null, null]);
