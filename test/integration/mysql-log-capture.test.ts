@@ -324,6 +324,20 @@ describe('binlog capture', () => {
       100,
     );
   }, 40_000);
+  it('moves its stored position into a new binlog file with nothing of its own to read (old files can go)', async () => {
+    await db.exec('FLUSH BINARY LOGS');
+    const [status] = await db.query<{ File: string }>('SHOW MASTER STATUS');
+    let stored = '';
+    await waitUntil(
+      async () => {
+        stored = String((await db.query<{ f: string }>('SELECT binlog_file AS f FROM `adl_log_capture_positions`'))[0]!.f);
+        return stored === status!.File;
+      },
+      30_000,
+      () => `the stored position to move to ${status!.File} (at ${stored})`,
+      100,
+    );
+  }, 40_000);
 });
 
 describe('binlog capture under change', () => {
