@@ -1,7 +1,7 @@
 /** The binlog reader's pure parts: column mapping, the settings it needs, lag in bytes, TRUNCATE statements. */
 import { describe, expect, it } from 'vitest';
 import { capturedColumn, capturedColumns, FieldType, timeValue, type BinlogColumn } from '../../src/capture/mysql/binlog/columns.js';
-import { truncatedTable } from '../../src/capture/mysql/binlog/reader.js';
+import { compareFiles, truncatedTable } from '../../src/capture/mysql/binlog/reader.js';
 import { binlogSettingProblems, bytesAfter, describeBinlogSettings, type BinlogSettings } from '../../src/capture/mysql/binlog/settings.js';
 import { columnValueSql, type MySqlColumn } from '../../src/capture/mysql/triggers.js';
 
@@ -129,5 +129,14 @@ describe('TRUNCATE statements', () => {
     expect(truncatedTable('ALTER TABLE orders ADD COLUMN x INT', 'shop')).toBeUndefined();
     expect(truncatedTable('DELETE FROM orders', 'shop')).toBeUndefined();
     expect(truncatedTable('TRUNCATE TABLE a, b', 'shop')).toBeUndefined();
+  });
+});
+
+describe('binlog file order', () => {
+  it('orders files by their number, past six digits', () => {
+    expect(compareFiles('binlog.000009', 'binlog.000003')).toBeGreaterThan(0);
+    expect(compareFiles('binlog.000003', 'binlog.000003')).toBe(0);
+    expect(compareFiles('binlog.999999', 'binlog.1000000')).toBeLessThan(0);
+    expect(compareFiles('mysql-bin.000010', 'mysql-bin.000002')).toBeGreaterThan(0);
   });
 });

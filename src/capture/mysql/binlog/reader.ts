@@ -244,7 +244,8 @@ export class BinlogReader {
     const stored = this.stored;
     const heard = this.heard;
     if (!stored || !heard || this.tx !== undefined || this.pendingJournal() || this.queue.length > 0) return stored;
-    const later = heard.file > stored.file || (heard.file === stored.file && heard.position > stored.position);
+    const order = compareFiles(heard.file, stored.file);
+    const later = order > 0 || (order === 0 && heard.position > stored.position);
     return later ? heard : stored;
   }
 
@@ -375,6 +376,8 @@ export class BinlogReader {
     this.paused = false;
     this.tx = undefined;
     this.nextGtid = undefined;
+    // A heartbeat of the previous stream may be past changes that stream never committed.
+    this.heard = undefined;
     this.batch = undefined;
     this.journalOpen = false;
     this.groupRows = 0;
@@ -514,7 +517,9 @@ export class BinlogReader {
     // server can remove old files without taking our place with them. (Within a file nothing
     // is stored for heartbeats: each store is a write, and an idle server stays idle.)
     const heard = this.heard;
-    if (this.caughtUp && heard && this.stored && heard.file > this.stored.file && (!this.seen || heard.file > this.seen.file)) this.seen = heard;
+    if (this.caughtUp && heard && this.stored && compareFiles(heard.file, this.stored.file) > 0 && (!this.seen || compareFiles(heard.file, this.seen.file) > 0)) {
+      this.seen = heard;
+    }
     const seen = this.seen;
     if (!seen || !this.writer || samePosition(seen, this.stored) || Date.now() - this.storedAt < IDLE_SAVE_MS) return;
     await this.writer.query(this.q.saveCapturePosition, [this.opts.stream, seen.file, seen.position, null, null]);
@@ -746,6 +751,14 @@ function samePosition(a: BinlogPosition, b: BinlogPosition | undefined): boolean
 /** A binlog event's time (ms since the epoch) as the journal's UTC DATETIME text. */
 function commitTime(ms: number): string {
   return new Date(ms > 0 ? ms : Date.now()).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** Binlog files in order: the numeric extension (binlog.999999 comes before binlog.1000000). */
+export function compareFiles(a: string, b: string): number {
+  const n = (f: string) => Number(/\.(\d+)$/.exec(f)?.[1] ?? NaN);
+  const [x, y] = [n(a), n(b)];
+  if (Number.isNaN(x) || Number.isNaN(y)) return a < b ? -1 : a > b ? 1 : 0;
+  return x - y;
 }
 
 const NAME = '(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))';
