@@ -464,7 +464,9 @@ export function conformanceSuite(makeDriver: (label: string) => Promise<Driver>,
       const lastOther = Math.max(...updates.filter((e) => rowIdOf(e.body) !== 1).map((e) => e.seq));
       const hotBefore = updates.filter((e) => rowIdOf(e.body) === 1 && e.seq < lastOther).length;
       expect(hotBefore, 'hot-row changes received before the last other row').toBeLessThan(hot / 2);
-    });
+      // The hot row's changes go one at a time (each after the previous outcome is written):
+      // on a busy 2-core machine MariaDB took up to a minute; the wait above allows two.
+    }, 150_000);
 
     it('8a. a 4xx goes to dead letters at once; other rows keep flowing', async () => {
       await driver.exec(`CREATE TABLE ${q(T.failing)} (id ${driver.types.int} PRIMARY KEY, v ${driver.types.text})`);

@@ -84,7 +84,7 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
 
     const cli = (config: string, ...args: string[]) => spawnCli(['backfill', '--config', config, ...args], config);
 
-    it('100,000 rows while writers update and delete some: for every row the receiver ends with the table\'s final state', { timeout: 240_000 }, async () => {
+    it('100,000 rows while writers update and delete some: for every row the receiver ends with the table\'s final state', { timeout: 480_000 }, async () => {
       await table('big');
       await fill('big', 100_000);
       const rx = await receiver();
@@ -125,7 +125,7 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       const finalRows = await driver.rows<{ id: string | number; v: number; note: string }>(`SELECT id, v, note FROM ${t}`);
       const expected = new Map(finalRows.map((r) => [String(r.id), { v: Number(r.v), note: r.note }]));
       // Everything delivered: as many events as were captured or read (the journal drains).
-      await waitUntil(async () => (await driver.journalCount('big')) === 0, 180_000, 'the backfill and the changes to be delivered');
+      await waitUntil(async () => (await driver.journalCount('big')) === 0, 400_000, 'the backfill and the changes to be delivered');
       const state = new Map<string, { v: number; note: string } | null>();
       let readCount = 0;
       for (const b of delivered(rx)) {
@@ -149,7 +149,7 @@ export function backfillSuite(name: DriverName, makeDriver: (label: string) => P
       expect(await backfillRow('1')).toMatchObject({ state: 'done' });
     });
 
-    it('a READ event carries exactly what the capture trigger would send for the row, and orders with its changes', async () => {
+    it('a READ event carries exactly what the capture trigger would send for the row, and orders with its changes', { timeout: 120_000 }, async () => {
       driver ??= await makeDriver(`bf_${name}`);
       const t = driver.quote('fidelity');
       await driver.exec(`CREATE TABLE ${t} (id ${driver.types.bigint} PRIMARY KEY, big ${driver.types.bigint}, amount ${driver.types.decimal}, doc ${driver.types.json}, note ${driver.types.text})`);
