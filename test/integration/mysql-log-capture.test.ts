@@ -32,7 +32,8 @@ afterAll(async () => {
   await rxTrigger?.close();
   await db?.drop().catch(() => undefined);
   await server?.close();
-});
+  // Stopping the daemons and the private server took over a minute on a loaded machine.
+}, 180_000);
 
 /** Tables whose row events a binlog dump from `from` sends, read to the end of the log (a heartbeat). */
 async function tablesInLog(from: { file: string; position: number }, filtered: boolean): Promise<Set<string>> {
