@@ -32,7 +32,8 @@
  *   not to send events so flagged. They stay in the binary log for replicas; without this
  *   the reader received each change several times over (the journal's insert, the
  *   router's move, the delivery), only to skip it. Heartbeats (every second when idle)
- *   carry the server's position past them, for the lag only: nothing is stored for them.
+ *   carry the server's position past them: the lag is measured from there, and it is
+ *   stored once per new binlog file only (see tick).
  *   MySQL has no skip_replication: there the reader receives the journal's writes and
  *   skips them (the tables are not watched).
  * - XA transactions with changes of ours are refused (BINLOG_XA): a prepared XA
