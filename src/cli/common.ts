@@ -1,6 +1,5 @@
 /** What every command does first: load the config, or say clearly why not. */
-import pg from 'pg';
-import { connectionError, pgClientConfig } from '../capture/postgres/connection.js';
+import type pg from 'pg';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { EXIT, printError } from './output.js';
@@ -31,7 +30,9 @@ export async function withDatabase<T>(config: Config, fn: (client: pg.Client) =>
     process.stderr.write(`error: this command works with PostgreSQL only in this version (database.type is "${config.database.type}"); \`run\` installs and captures with MySQL\n`);
     throw new ExitCode(EXIT.runtime);
   }
-  const client = new pg.Client(pgClientConfig(config.database, 'app-db-listener:cli'));
+  // Loaded here: every command loads this module, and a MySQL daemon needs no pg.
+  const [{ default: pgModule }, { connectionError, pgClientConfig }] = await Promise.all([import('pg'), import('../capture/postgres/connection.js')]);
+  const client = new pgModule.Client(pgClientConfig(config.database, 'app-db-listener:cli'));
   client.on('error', () => undefined);
   try {
     await client.connect();

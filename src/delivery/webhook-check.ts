@@ -3,7 +3,6 @@
  * answer (even 404 or 405) means the receiver is there; a refused connection, a
  * timeout, a DNS or TLS failure is a problem. The webhook sink's check (doctor).
  */
-import { Agent, request } from 'undici';
 import type { WebhookConfig } from '../config/types.js';
 import { withDefaultCas } from '../util/certificates.js';
 import { errorCode } from './policy.js';
@@ -29,6 +28,8 @@ export async function checkWebhookEndpoint(cfg: WebhookConfig, key: string): Pro
       return { ok: false, detail: oneLine(err), fix: `point ${key}.ca_file at a readable PEM file of CA certificates` };
     }
   }
+  // The whole of undici, loaded only when a check runs (see http-pool.ts).
+  const { Agent, request } = await import('undici');
   const agent = new Agent({
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,

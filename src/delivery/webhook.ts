@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from './http-pool.js';
 import type { WebhookConfig } from '../config/types.js';
 import { classifyError, classifyResponse, errorCode, type Outcome, type ResponseHeaders, type RetryOutcome } from './policy.js';
 import { withDefaultCas } from '../util/certificates.js';

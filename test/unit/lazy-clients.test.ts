@@ -2,6 +2,8 @@
  * A broker's client library is loaded only when a destination of its type is
  * configured (src/delivery/sinks.ts): no module that `run`, `doctor` or the library
  * reach through static imports names one, so a webhook-only daemon never loads them.
+ * Nor does the daemon load a database driver it does not use, or more of undici than
+ * its connection pool.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -36,9 +38,19 @@ describe('broker client libraries', () => {
     const { files, packages } = staticGraph(path.join(src, ...parts));
     // The graph is real: it reaches the sinks' factory and the webhook sink.
     expect([...files].map((f) => path.relative(src, f))).toEqual(expect.arrayContaining([path.join('delivery', 'sinks.ts'), path.join('delivery', 'webhook.ts')]));
-    expect(packages.has('undici')).toBe(true);
+    expect(packages.has('yaml')).toBe(true);
     const brokers = [...packages].filter(([p]) => BROKER_CLIENTS.test(p));
     expect(brokers).toEqual([]);
+  });
+
+  it('nor are the database drivers and the whole of undici by what the daemon (cli/run.ts) loads: it loads its database driver and undici\'s pool alone (delivery/http-pool.ts)', () => {
+    const { packages } = staticGraph(path.join(src, 'cli', 'run.ts'));
+    expect(packages.has('node:module')).toBe(true);
+    expect([...packages].filter(([p]) => /^(pg|mysql2|@vlasky\/zongji|undici)(\/|$)/.test(p))).toEqual([]);
+    // The check sees them where they are imported.
+    expect(staticGraph(path.join(src, 'delivery', 'webhook-check.ts')).packages.has('undici')).toBe(false);
+    expect(staticGraph(path.join(src, 'capture', 'mysql', 'binlog', 'reader.ts')).packages.has('mysql2/promise')).toBe(true);
+    expect(staticGraph(path.join(src, 'capture', 'postgres', 'waker.ts')).packages.has('pg')).toBe(true);
   });
 
   it('are what the broker sinks import (so the check above looks for the right names)', () => {
