@@ -11,11 +11,14 @@
  *   binlog position stored), no daemon running;
  * - sustained delivery: events per second delivered while 16 writers run at full
  *   speed, as a ratio of the plain-table ceiling (target >= 0.5x with log capture);
+ *   one event per request, then with log capture also batches of up to 100 events;
  * - drain: a backlog of changes committed while no daemon ran, delivered per second;
  * - one transaction of 1,000,000 rows: the daemon's peak RSS until it is journaled
  *   (target <= 100 MB).
  *
- * `--db` takes postgres, mysql or both (comma-separated; default both). Prints the
+ * `--db` takes postgres, mysql or both (comma-separated; default both); `--only` some of
+ * the scenarios writer, sustained, drain, large (comma-separated; default all; sustained
+ * alone measures the plain-table ceiling once for its ratio). Prints the
  * figures and writes bench/results/<time>-log-capture.json. Run on an idle machine:
  * the figures are ratios measured in the same run.
  */
@@ -43,6 +46,9 @@ const FAMILIES = flag('db', 'postgres,mysql')
   .split(',')
   .filter((f): f is Family => f === 'postgres' || f === 'mysql');
 if (FAMILIES.length === 0) throw new Error('--db takes postgres, mysql or both (postgres,mysql)');
+const SCENARIOS = ['writer', 'sustained', 'drain', 'large'] as const;
+const ONLY = new Set(flag('only', SCENARIOS.join(',')).split(','));
+if (![...ONLY].every((s) => (SCENARIOS as readonly string[]).includes(s))) throw new Error(`--only takes some of ${SCENARIOS.join(', ')} (comma-separated)`);
 
 type Capture = 'none' | 'trigger' | 'log';
 type Captured = Exclude<Capture, 'none'>;
@@ -212,14 +218,18 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
     out[name] = value;
   };
 
-  const configFor = (table: string, capture: Captured): string => {
+  /** `batched`: one destination that sends up to 100 events per request instead of the webhook: section's one. */
+  const configFor = (table: string, capture: Captured, batched = false): string => {
     const dir = mkdtempSync(path.join(tmpdir(), 'adl-bench-logcap-'));
     const file = path.join(dir, 'config.yaml');
+    const destination = batched
+      ? `destinations:\n  - name: batched\n    url: "${receiver.url}"\n    timeout: 10\n    batch: { max_events: 100, max_wait: 0.05 }\n`
+      : `webhook:\n  url: "${receiver.url}"\n  timeout: 10\n`;
     writeFileSync(
       file,
       target.databaseSection(table) +
         `listener:\n  capture: ${capture}\n  schema: adl_${table}\n  poll_interval: 0.5\n` +
-        `webhook:\n  url: "${receiver.url}"\n  timeout: 10\nlogging:\n  level: "warn"\nworker:\n  pool_size: 20\nhttp:\n  listen: "off"\n`,
+        `${destination}logging:\n  level: "warn"\nworker:\n  pool_size: 20\nhttp:\n  listen: "off"\n`,
     );
     return file;
   };
@@ -228,8 +238,8 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
     await exited(child);
     if (child.exitCode !== 0) throw new Error(`install of ${table} (${capture}) exited ${child.exitCode}`);
   };
-  const startDaemon = (table: string, capture: Captured): ChildProcess =>
-    track(spawn(process.execPath, [...DEPLOYED_NODE_FLAGS, cliPath, 'run', '--config', configFor(table, capture)], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  const startDaemon = (table: string, capture: Captured, batched = false): ChildProcess =>
+    track(spawn(process.execPath, [...DEPLOYED_NODE_FLAGS, cliPath, 'run', '--config', configFor(table, capture, batched)], { stdio: ['ignore', 'ignore', 'inherit'] }));
   const stopDaemon = async (child: ChildProcess) => {
     child.kill('SIGTERM');
     await exited(child);
@@ -259,44 +269,53 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
 
   // Writer cost, no daemon running: three rounds, the modes alternating (a busy
   // machine's noise spreads over all three), the median of each.
+  // (--only sustained: the plain table once, for the ratio.)
+  const modes = ONLY.has('writer') ? (['none', 'trigger', 'log'] as const) : ONLY.has('sustained') ? (['none'] as const) : [];
   const samples: Record<Capture, number[]> = { none: [], trigger: [], log: [] };
-  for (const capture of ['none', 'trigger', 'log'] as const) {
+  for (const capture of modes) {
     await target.createTable(`w_${capture}`);
     if (capture !== 'none') await install(`w_${capture}`, capture);
     await write(`w_${capture}`, 1); // warm-up
   }
-  for (let round = 0; round < 3; round++) {
-    for (const capture of ['none', 'trigger', 'log'] as const) samples[capture].push(await write(`w_${capture}`, SIZE.seconds));
+  for (let round = 0; round < (ONLY.has('writer') ? 3 : modes.length); round++) {
+    for (const capture of modes) samples[capture].push(await write(`w_${capture}`, SIZE.seconds));
   }
   out.writerSamples = samples;
   const rates: Record<Capture, number> = { none: median(samples.none), trigger: median(samples.trigger), log: median(samples.log) };
-  for (const capture of ['none', 'trigger', 'log'] as const) {
+  for (const capture of modes) {
     print(`writer: 16 writers, ${capture}`, rates[capture], 'inserts/s', capture === 'none' ? '' : `  (${(rates.none / rates[capture]).toFixed(2)}x the cost of none)`);
   }
   // PostgreSQL: the unread slots of the writer tables keep WAL: drop them now.
   await target.release(undefined);
 
-  // Sustained delivery while 16 writers run at full speed.
-  for (const capture of ['trigger', 'log'] as const) {
-    const t = `s_${capture}`;
+  // Sustained delivery while 16 writers run at full speed: one event per request (the
+  // webhook: section), then, with log capture, batches of up to 100 (a destination's batch:).
+  const sustained = [
+    { capture: 'trigger', batched: false },
+    { capture: 'log', batched: false },
+    { capture: 'log', batched: true },
+  ] as const;
+  for (const { capture, batched } of ONLY.has('sustained') ? sustained : []) {
+    const t = batched ? `s_${capture}_batched` : `s_${capture}`;
+    const label = batched ? `${capture}, batches of 100` : capture;
     await target.createTable(t);
     await install(t, capture);
     await receiver.reset();
-    const daemon = startDaemon(t, capture);
+    const daemon = startDaemon(t, capture, batched);
     await target.insertOne(t);
     await until(async () => (await receiver.distinct()) >= 1, 30_000, 'first delivery');
     const before = await receiver.distinct();
     const started = now();
     const writeRate = await write(t, SIZE.seconds);
     const delivered = ((await receiver.distinct()) - before) / ((now() - started) / 1000);
-    print(`sustained: delivered while writing, ${capture}`, delivered, 'events/s', `  (${(delivered / rates.none).toFixed(2)}x the plain-table ceiling; writers ${Math.round(writeRate)}/s)`);
-    out[`sustained: writers, ${capture}`] = writeRate;
+    print(`sustained: delivered while writing, ${label}`, delivered, 'events/s', `  (${(delivered / rates.none).toFixed(2)}x the plain-table ceiling; writers ${Math.round(writeRate)}/s)`);
+    out[`sustained: writers, ${label}`] = writeRate;
     await stopDaemon(daemon);
-    await target.release('s_log');
+    if (capture === 'log') await target.release(t);
   }
 
   // Drain of a backlog committed while no daemon ran.
-  for (const capture of ['trigger', 'log'] as const) {
+  for (const capture of ONLY.has('drain') ? (['trigger', 'log'] as const) : []) {
     const t = `d_${capture}`;
     await target.createTable(t);
     await install(t, capture);
@@ -311,7 +330,7 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
   }
 
   // One large transaction: peak RSS until it is in the journal.
-  {
+  if (ONLY.has('large')) {
     const t = 'big_tx';
     await target.createTable(t);
     await install(t, 'log');

@@ -1,8 +1,8 @@
 /**
  * Benchmark receiver, run as its own process so that its CPU is not the daemon's.
- * Answers 200 (after a delay set over IPC), counts requests and distinct event ids,
- * and while recording keeps the receipt time of each row id (and its amount, for
- * scenarios that update one row and check the order).
+ * Answers 200 (after a delay set over IPC), counts requests and distinct event ids
+ * (of a batch, the ids of its events), and while recording keeps the receipt time of
+ * each row id (and its amount, for scenarios that update one row and check the order).
  *
  * IPC requests (each answered with a message of the same type):
  *   { type: 'count' }                -> { count, distinct }
@@ -22,6 +22,8 @@ let record = false;
 let received: Array<[number, number, number]> = [];
 let count = 0;
 let ids = new Set<string>();
+/** The `id` of each event object of a batch body (a row's own "id" is not followed by "operation"). */
+const EVENT_IDS = /\{"id":"([^"]+)","operation"/g;
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -30,7 +32,11 @@ const server = createServer((req, res) => {
     const at = now();
     count++;
     const id = req.headers['webhook-id'];
-    if (typeof id === 'string') ids.add(id);
+    if (typeof id === 'string' && !id.startsWith('batch_')) ids.add(id);
+    else if (typeof id === 'string') {
+      // A batch: the ids of the events in its array.
+      for (const m of Buffer.concat(chunks).toString().matchAll(EVENT_IDS)) ids.add(m[1]!);
+    }
     if (record) {
       const body = Buffer.concat(chunks).toString();
       const m = /"data":\s*\{"id":\s*"?(\d+)/.exec(body);
