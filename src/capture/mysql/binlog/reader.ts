@@ -44,6 +44,7 @@
  *   them: a reader stopped longer than binlog_expire_logs_seconds loses its place;
  *   `doctor` and `status` say so.)
  */
+import Denque from 'denque';
 import mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Config } from '../../../config/types.js';
@@ -178,7 +179,8 @@ export class BinlogReader {
   /** The same shape for every TABLE_MAP of the same columns (each transaction has its own), so batches span transactions. */
   private readonly shapesBySignature = new Map<string, CapturedShape>();
   // The stream's state, reset on every connection.
-  private queue: Item[] = [];
+  /** A ring buffer: Array.prototype.shift copies what is left of a long array at every call. */
+  private readonly queue = new Denque<Item>();
   private queuedBytes = 0;
   private queuedRows = 0;
   /** Set when the stream ends: nothing more is queued. */
@@ -370,7 +372,7 @@ export class BinlogReader {
   private resetStream(): void {
     this.generation++;
     this.pumping = undefined;
-    this.queue = [];
+    this.queue.clear();
     this.queuedBytes = 0;
     this.queuedRows = 0;
     this.closing = false;
@@ -450,7 +452,7 @@ export class BinlogReader {
       this.closing = true;
       z.connection?.pause();
       this.generation++;
-      this.queue = [];
+      this.queue.clear();
       await this.pumping?.catch(() => undefined);
       if (this.tx === undefined && this.groupEnd && this.writer) await this.commitJournal().catch(() => undefined);
     } finally {

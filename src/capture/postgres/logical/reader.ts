@@ -34,6 +34,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import Denque from 'denque';
 import type { Logger } from 'pino';
 import type { DaemonEventBus } from '../../../observability/events.js';
 import { describeError } from '../../../util/errors.js';
@@ -128,7 +129,8 @@ export class LogicalReader {
   /** Tables already warned about for changes without their old row. */
   private readonly warnedNoOldRow = new Set<string>();
   // The stream's state, reset on every connection.
-  private queue: { readonly msg: StreamMessage; readonly bytes: number }[] = [];
+  /** A ring buffer: Array.prototype.shift copies what is left of a long array at every call. */
+  private readonly queue = new Denque<{ readonly msg: StreamMessage; readonly bytes: number }>();
   private queuedBytes = 0;
   private paused = false;
   private pumping: Promise<void> | undefined;
@@ -284,7 +286,7 @@ export class LogicalReader {
   private resetStream(): void {
     this.generation++;
     this.pumping = undefined;
-    this.queue = [];
+    this.queue.clear();
     this.queuedBytes = 0;
     this.paused = false;
     this.tx = undefined;
