@@ -18,7 +18,8 @@
  *
  * `--db` takes postgres, mysql or both (comma-separated; default both); `--only` some of
  * the scenarios writer, sustained, drain, large (comma-separated; default all; sustained
- * alone measures the plain-table ceiling once for its ratio). Prints the
+ * alone measures the plain-table ceiling once for its ratio); BENCH_DAEMON_FLAGS adds
+ * Node.js flags to the daemon's (a CPU profile of each scenario). Prints the
  * figures and writes bench/results/<time>-log-capture.json. Run on an idle machine:
  * the figures are ratios measured in the same run.
  */
@@ -36,7 +37,8 @@ import { cliPath, exited, flag, has, median, now, peakRssMb, root, round, sleep,
 import { Receiver, track } from './processes.js';
 import { shebangNodeFlags } from '../src/util/node-flags.js';
 
-const DEPLOYED_NODE_FLAGS = shebangNodeFlags(cliPath);
+/** The daemon runs with the CLI's own Node.js flags, and BENCH_DAEMON_FLAGS (e.g. --cpu-prof --cpu-prof-dir=DIR). */
+const DAEMON_NODE_FLAGS = [...shebangNodeFlags(cliPath), ...(process.env.BENCH_DAEMON_FLAGS ?? '').split(' ').filter(Boolean)];
 
 const QUICK = has('quick');
 const SIZE = QUICK ? { seconds: 4, drain: 20_000, million: 200_000 } : { seconds: 15, drain: 100_000, million: 1_000_000 };
@@ -239,7 +241,7 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
     if (child.exitCode !== 0) throw new Error(`install of ${table} (${capture}) exited ${child.exitCode}`);
   };
   const startDaemon = (table: string, capture: Captured, batched = false): ChildProcess =>
-    track(spawn(process.execPath, [...DEPLOYED_NODE_FLAGS, cliPath, 'run', '--config', configFor(table, capture, batched)], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    track(spawn(process.execPath, [...DAEMON_NODE_FLAGS, cliPath, 'run', '--config', configFor(table, capture, batched)], { stdio: ['ignore', 'ignore', 'inherit'] }));
   const stopDaemon = async (child: ChildProcess) => {
     child.kill('SIGTERM');
     await exited(child);

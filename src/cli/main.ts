@@ -17,6 +17,7 @@
  *   V8 lists it as a testing flag; --no-wasm-tier-up and --wasm-lazy-compilation did not
  *   remove the spike. The tests and the benchmark run with it.
  */
+import './navigator.js';
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from './common.js';
 import type { FilterOptions } from './admin.js';

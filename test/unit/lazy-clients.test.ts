@@ -5,6 +5,7 @@
  * Nor does the daemon load a database driver it does not use, or more of undici than
  * its connection pool.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,5 +59,28 @@ describe('broker client libraries', () => {
       const { packages } = staticGraph(path.join(src, 'delivery', `${sink}.ts`));
       expect([...packages.keys()].some((p) => BROKER_CLIENTS.test(p)), sink).toBe(true);
     }
+  });
+});
+
+describe("the CLI's navigator (src/cli/navigator.ts)", () => {
+  const root = path.resolve(src, '..');
+  /** What a fresh Node.js loads for `pg`, with or without the CLI's navigator first. */
+  const loadPg = (withNavigator: boolean) => {
+    const script = `${withNavigator ? "await import('./dist/cli/navigator.js');" : ''}
+      await import('pg');
+      console.log(JSON.stringify({ ua: globalThis.navigator?.userAgent ?? null, fetch: process.moduleLoadList.includes('NativeModule internal/deps/undici/undici') }));`;
+    return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' })) as { ua: string | null; fetch: boolean };
+  };
+
+  it.runIf(Number(process.versions.node.split('.')[0]) < 21)('keeps pg from loading Node.js fetch on Node.js 20 (its Cloudflare check builds a Response without one)', () => {
+    expect(loadPg(false)).toEqual({ ua: null, fetch: true });
+    expect(loadPg(true)).toEqual({ ua: `Node.js/${process.versions.node.split('.')[0]}`, fetch: false });
+  });
+
+  it('is imported first by the CLI, and never by the library entry point', () => {
+    const main = readFileSync(path.join(src, 'cli', 'main.ts'), 'utf8');
+    expect(/^import\s+'([^']+)'/m.exec(main)?.[1]).toBe('./navigator.js');
+    expect(main.indexOf("import './navigator.js'")).toBeLessThan(main.indexOf('import {'));
+    expect([...staticGraph(path.join(src, 'index.ts')).files].map((f) => path.basename(f))).not.toContain('navigator.ts');
   });
 });
