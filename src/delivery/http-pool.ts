@@ -15,5 +15,11 @@ import type { Pool as UndiciPool } from 'undici';
 
 const require = createRequire(import.meta.url);
 
-export const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
-export type Pool = UndiciPool;
+/**
+ * What the pool's own module has. The request/stream/pipeline helpers are not here: the
+ * package's entry point adds them to every dispatcher, so they would work wherever the
+ * whole package happens to be loaded too (the doctor, a test) and fail in the daemon.
+ */
+export type Pool = Pick<UndiciPool, 'dispatch' | 'close' | 'destroy' | 'closed' | 'destroyed'>;
+
+export const Pool = require('undici/lib/dispatcher/pool.js') as new (origin: string, options?: UndiciPool.Options) => Pool;

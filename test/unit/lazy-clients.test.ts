@@ -62,6 +62,19 @@ describe('broker client libraries', () => {
   });
 });
 
+describe("undici's pool alone (src/delivery/http-pool.ts)", () => {
+  it('is what the webhook sink loads of undici: not the package entry, nor fetch', () => {
+    const script = `await import('./dist/delivery/webhook.js');
+      const { createRequire } = await import('node:module');
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes('/node_modules/undici/'));
+      console.log(JSON.stringify({ pool: loaded.some((f) => f.endsWith('/undici/lib/dispatcher/pool.js')), entry: loaded.some((f) => f.endsWith('/undici/index.js')), fetch: loaded.some((f) => f.includes('/undici/lib/web/')) }));`;
+    const run = (s: string) => JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', s], { cwd: path.resolve(src, '..'), encoding: 'utf8' })) as Record<string, boolean>;
+    expect(run(script)).toEqual({ pool: true, entry: false, fetch: false });
+    // The check sees the entry point and fetch when they are loaded.
+    expect(run(script.replace("await import('./dist/delivery/webhook.js');", "await import('./dist/delivery/webhook.js'); await import('undici');"))).toEqual({ pool: true, entry: true, fetch: true });
+  });
+});
+
 describe("the CLI's navigator (src/cli/navigator.ts)", () => {
   const root = path.resolve(src, '..');
   /** What a fresh Node.js loads for `pg`, with or without the CLI's navigator first. */
