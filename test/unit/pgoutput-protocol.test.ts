@@ -99,5 +99,11 @@ describe('positions and times', () => {
   it('turns a commit time into exact UTC text with microseconds', () => {
     expect(pgTimeToIso(0n)).toBe('2000-01-01T00:00:00.000000Z');
     expect(pgTimeToIso(123_456_789n)).toBe('2000-01-01T00:02:03.456789Z');
+    // Same second, the next second, back, and before the epoch of 1970.
+    expect(pgTimeToIso(123_000_001n)).toBe('2000-01-01T00:02:03.000001Z');
+    expect(pgTimeToIso(124_999_999n)).toBe('2000-01-01T00:02:04.999999Z');
+    expect(pgTimeToIso(123_456_789n)).toBe('2000-01-01T00:02:03.456789Z');
+    expect(pgTimeToIso(-946_684_800_000_001n)).toBe('1969-12-31T23:59:59.999999Z');
+    expect(pgTimeToIso(851_000_000_000_000n)).toBe('2026-12-19T12:53:20.000000Z');
   });
 });

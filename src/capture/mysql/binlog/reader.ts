@@ -753,8 +753,16 @@ function samePosition(a: BinlogPosition, b: BinlogPosition | undefined): boolean
 
 /** A binlog event's time (ms since the epoch) as the journal's UTC DATETIME text. */
 function commitTime(ms: number): string {
-  return new Date(ms > 0 ? ms : Date.now()).toISOString().replace('T', ' ').replace('Z', '');
+  if (ms <= 0) return new Date().toISOString().replace('T', ' ').replace('Z', '');
+  // Binlog times are whole seconds: the rows of a second share one text.
+  if (ms !== commitTimeMs) {
+    commitTimeMs = ms;
+    commitTimeText = new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+  }
+  return commitTimeText;
 }
+let commitTimeMs = 0;
+let commitTimeText = '';
 
 /** Binlog files in order: the numeric extension (binlog.999999 comes before binlog.1000000). */
 export function compareFiles(a: string, b: string): number {

@@ -236,11 +236,18 @@ export function pgTimeToMs(us: bigint): number {
   return Number((us + PG_EPOCH_US) / 1000n);
 }
 
+let isoSecond: bigint | undefined;
+let isoSecondText = '';
+
 /** A commit time of the protocol as timestamptz text with microseconds (exact, UTC). */
 export function pgTimeToIso(us: bigint): string {
   const unixUs = us + PG_EPOCH_US;
-  const ms = Number(unixUs / 1000n);
-  const micro = Number(((unixUs % 1_000_000n) + 1_000_000n) % 1_000_000n);
-  const iso = new Date(ms).toISOString(); // …SS.mmmZ
-  return `${iso.slice(0, 19)}.${String(micro).padStart(6, '0')}Z`;
+  let second = unixUs / 1_000_000n; // toward zero
+  if (unixUs < second * 1_000_000n) second -= 1n; // floor, before 1970
+  // One Date per second of commits, not per transaction (one per change for single-row writers).
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoSecondText = new Date(Number(second) * 1000).toISOString().slice(0, 19);
+  }
+  return `${isoSecondText}.${String(Number(unixUs - second * 1_000_000n)).padStart(6, '0')}Z`;
 }
