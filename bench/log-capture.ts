@@ -33,6 +33,7 @@ import { createLogicalTestDatabase, startLogicalPostgres } from '../test/support
 import { address, startBinlogMariaDb } from '../test/support/binlog-mariadb.js';
 import { createMySqlTestDatabase } from '../test/support/mysql.js';
 import { binlogStatus, type BinlogPosition } from '../src/capture/mysql/binlog/settings.js';
+import { compareFiles } from '../src/capture/mysql/binlog/reader.js';
 import { cliPath, exited, flag, has, median, now, peakRssMb, root, round, sleep, until } from './lib.js';
 import { Receiver, track } from './processes.js';
 import { shebangNodeFlags } from '../src/util/node-flags.js';
@@ -140,8 +141,11 @@ async function postgresTarget(): Promise<Target> {
   }
 }
 
-/** Binlog positions in order: the file (same basename, numbered) then the offset. */
-const atOrAfter = (a: BinlogPosition, b: BinlogPosition): boolean => a.file > b.file || (a.file === b.file && a.position >= b.position);
+/** Binlog positions in order: the file (by its number) then the offset. */
+const atOrAfter = (a: BinlogPosition, b: BinlogPosition): boolean => {
+  const order = compareFiles(a.file, b.file);
+  return order > 0 || (order === 0 && a.position >= b.position);
+};
 
 async function mysqlTarget(): Promise<Target> {
   // The test servers' 64 MB buffer pool and 16 MB redo log would bound the large
