@@ -33,7 +33,7 @@ import { createLogicalTestDatabase, startLogicalPostgres } from '../test/support
 import { address, startBinlogMariaDb } from '../test/support/binlog-mariadb.js';
 import { createMySqlTestDatabase } from '../test/support/mysql.js';
 import { binlogStatus, type BinlogPosition } from '../src/capture/mysql/binlog/settings.js';
-import { compareFiles } from '../src/capture/mysql/binlog/reader.js';
+import { comparePositions } from '../src/capture/mysql/binlog/reader.js';
 import { cliPath, exited, flag, has, median, now, peakRssMb, root, round, sleep, until } from './lib.js';
 import { Receiver, track } from './processes.js';
 import { shebangNodeFlags } from '../src/util/node-flags.js';
@@ -141,11 +141,6 @@ async function postgresTarget(): Promise<Target> {
   }
 }
 
-/** Binlog positions in order: the file (by its number) then the offset. */
-const atOrAfter = (a: BinlogPosition, b: BinlogPosition): boolean => {
-  const order = compareFiles(a.file, b.file);
-  return order > 0 || (order === 0 && a.position >= b.position);
-};
 
 async function mysqlTarget(): Promise<Target> {
   // The test servers' 64 MB buffer pool and 16 MB redo log would bound the large
@@ -201,7 +196,7 @@ async function mysqlTarget(): Promise<Target> {
         const gtid = lastGtid;
         return async () => {
           const rows = await db.query<{ f: string; p: number | string; g: string | null }>(`SELECT binlog_file AS f, binlog_pos AS p, gtid AS g FROM adl_${table}_capture_positions`);
-          return rows.some((r) => atOrAfter({ file: String(r.f), position: Number(r.p) }, end) || (gtid !== undefined && r.g === gtid));
+          return rows.some((r) => comparePositions({ file: String(r.f), position: Number(r.p) }, end) >= 0 || (gtid !== undefined && r.g === gtid));
         };
       },
       // The binary log keeps nothing for its readers.
@@ -283,7 +278,8 @@ async function bench(target: Target, receiver: Receiver): Promise<Record<string,
     if (capture !== 'none') await install(`w_${capture}`, capture);
     await write(`w_${capture}`, 1); // warm-up
   }
-  for (let round = 0; round < (ONLY.has('writer') ? 3 : modes.length); round++) {
+  const rounds = ONLY.has('writer') ? 3 : ONLY.has('sustained') ? 1 : 0;
+  for (let round = 0; round < rounds; round++) {
     for (const capture of modes) samples[capture].push(await write(`w_${capture}`, SIZE.seconds));
   }
   out.writerSamples = samples;

@@ -1,7 +1,7 @@
 /** The binlog reader's pure parts: column mapping, the settings it needs, lag in bytes, TRUNCATE statements. */
 import { describe, expect, it } from 'vitest';
 import { capturedColumn, capturedColumns, FieldType, timeValue, type BinlogColumn } from '../../src/capture/mysql/binlog/columns.js';
-import { compareFiles, truncatedTable } from '../../src/capture/mysql/binlog/reader.js';
+import { compareFiles, comparePositions, truncatedTable } from '../../src/capture/mysql/binlog/reader.js';
 import { binlogSettingProblems, bytesAfter, describeBinlogSettings, type BinlogSettings } from '../../src/capture/mysql/binlog/settings.js';
 import { columnValueSql, type MySqlColumn } from '../../src/capture/mysql/triggers.js';
 
@@ -138,5 +138,11 @@ describe('binlog file order', () => {
     expect(compareFiles('binlog.000003', 'binlog.000003')).toBe(0);
     expect(compareFiles('binlog.999999', 'binlog.1000000')).toBeLessThan(0);
     expect(compareFiles('mysql-bin.000010', 'mysql-bin.000002')).toBeGreaterThan(0);
+  });
+
+  it('orders positions by file, then offset', () => {
+    expect(comparePositions({ file: 'binlog.1000000', position: 4 }, { file: 'binlog.999999', position: 9_000 })).toBeGreaterThan(0);
+    expect(comparePositions({ file: 'binlog.000003', position: 120 }, { file: 'binlog.000003', position: 450 })).toBeLessThan(0);
+    expect(comparePositions({ file: 'binlog.000003', position: 450 }, { file: 'binlog.000003', position: 450 })).toBe(0);
   });
 });

@@ -247,9 +247,7 @@ export class BinlogReader {
     const stored = this.stored;
     const heard = this.heard;
     if (!stored || !heard || this.tx !== undefined || this.pendingJournal() || this.queue.length > 0) return stored;
-    const order = compareFiles(heard.file, stored.file);
-    const later = order > 0 || (order === 0 && heard.position > stored.position);
-    return later ? heard : stored;
+    return comparePositions(heard, stored) > 0 ? heard : stored;
   }
 
   private async supervise(): Promise<void> {
@@ -751,18 +749,19 @@ function samePosition(a: BinlogPosition, b: BinlogPosition | undefined): boolean
   return b !== undefined && a.file === b.file && a.position === b.position;
 }
 
+let commitTimeMs = 0;
+let commitTimeText = '';
+
 /** A binlog event's time (ms since the epoch) as the journal's UTC DATETIME text. */
 function commitTime(ms: number): string {
-  if (ms <= 0) return new Date().toISOString().replace('T', ' ').replace('Z', '');
+  const at = ms > 0 ? ms : Date.now();
   // Binlog times are whole seconds: the rows of a second share one text.
-  if (ms !== commitTimeMs) {
-    commitTimeMs = ms;
-    commitTimeText = new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+  if (at !== commitTimeMs) {
+    commitTimeMs = at;
+    commitTimeText = new Date(at).toISOString().replace('T', ' ').replace('Z', '');
   }
   return commitTimeText;
 }
-let commitTimeMs = 0;
-let commitTimeText = '';
 
 /** Binlog files in order: the numeric extension (binlog.999999 comes before binlog.1000000). */
 export function compareFiles(a: string, b: string): number {
@@ -770,6 +769,11 @@ export function compareFiles(a: string, b: string): number {
   const [x, y] = [n(a), n(b)];
   if (Number.isNaN(x) || Number.isNaN(y)) return a < b ? -1 : a > b ? 1 : 0;
   return x - y;
+}
+
+/** Binlog positions in order: the file (compareFiles), then the offset. */
+export function comparePositions(a: BinlogPosition, b: BinlogPosition): number {
+  return compareFiles(a.file, b.file) || a.position - b.position;
 }
 
 const NAME = '(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))';
