@@ -69,3 +69,20 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
     timer.abort();
   }
 }
+
+/**
+ * A stream's end, as a promise that rejects with the first `fail(err)`, or with
+ * "stopping" once `signal` aborts: at once if it already has, so a stop that came
+ * while the stream was being set up is never missed. `dispose()` when the stream is over.
+ */
+export function failureLatch(signal: AbortSignal): { failed: Promise<never>; fail(err: unknown): void; dispose(): void } {
+  let reject!: (err: unknown) => void;
+  const failed = new Promise<never>((_, r) => {
+    reject = r;
+  });
+  failed.catch(() => undefined);
+  const onAbort = () => reject(new Error('stopping'));
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return { failed, fail: reject, dispose: () => signal.removeEventListener('abort', onAbort) };
+}

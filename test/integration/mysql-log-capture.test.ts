@@ -416,6 +416,35 @@ describe('binlog capture under change', () => {
     expect(ids.length).toBe(100);
   }, 60_000);
 
+  it('a stop while the reader is still setting up its stream: the stop still ends', async () => {
+    await db.exec(`CREATE TABLE early (id INT PRIMARY KEY)`);
+    const config = db.config({ tables: ['early'], webhookUrl: rxLog.url, schema: 'adl_early', capture: 'log' });
+    const first = await startDaemon(config, { logger: silent() });
+    const second = await startDaemon(config, { logger: silent() });
+    await waitUntil(async () => (await count(`SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`)) > 0, 20_000, 'a reader');
+    // The reader that takes over reads its stored position as it sets up: held here by a table lock.
+    const locker = await db.connect();
+    try {
+      await locker.query('LOCK TABLES `adl_early_capture_positions` WRITE');
+      await first.stop(2_000);
+      await waitUntil(
+        async () =>
+          (await count(
+            `SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock' AND INFO LIKE '%adl_early_capture_positions%'`,
+          )) > 0,
+        20_000,
+        'the second instance to take the lease and wait for its stored position',
+      );
+      let stopped = false;
+      const stopping = second.stop(2_000).then(() => (stopped = true));
+      await locker.query('UNLOCK TABLES');
+      await waitUntil(async () => stopped, 20_000, 'the second instance to stop');
+      await stopping;
+    } finally {
+      await locker.end();
+    }
+  }, 60_000);
+
   it('a killed replication connection: the reader reconnects and resumes, nothing lost or doubled', async () => {
     await db.exec(`CREATE TABLE killed (id INT PRIMARY KEY)`);
     await daemon({ tables: ['killed'], webhookUrl: rxLog.url, schema: 'adl_killed', capture: 'log', retention: 3600 });

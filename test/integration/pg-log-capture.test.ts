@@ -219,6 +219,43 @@ describe('log capture', () => {
     ]);
   }, 40_000);
 
+  it('a stop while the reader is still setting up its stream: the stop still ends', async () => {
+    await db.query(`CREATE TABLE early (id int PRIMARY KEY)`);
+    const o = { dbUrl: db.url, webhookUrl: rxLog.url, tables: ['early'], schema: 'adl_early', capture: 'log' } as const;
+    const first = await startTestDaemon(o);
+    const second = await startTestDaemon(o);
+    const readers = async () =>
+      Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_replication_slots WHERE starts_with(slot_name, 'adl_early_') AND active`)).rows[0]!.n);
+    await waitUntil(async () => (await readers()) === 1, 20_000, 'a reader');
+    // The reader that takes over reads its stored position as it sets up: held here by a table lock.
+    const locker = await db.pool.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE adl_early.capture_positions IN ACCESS EXCLUSIVE MODE');
+      await first.stop(2_000);
+      await waitUntil(
+        async () =>
+          Number(
+            (
+              await db.query<{ n: string }>(
+                `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%adl_early%capture_positions%' AND pid <> pg_backend_pid()`,
+              )
+            ).rows[0]!.n,
+          ) > 0,
+        20_000,
+        'the second instance to take the lease and wait for its stored position',
+      );
+      let stopped = false;
+      const stopping = second.stop(2_000).then(() => (stopped = true));
+      await locker.query('COMMIT');
+      await waitUntil(async () => stopped, 20_000, 'the second instance to stop');
+      await stopping;
+    } finally {
+      locker.release();
+    }
+    await waitUntil(async () => (await readers()) === 0, 20_000, 'no reader left');
+  }, 60_000);
+
   it('keeps an idle slot advancing', async () => {
     const confirmed = async () =>
       (await db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE database = current_database()`)).rows[0]!.lsn;

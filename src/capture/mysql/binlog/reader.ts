@@ -50,7 +50,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../../config/types.js';
 import type { DaemonEventBus } from '../../../observability/events.js';
 import { AppError, describeError } from '../../../util/errors.js';
-import { delay, jitter } from '../../../util/wake.js';
+import { delay, failureLatch, jitter } from '../../../util/wake.js';
 import type { ResolvedTable } from '../../source.js';
 import { mysqlPoolOptions, SKIP_REPLICATION_SQL } from '../connection.js';
 import { resolveTables } from '../install.js';
@@ -295,6 +295,7 @@ export class BinlogReader {
         this.seen = this.stored;
         this.file = this.stored.file;
         await this.loadCurrentColumns(writer);
+        if (signal.aborted) break;
         await this.stream(signal);
         if (signal.aborted) break;
       } catch (err) {
@@ -389,10 +390,9 @@ export class BinlogReader {
   /** Streams until the connection fails (throws) or the reader stops (returns). */
   private async stream(signal: AbortSignal): Promise<void> {
     const { default: ZongJi } = (await import('@vlasky/zongji')) as unknown as { default: new (dsn: unknown) => BinlogStream };
-    const failed = new Promise<never>((_, reject) => {
-      this.failure = reject;
-    });
-    failed.catch(() => undefined);
+    // A stop that came while the stream was being set up ends it as soon as it starts.
+    const latch = failureLatch(signal);
+    this.failure = latch.fail;
     const base = mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:binlog' });
     const z = new ZongJi({
       host: base.host,
@@ -434,14 +434,13 @@ export class BinlogReader {
     // and sends a heartbeat after a second of nothing (in nanoseconds).
     z.connection?.query(SKIP_REPLICATION_SQL, () => undefined);
     z.connection?.query('SET @master_heartbeat_period = 1000000000', () => undefined);
-    await Promise.race([ready, failed]);
-    this.leading = true;
-    this.bus.emit('capture:connected', { slot: `binlog ${this.stored!.file}:${this.stored!.position}` });
-    const timer = setInterval(() => this.enqueue({ tick: true }), 1_000);
-    const onAbort = () => this.failure?.(new Error('stopping'));
-    signal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await failed;
+      await Promise.race([ready, latch.failed]);
+      this.leading = true;
+      this.bus.emit('capture:connected', { slot: `binlog ${this.stored!.file}:${this.stored!.position}` });
+      timer = setInterval(() => this.enqueue({ tick: true }), 1_000);
+      await latch.failed;
     } catch (err) {
       if (!signal.aborted) throw err;
       // Stopping: no more events (nor ticks); let the one being written finish, then commit
@@ -455,7 +454,7 @@ export class BinlogReader {
       if (this.tx === undefined && this.groupEnd && this.writer) await this.commitJournal().catch(() => undefined);
     } finally {
       clearInterval(timer);
-      signal.removeEventListener('abort', onAbort);
+      latch.dispose();
       this.failure = undefined;
       this.leading = false;
     }

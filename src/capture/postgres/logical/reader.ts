@@ -38,7 +38,7 @@ import Denque from 'denque';
 import type { Logger } from 'pino';
 import type { DaemonEventBus } from '../../../observability/events.js';
 import { describeError } from '../../../util/errors.js';
-import { delay, jitter } from '../../../util/wake.js';
+import { delay, failureLatch, jitter } from '../../../util/wake.js';
 import type { ResolvedTable } from '../../source.js';
 import type { Queries } from '../queries.js';
 import { quoteIdent, quoteLiteral } from '../sql.js';
@@ -228,6 +228,7 @@ export class LogicalReader {
         const pos = await writer.query<{ commit_lsn: string; end_lsn: string }>(this.q.capturePosition, [this.opts.slot]);
         this.journaledCommitLsn = pos.rows[0] ? parseLsn(pos.rows[0].commit_lsn) : 0n;
         this.resetStream();
+        if (signal.aborted) break;
         await this.stream(repl, lost, signal);
         if (signal.aborted) break;
       } catch (err) {
@@ -303,11 +304,10 @@ export class LogicalReader {
   /** Streams until the connection fails (throws) or the reader stops (returns). */
   private async stream(repl: pg.Client, lost: Promise<unknown>, signal: AbortSignal): Promise<void> {
     const connection = (repl as unknown as { connection: ReplicationConnection }).connection;
-    const failed = new Promise<never>((_, reject) => {
-      this.failure = reject;
-      void lost.then(reject);
-    });
-    failed.catch(() => undefined);
+    // A stop that came while the stream was being set up ends it as soon as it starts.
+    const latch = failureLatch(signal);
+    this.failure = latch.fail;
+    void lost.then(latch.fail);
     connection.on('copyData', (msg: { chunk: Buffer }) => {
       try {
         this.enqueue(parseStreamMessage(msg.chunk), msg.chunk.length, connection);
@@ -324,24 +324,24 @@ export class LogicalReader {
       () => this.failure?.(new Error('the replication stream ended')),
       (err: unknown) => this.failure?.(err),
     );
-    await Promise.race([started, failed]);
-    this.leading = true;
-    this.bus.emit('capture:connected', { slot: this.opts.slot });
-    const timer = setInterval(() => {
-      this.sendStatus(connection, false);
-    }, STATUS_INTERVAL_MS);
-    const onAbort = () => this.failure?.(new Error('stopping'));
-    signal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await failed;
+      await Promise.race([started, latch.failed]);
+      this.leading = true;
+      this.bus.emit('capture:connected', { slot: this.opts.slot });
+      timer = setInterval(() => {
+        this.sendStatus(connection, false);
+      }, STATUS_INTERVAL_MS);
+      await latch.failed;
     } catch (err) {
       if (!signal.aborted) throw err;
-      // Stopping: let the message being written finish, then confirm what is journaled.
+      // Stopping: let the message being written finish, then confirm what is journaled
+      // (nothing to confirm on a stream stopped before it started).
       await this.pumping?.catch(() => undefined);
-      this.sendStatus(connection, true);
+      if (this.leading) this.sendStatus(connection, true);
     } finally {
       clearInterval(timer);
-      signal.removeEventListener('abort', onAbort);
+      latch.dispose();
       this.failure = undefined;
       this.leading = false;
     }
