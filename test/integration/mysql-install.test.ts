@@ -14,7 +14,7 @@ import { MySqlJournal } from '../../src/capture/mysql/journal.js';
 import { makeQueries } from '../../src/capture/mysql/queries.js';
 import { closeTestQueues, testQueue } from '../support/queue.js';
 import { checkServerVersion, parseServerVersion } from '../../src/capture/mysql/server.js';
-import { mysqlPoolOptions } from '../../src/capture/mysql/connection.js';
+import { createMySqlPool, MAX_PREPARED_STATEMENTS, mysqlPoolOptions } from '../../src/capture/mysql/connection.js';
 import { quoteIdent, quoteLiteral, splitStatements } from '../../src/capture/mysql/sql.js';
 import { triggerName } from '../../src/capture/mysql/triggers.js';
 import { AppError } from '../../src/util/errors.js';
@@ -296,6 +296,25 @@ describe('MySQL install', () => {
 });
 
 describe('MySQL connection and SQL helpers', () => {
+  it("keeps a connection's prepared statements in a small cache: mysql2 allocates its whole capacity per connection", async () => {
+    const pool = createMySqlPool(mysqlConfig('test', { tables: ['t'] }).database, { connectionLimit: 1 });
+    try {
+      const c = await pool.getConnection();
+      try {
+        for (let i = 0; i < 3; i++) expect((await c.execute<mysql.RowDataPacket[]>('SELECT ? + 1 AS n', [i]))[0][0]!.n).toBe(i + 1);
+        // The cache the connection holds (mysql2 internals: its size is what the option sets).
+        const cache = (c as unknown as { connection: { _statements: { max: number; size: number } } }).connection._statements;
+        expect(cache.max).toBe(MAX_PREPARED_STATEMENTS);
+        expect(MAX_PREPARED_STATEMENTS).toBeLessThanOrEqual(64);
+        expect(cache.size).toBe(1);
+      } finally {
+        c.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('maps the config to pool options, sslmode included', () => {
     const base = mysqlConfig('shop', { tables: ['t'], password: 'p w"d' });
     const options = mysqlPoolOptions(base.database);
