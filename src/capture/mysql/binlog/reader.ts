@@ -49,8 +49,8 @@ import mysql from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Config } from '../../../config/types.js';
 import type { DaemonEventBus } from '../../../observability/events.js';
-import { AppError, describeError } from '../../../util/errors.js';
-import { delay, failureLatch, jitter } from '../../../util/wake.js';
+import { AppError } from '../../../util/errors.js';
+import { LeasedLogReader } from '../../log-reader.js';
 import type { ResolvedTable } from '../../source.js';
 import { mysqlPoolOptions, SKIP_REPLICATION_SQL } from '../connection.js';
 import { resolveTables } from '../install.js';
@@ -79,10 +79,6 @@ const IDLE_SAVE_MS = 5_000;
 const LEASE_IDLE_S = 30;
 /** The journal connection is used at least this often (a ping when idle), well within LEASE_IDLE_S. */
 const PING_MS = 10_000;
-/** An instance without the lease tries again this often. */
-const LEASE_RETRY_MS = 2_000;
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
 
 export interface BinlogReaderOptions {
   /** capture_positions' key. */
@@ -167,9 +163,7 @@ interface SourceTx {
 
 type Item = { readonly event: BinlogEvent; readonly bytes: number; readonly rows: number } | { readonly tick: true };
 
-export class BinlogReader {
-  private readonly stopController = new AbortController();
-  private running: Promise<void> | undefined;
+export class BinlogReader extends LeasedLogReader {
   private writer: mysql.Connection | undefined;
   private zongji: BinlogStream | undefined;
   private readonly watched: Map<string, ResolvedTable>;
@@ -186,9 +180,7 @@ export class BinlogReader {
   /** Set when the stream ends: nothing more is queued. */
   private closing = false;
   private paused = false;
-  private pumping: Promise<void> | undefined;
   private generation = 0;
-  private failure: ((err: unknown) => void) | undefined;
   private file = '';
   private tx: SourceTx | undefined;
   /** A MySQL GTID event's id, for the transaction it opens. */
@@ -211,27 +203,17 @@ export class BinlogReader {
   /** Tables and column lists the table's current columns were read again for (once each). */
   private readonly reloadedFor = new Set<string>();
   private caughtUp = true;
-  leading = false;
 
   constructor(
     private readonly config: Config,
     private readonly pool: mysql.Pool,
     private readonly q: Queries,
     private readonly opts: BinlogReaderOptions,
-    private readonly bus: DaemonEventBus,
-    private readonly log: Logger,
+    bus: DaemonEventBus,
+    log: Logger,
   ) {
+    super(bus, log, 'the binary log');
     this.watched = new Map(opts.tables.map((t) => [`${t.schema}.${t.name}`, t]));
-  }
-
-  start(): void {
-    this.running ??= this.supervise();
-  }
-
-  async stop(): Promise<void> {
-    this.stopController.abort();
-    this.failure?.(new Error('stopping'));
-    await this.running;
   }
 
   progress(): BinlogProgress {
@@ -250,73 +232,40 @@ export class BinlogReader {
     return comparePositions(heard, stored) > 0 ? heard : stored;
   }
 
-  private async supervise(): Promise<void> {
-    const signal = this.stopController.signal;
-    let backoff = RECONNECT_MIN_MS;
-    let waitingLogged = false;
-    while (!signal.aborted) {
-      if (await this.leaseHeldElsewhere()) {
-        if (!waitingLogged) this.log.info('Another instance reads the binary log; this one will take over if it stops');
-        waitingLogged = true;
-        await delay(jitter(LEASE_RETRY_MS), signal);
-        continue;
-      }
-      try {
-        const writer = await mysql.createConnection({
-          ...mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:capture' }),
-          connectionLimit: undefined,
-          maxIdle: undefined,
-          idleTimeout: undefined,
-        } as mysql.ConnectionOptions);
-        this.writer = writer;
-        writer.on('error', (err) => this.failure?.(err));
-        const lease = await writer.query<mysql.RowDataPacket[]>(this.q.tryCaptureLease, [this.opts.leaseName]);
-        if (Number(lease[0][0]?.ok) !== 1) {
-          if (!waitingLogged) this.log.info('Another instance reads the binary log; this one will take over if it stops');
-          waitingLogged = true;
-          await this.closeClients();
-          backoff = RECONNECT_MIN_MS;
-          await delay(jitter(LEASE_RETRY_MS), signal);
-          continue;
-        }
-        waitingLogged = false;
-        // The trigger's sql_mode (zero dates, as the trigger casts them) and UTC, so a
-        // TIMESTAMP's UTC text reads back as its instant (columns.ts).
-        // wait_timeout: if this host dies without closing the connection (power, network), the
-        // server ends the session, and with it the lease, within LEASE_IDLE_S (the tick pings).
-        await writer.query(`SET SESSION sql_mode = ?, time_zone = '+00:00', wait_timeout = ?`, [TRIGGER_SQL_MODE, LEASE_IDLE_S]);
-        await writer.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-        await writer.query(SKIP_REPLICATION_SQL).catch(() => undefined);
-        const settings = await readBinlogSettings(writer);
-        const problem = describeBinlogSettings(settings);
-        if (problem) throw new AppError('BINLOG_SETTINGS', problem.message, { hint: problem.hint });
-        this.resetStream();
-        this.stored = await this.readPosition(writer);
-        this.seen = this.stored;
-        this.file = this.stored.file;
-        await this.loadCurrentColumns(writer);
-        if (signal.aborted) break;
-        await this.stream(signal);
-        if (signal.aborted) break;
-      } catch (err) {
-        if (signal.aborted) break;
-        const wait = jitter(backoff);
-        this.bus.emit('capture:lost', { error: describeError(this.explain(err)), retryInMs: Math.round(wait) });
-        this.leading = false;
-        await this.closeClients();
-        await this.pumping?.catch(() => undefined);
-        await delay(wait, signal);
-        backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
-        continue;
-      }
-      backoff = RECONNECT_MIN_MS;
-    }
-    this.leading = false;
-    await this.closeClients();
+  protected async takeLease(): Promise<boolean> {
+    const writer = await mysql.createConnection({
+      ...mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:capture' }),
+      connectionLimit: undefined,
+      maxIdle: undefined,
+      idleTimeout: undefined,
+    } as mysql.ConnectionOptions);
+    this.writer = writer;
+    writer.on('error', (err) => this.failure?.(err));
+    const lease = await writer.query<mysql.RowDataPacket[]>(this.q.tryCaptureLease, [this.opts.leaseName]);
+    return Number(lease[0][0]?.ok) === 1;
+  }
+
+  protected async prepare(): Promise<void> {
+    const writer = this.writer!;
+    // The trigger's sql_mode (zero dates, as the trigger casts them) and UTC, so a
+    // TIMESTAMP's UTC text reads back as its instant (columns.ts).
+    // wait_timeout: if this host dies without closing the connection (power, network), the
+    // server ends the session, and with it the lease, within LEASE_IDLE_S (the tick pings).
+    await writer.query(`SET SESSION sql_mode = ?, time_zone = '+00:00', wait_timeout = ?`, [TRIGGER_SQL_MODE, LEASE_IDLE_S]);
+    await writer.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    await writer.query(SKIP_REPLICATION_SQL).catch(() => undefined);
+    const settings = await readBinlogSettings(writer);
+    const problem = describeBinlogSettings(settings);
+    if (problem) throw new AppError('BINLOG_SETTINGS', problem.message, { hint: problem.hint });
+    this.resetStream();
+    this.stored = await this.readPosition(writer);
+    this.seen = this.stored;
+    this.file = this.stored.file;
+    await this.loadCurrentColumns(writer);
   }
 
   /** What a replication error means for the operator (a purged binlog file: changes lost). */
-  private explain(err: unknown): unknown {
+  protected override explain(err: unknown): unknown {
     const e = err as { errno?: number; code?: string; message?: string };
     if (e.errno !== 1236 && e.code !== 'ER_MASTER_FATAL_ERROR_READING_BINLOG') return err;
     const at = this.stored ? `${this.stored.file}:${this.stored.position}` : 'the stored position';
@@ -338,8 +287,7 @@ export class BinlogReader {
     return end;
   }
 
-  /** True while another session holds the lease (false when that cannot be known: then the lease is tried). */
-  private async leaseHeldElsewhere(): Promise<boolean> {
+  protected async leaseHeldElsewhere(): Promise<boolean> {
     try {
       const [rows] = await this.pool.query<mysql.RowDataPacket[]>(this.q.captureLeaseHolder, [this.opts.leaseName]);
       return rows[0]?.holder !== null && rows[0]?.holder !== undefined;
@@ -353,7 +301,7 @@ export class BinlogReader {
     this.current = new Map(tables.map((t) => [`${t.schema}.${t.name}`, new Map(t.columns.map((c) => [c.name, c]))]));
   }
 
-  private async closeClients(): Promise<void> {
+  protected async closeClients(): Promise<void> {
     const z = this.zongji;
     this.zongji = undefined;
     try {
@@ -387,12 +335,9 @@ export class BinlogReader {
     this.groupEnd = undefined;
   }
 
-  /** Streams until the connection fails (throws) or the reader stops (returns). */
-  private async stream(signal: AbortSignal): Promise<void> {
+  protected async stream(signal: AbortSignal): Promise<void> {
     const { default: ZongJi } = (await import('@vlasky/zongji')) as unknown as { default: new (dsn: unknown) => BinlogStream };
-    // A stop that came while the stream was being set up ends it as soon as it starts.
-    const latch = failureLatch(signal);
-    this.failure = latch.fail;
+    const latch = this.streamEnd(signal);
     const base = mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:binlog' });
     const z = new ZongJi({
       host: base.host,

@@ -37,8 +37,7 @@ import pg from 'pg';
 import Denque from 'denque';
 import type { Logger } from 'pino';
 import type { DaemonEventBus } from '../../../observability/events.js';
-import { describeError } from '../../../util/errors.js';
-import { delay, failureLatch, jitter } from '../../../util/wake.js';
+import { LeasedLogReader } from '../../log-reader.js';
 import type { ResolvedTable } from '../../source.js';
 import type { Queries } from '../queries.js';
 import { quoteIdent, quoteLiteral } from '../sql.js';
@@ -68,10 +67,6 @@ const GROUP_MS = 200;
 const MAX_QUEUED_BYTES = 1024 * 1024;
 /** The confirmed position is sent at least this often (the server's wal_sender_timeout is 60 s by default). */
 const STATUS_INTERVAL_MS = 1_000;
-/** An instance without the lease tries again this often. */
-const LEASE_RETRY_MS = 2_000;
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
 
 export interface LogicalReaderOptions {
   readonly slot: string;
@@ -117,10 +112,10 @@ export interface CaptureProgress {
   readonly lagSeconds: number;
 }
 
-export class LogicalReader {
-  private readonly stopController = new AbortController();
-  private running: Promise<void> | undefined;
+export class LogicalReader extends LeasedLogReader {
   private repl: pg.Client | undefined;
+  /** Settles with the replication connection's error or end. */
+  private lost: Promise<unknown> | undefined;
   private writer: pg.Client | undefined;
   /** An ordinary connection on which an instance without the lease watches for it to be free. */
   private probe: pg.Client | undefined;
@@ -133,10 +128,8 @@ export class LogicalReader {
   private readonly queue = new Denque<{ readonly msg: StreamMessage; readonly bytes: number }>();
   private queuedBytes = 0;
   private paused = false;
-  private pumping: Promise<void> | undefined;
   /** Counts connections: a pump of an earlier connection stops instead of reading this one's queue. */
   private generation = 0;
-  private failure: ((err: unknown) => void) | undefined;
   private tx: SourceTx | undefined;
   private batch: Batch | undefined;
   /** A journal transaction is open on the writer connection. */
@@ -156,26 +149,16 @@ export class LogicalReader {
   private lastSentAt = 0;
   private caughtUp = true;
   private lastCommitMs = 0;
-  leading = false;
 
   constructor(
     private readonly clientConfig: pg.ClientConfig,
     private readonly q: Queries,
     private readonly opts: LogicalReaderOptions,
-    private readonly bus: DaemonEventBus,
-    private readonly log: Logger,
+    bus: DaemonEventBus,
+    log: Logger,
   ) {
+    super(bus, log, 'the replication slot');
     this.watched = new Map(opts.tables.map((t) => [`${t.schema}.${t.name}`, t]));
-  }
-
-  start(): void {
-    this.running ??= this.supervise();
-  }
-
-  async stop(): Promise<void> {
-    this.stopController.abort();
-    this.failure?.(new Error('stopping'));
-    await this.running;
   }
 
   progress(): CaptureProgress {
@@ -186,73 +169,41 @@ export class LogicalReader {
     };
   }
 
-  private async supervise(): Promise<void> {
-    const signal = this.stopController.signal;
-    let backoff = RECONNECT_MIN_MS;
-    let waitingLogged = false;
-    while (!signal.aborted) {
-      const name = this.clientConfig.application_name ?? 'app-db-listener';
-      if (await this.leaseHeldElsewhere(name)) {
-        // Another instance reads the log; this one routes and delivers only.
-        if (!waitingLogged) this.log.info('Another instance reads the replication slot; this one will take over if it stops');
-        waitingLogged = true;
-        await delay(jitter(LEASE_RETRY_MS), signal);
-        continue;
-      }
-      const repl = new pg.Client({ ...this.clientConfig, application_name: `${name}:capture`, replication: 'database' } as pg.ClientConfig);
-      this.repl = repl;
-      let lost: Promise<unknown> | undefined;
-      try {
-        lost = new Promise<unknown>((resolve) => {
-          repl.on('error', resolve);
-          repl.on('end', () => resolve(new Error('replication connection ended')));
-        });
-        await repl.connect();
-        const lease = await repl.query<{ ok: boolean }>(this.q.tryCaptureLease(this.opts.leaseKey));
-        if (lease.rows[0]?.ok !== true) {
-          // Another instance reads the log; this one routes and delivers only.
-          if (!waitingLogged) this.log.info('Another instance reads the replication slot; this one will take over if it stops');
-          waitingLogged = true;
-          await repl.end().catch(() => undefined);
-          backoff = RECONNECT_MIN_MS;
-          await delay(jitter(LEASE_RETRY_MS), signal);
-          continue;
-        }
-        waitingLogged = false;
-        await this.probe?.end().catch(() => undefined);
-        this.probe = undefined;
-        const writer = new pg.Client({ ...this.clientConfig, application_name: `${name}:capture-journal` });
-        this.writer = writer;
-        writer.on('error', (err) => this.failure?.(err));
-        await writer.connect();
-        const pos = await writer.query<{ commit_lsn: string; end_lsn: string }>(this.q.capturePosition, [this.opts.slot]);
-        this.journaledCommitLsn = pos.rows[0] ? parseLsn(pos.rows[0].commit_lsn) : 0n;
-        this.resetStream();
-        if (signal.aborted) break;
-        await this.stream(repl, lost, signal);
-        if (signal.aborted) break;
-      } catch (err) {
-        if (signal.aborted) break;
-        const wait = jitter(backoff);
-        this.bus.emit('capture:lost', { error: describeError(err), retryInMs: Math.round(wait) });
-        this.leading = false;
-        await this.closeClients();
-        // The pump of the lost connection ends once its writer query fails.
-        await this.pumping?.catch(() => undefined);
-        await delay(wait, signal);
-        backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
-        continue;
-      }
-      backoff = RECONNECT_MIN_MS;
-    }
-    this.leading = false;
-    await this.closeClients();
+  private get name(): string {
+    return this.clientConfig.application_name ?? 'app-db-listener';
+  }
+
+  protected async takeLease(): Promise<boolean> {
+    const repl = new pg.Client({ ...this.clientConfig, application_name: `${this.name}:capture`, replication: 'database' } as pg.ClientConfig);
+    this.repl = repl;
+    this.lost = new Promise<unknown>((resolve) => {
+      repl.on('error', resolve);
+      repl.on('end', () => resolve(new Error('replication connection ended')));
+    });
+    await repl.connect();
+    const lease = await repl.query<{ ok: boolean }>(this.q.tryCaptureLease(this.opts.leaseKey));
+    return lease.rows[0]?.ok === true;
+  }
+
+  protected async prepare(): Promise<void> {
+    await this.probe?.end().catch(() => undefined);
+    this.probe = undefined;
+    const writer = new pg.Client({ ...this.clientConfig, application_name: `${this.name}:capture-journal` });
+    this.writer = writer;
+    writer.on('error', (err) => this.failure?.(err));
+    await writer.connect();
+    const pos = await writer.query<{ commit_lsn: string; end_lsn: string }>(this.q.capturePosition, [this.opts.slot]);
+    this.journaledCommitLsn = pos.rows[0] ? parseLsn(pos.rows[0].commit_lsn) : 0n;
+    this.resetStream();
+  }
+
+  protected override async closed(): Promise<void> {
     await this.probe?.end().catch(() => undefined);
     this.probe = undefined;
   }
 
-  /** True while another session holds the lease (false when that cannot be known: then the lease is tried). */
-  private async leaseHeldElsewhere(name: string): Promise<boolean> {
+  protected async leaseHeldElsewhere(): Promise<boolean> {
+    const name = this.name;
     try {
       if (!this.probe) {
         const probe = new pg.Client({ ...this.clientConfig, application_name: `${name}:capture-standby` });
@@ -271,7 +222,7 @@ export class LogicalReader {
     }
   }
 
-  private async closeClients(): Promise<void> {
+  protected async closeClients(): Promise<void> {
     const writer = this.writer;
     this.writer = undefined;
     if (writer) {
@@ -301,13 +252,11 @@ export class LogicalReader {
     this.sent = -1n;
   }
 
-  /** Streams until the connection fails (throws) or the reader stops (returns). */
-  private async stream(repl: pg.Client, lost: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  protected async stream(signal: AbortSignal): Promise<void> {
+    const repl = this.repl!;
     const connection = (repl as unknown as { connection: ReplicationConnection }).connection;
-    // A stop that came while the stream was being set up ends it as soon as it starts.
-    const latch = failureLatch(signal);
-    this.failure = latch.fail;
-    void lost.then(latch.fail);
+    const latch = this.streamEnd(signal);
+    void this.lost!.then(latch.fail);
     connection.on('copyData', (msg: { chunk: Buffer }) => {
       try {
         this.enqueue(parseStreamMessage(msg.chunk), msg.chunk.length, connection);

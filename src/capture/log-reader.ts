@@ -1,0 +1,124 @@
+/**
+ * What the two log readers (postgres/logical, mysql/binlog) share: one reader per
+ * journal, under a lease in the database, that reconnects until stopped.
+ *
+ *   standby ──(lease free)──> take the lease ──> prepare ──> stream ──(error)──> back off, again
+ *      ^                          │ (taken by another)                   │ (stop)
+ *      └──────────────────────────┘                                      └──> clients closed
+ *
+ * - An instance without the lease waits, and takes the log over within
+ *   LEASE_RETRY_MS of its reader's end (its lease ends with the reader's session).
+ * - A lost connection is reported (capture:lost) and retried with a doubling back-off.
+ * - stop() ends the stream: at once when it starts if the stop came during set-up
+ *   (failureLatch), and waits for the loop to have closed its clients.
+ * Each reader supplies the database's part: the lease, the set-up, the stream, and
+ * closing its clients (an open journal transaction is rolled back with them).
+ */
+import type { Logger } from 'pino';
+import type { DaemonEventBus } from '../observability/events.js';
+import { describeError } from '../util/errors.js';
+import { delay, failureLatch, jitter } from '../util/wake.js';
+
+const LEASE_RETRY_MS = 2_000;
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+
+export abstract class LeasedLogReader {
+  protected readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+  /** Ends the current stream with an error (set while a stream runs). */
+  protected failure: ((err: unknown) => void) | undefined;
+  /** The pump writing the stream's messages into the journal, if one runs. */
+  protected pumping: Promise<void> | undefined;
+  /** True while this instance holds the lease and streams. */
+  leading = false;
+
+  protected constructor(
+    protected readonly bus: DaemonEventBus,
+    protected readonly log: Logger,
+    /** What is read, for the log: "the binary log", "the replication slot". */
+    private readonly what: string,
+  ) {}
+
+  start(): void {
+    this.running ??= this.supervise();
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    this.failure?.(new Error('stopping'));
+    await this.running;
+  }
+
+  /** True while another session holds the lease (false when that cannot be known: then the lease is tried). */
+  protected abstract leaseHeldElsewhere(): Promise<boolean>;
+  /** Connects and tries the lease; false when another session holds it. */
+  protected abstract takeLease(): Promise<boolean>;
+  /** With the lease: the stream's starting point and state. */
+  protected abstract prepare(): Promise<void>;
+  /** Streams until the connection fails (throws) or the reader stops (returns). */
+  protected abstract stream(signal: AbortSignal): Promise<void>;
+  protected abstract closeClients(): Promise<void>;
+  /** After the last stream, once stopped. */
+  protected async closed(): Promise<void> {}
+  /** What an error means for the operator, as capture:lost reports it. */
+  protected explain(err: unknown): unknown {
+    return err;
+  }
+
+  /**
+   * The current stream's end, `failure` from now on: rejects on the first failure, or
+   * once the reader stops, at once if it already has (see failureLatch). The stream
+   * disposes of it, and clears `failure`, when it is over.
+   */
+  protected streamEnd(signal: AbortSignal): ReturnType<typeof failureLatch> {
+    const latch = failureLatch(signal);
+    this.failure = latch.fail;
+    return latch;
+  }
+
+  private async supervise(): Promise<void> {
+    const signal = this.stopController.signal;
+    let backoff = RECONNECT_MIN_MS;
+    let waitingLogged = false;
+    const standby = async () => {
+      if (!waitingLogged) this.log.info(`Another instance reads ${this.what}; this one will take over if it stops`);
+      waitingLogged = true;
+      await delay(jitter(LEASE_RETRY_MS), signal);
+    };
+    while (!signal.aborted) {
+      if (await this.leaseHeldElsewhere()) {
+        await standby();
+        continue;
+      }
+      try {
+        if (!(await this.takeLease())) {
+          await this.closeClients();
+          backoff = RECONNECT_MIN_MS;
+          await standby();
+          continue;
+        }
+        waitingLogged = false;
+        await this.prepare();
+        if (signal.aborted) break;
+        await this.stream(signal);
+        if (signal.aborted) break;
+      } catch (err) {
+        if (signal.aborted) break;
+        const wait = jitter(backoff);
+        this.bus.emit('capture:lost', { error: describeError(this.explain(err)), retryInMs: Math.round(wait) });
+        this.leading = false;
+        await this.closeClients();
+        // The pump of the lost connection ends once its writer query fails.
+        await this.pumping?.catch(() => undefined);
+        await delay(wait, signal);
+        backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
+        continue;
+      }
+      backoff = RECONNECT_MIN_MS;
+    }
+    this.leading = false;
+    await this.closeClients();
+    await this.closed();
+  }
+}
