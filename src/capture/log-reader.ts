@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { DaemonEventBus } from '../observability/events.js';
 import { describeError } from '../util/errors.js';
-import { delay, failureLatch, jitter } from '../util/wake.js';
+import { delay, failureLatch, jitter, type FailureLatch } from '../util/wake.js';
 
 const LEASE_RETRY_MS = 2_000;
 const RECONNECT_MIN_MS = 250;
@@ -26,7 +26,7 @@ const RECONNECT_MAX_MS = 10_000;
 export abstract class LeasedLogReader {
   protected readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
-  /** Ends the current stream with an error (set while a stream runs). */
+  /** Ends the current stream with an error (set while a stream runs: for errors of its connections). */
   protected failure: ((err: unknown) => void) | undefined;
   /** The pump writing the stream's messages into the journal, if one runs. */
   protected pumping: Promise<void> | undefined;
@@ -56,25 +56,17 @@ export abstract class LeasedLogReader {
   protected abstract takeLease(): Promise<boolean>;
   /** With the lease: the stream's starting point and state. */
   protected abstract prepare(): Promise<void>;
-  /** Streams until the connection fails (throws) or the reader stops (returns). */
-  protected abstract stream(signal: AbortSignal): Promise<void>;
+  /**
+   * Streams until the connection fails (throws) or the reader stops (returns). `end.failed`
+   * rejects on the stream's first `end.fail(err)`, or with "stopping" once the reader stops.
+   */
+  protected abstract stream(signal: AbortSignal, end: Pick<FailureLatch, 'failed' | 'fail'>): Promise<void>;
   protected abstract closeClients(): Promise<void>;
   /** After the last stream, once stopped. */
   protected async closed(): Promise<void> {}
   /** What an error means for the operator, as capture:lost reports it. */
   protected explain(err: unknown): unknown {
     return err;
-  }
-
-  /**
-   * The current stream's end, `failure` from now on: rejects on the first failure, or
-   * once the reader stops, at once if it already has (see failureLatch). The stream
-   * disposes of it, and clears `failure`, when it is over.
-   */
-  protected streamEnd(signal: AbortSignal): ReturnType<typeof failureLatch> {
-    const latch = failureLatch(signal);
-    this.failure = latch.fail;
-    return latch;
   }
 
   private async supervise(): Promise<void> {
@@ -99,9 +91,19 @@ export abstract class LeasedLogReader {
           continue;
         }
         waitingLogged = false;
+        if (signal.aborted) break;
         await this.prepare();
         if (signal.aborted) break;
-        await this.stream(signal);
+        // The stream's end, and `failure` while it runs: a stop from here on is seen at
+        // once, also one that comes before the stream has started (failureLatch).
+        const latch = failureLatch(signal);
+        this.failure = latch.fail;
+        try {
+          await this.stream(signal, latch);
+        } finally {
+          latch.dispose();
+          this.failure = undefined;
+        }
         if (signal.aborted) break;
       } catch (err) {
         if (signal.aborted) break;

@@ -75,7 +75,13 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
  * "stopping" once `signal` aborts: at once if it already has, so a stop that came
  * while the stream was being set up is never missed. `dispose()` when the stream is over.
  */
-export function failureLatch(signal: AbortSignal): { failed: Promise<never>; fail(err: unknown): void; dispose(): void } {
+export interface FailureLatch {
+  readonly failed: Promise<never>;
+  fail(err: unknown): void;
+  dispose(): void;
+}
+
+export function failureLatch(signal: AbortSignal): FailureLatch {
   let reject!: (err: unknown) => void;
   const failed = new Promise<never>((_, r) => {
     reject = r;

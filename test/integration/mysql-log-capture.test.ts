@@ -418,15 +418,17 @@ describe('binlog capture under change', () => {
 
   it('a stop while the reader is still setting up its stream: the stop still ends', async () => {
     await db.exec(`CREATE TABLE early (id INT PRIMARY KEY)`);
-    const config = db.config({ tables: ['early'], webhookUrl: rxLog.url, schema: 'adl_early', capture: 'log' });
-    const first = await startDaemon(config, { logger: silent() });
-    const second = await startDaemon(config, { logger: silent() });
-    await waitUntil(async () => (await count(`SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`)) > 0, 20_000, 'a reader');
+    const o = { tables: ['early'], webhookUrl: rxLog.url, schema: 'adl_early', capture: 'log' as const };
+    const first = await daemon(o);
+    // The first instance reads the log (a change of the table delivered), then the second waits for it.
+    await db.exec(`INSERT INTO early VALUES (1)`);
+    await rxLog.waitFor((evs) => evs.some((e) => e.body.includes('"table":"early"')), 20_000);
+    const second = await daemon(o);
     // The reader that takes over reads its stored position as it sets up: held here by a table lock.
     const locker = await db.connect();
     try {
       await locker.query('LOCK TABLES `adl_early_capture_positions` WRITE');
-      await first.stop(2_000);
+      await stopDaemon(first);
       await waitUntil(
         async () =>
           (await count(
@@ -436,11 +438,12 @@ describe('binlog capture under change', () => {
         'the second instance to take the lease and wait for its stored position',
       );
       let stopped = false;
-      const stopping = second.stop(2_000).then(() => (stopped = true));
+      const stopping = stopDaemon(second).then(() => (stopped = true));
       await locker.query('UNLOCK TABLES');
       await waitUntil(async () => stopped, 20_000, 'the second instance to stop');
       await stopping;
     } finally {
+      // Ending the session releases its lock, whatever happened.
       await locker.end();
     }
   }, 60_000);

@@ -40,6 +40,11 @@ async function daemon(o: Partial<ConfigOptions> & { tables: string[]; webhookUrl
   return d;
 }
 
+async function stopDaemon(d: RunningDaemon) {
+  await d.stop(2_000);
+  running.splice(running.indexOf(d), 1);
+}
+
 interface Body {
   id: string;
   operation: string;
@@ -221,18 +226,20 @@ describe('log capture', () => {
 
   it('a stop while the reader is still setting up its stream: the stop still ends', async () => {
     await db.query(`CREATE TABLE early (id int PRIMARY KEY)`);
-    const o = { dbUrl: db.url, webhookUrl: rxLog.url, tables: ['early'], schema: 'adl_early', capture: 'log' } as const;
-    const first = await startTestDaemon(o);
-    const second = await startTestDaemon(o);
+    const o = { webhookUrl: rxLog.url, tables: ['early'], schema: 'adl_early', capture: 'log' as const };
+    const first = await daemon(o);
+    // The first instance reads the slot (a change of the table delivered), then the second waits for it.
+    await db.query(`INSERT INTO early VALUES (1)`);
+    await rxLog.waitFor((evs) => evs.some((e) => e.body.includes('"table":"early"')), 20_000);
+    const second = await daemon(o);
     const readers = async () =>
       Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_replication_slots WHERE starts_with(slot_name, 'adl_early_') AND active`)).rows[0]!.n);
-    await waitUntil(async () => (await readers()) === 1, 20_000, 'a reader');
     // The reader that takes over reads its stored position as it sets up: held here by a table lock.
     const locker = await db.pool.connect();
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE adl_early.capture_positions IN ACCESS EXCLUSIVE MODE');
-      await first.stop(2_000);
+      await stopDaemon(first);
       await waitUntil(
         async () =>
           Number(
@@ -246,12 +253,13 @@ describe('log capture', () => {
         'the second instance to take the lease and wait for its stored position',
       );
       let stopped = false;
-      const stopping = second.stop(2_000).then(() => (stopped = true));
+      const stopping = stopDaemon(second).then(() => (stopped = true));
       await locker.query('COMMIT');
       await waitUntil(async () => stopped, 20_000, 'the second instance to stop');
       await stopping;
     } finally {
-      locker.release();
+      // Its session ends, and with it the transaction and the lock, whatever happened.
+      locker.release(true);
     }
     await waitUntil(async () => (await readers()) === 0, 20_000, 'no reader left');
   }, 60_000);

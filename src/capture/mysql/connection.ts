@@ -61,7 +61,8 @@ export function mysqlPoolOptions(db: DatabaseConfig, settings: MySqlPoolSettings
     idleTimeout: 60_000,
     connectAttributes: { program_name: settings.applicationName ?? 'app-db-listener' },
     // Each connection's cache of prepared statements allocates its whole capacity up front:
-    // mysql2's default of 16,000 is 0.5 MB per connection. Ours prepares about ten texts.
+    // mysql2's default of 16,000 is 0.5 MB per connection. The daemon prepares a few dozen
+    // texts at most (one set per destination table count); beyond 64 it would only prepare again.
     maxPreparedStatements: MAX_PREPARED_STATEMENTS,
     ssl: sslOptions(db),
   };

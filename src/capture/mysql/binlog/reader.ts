@@ -51,6 +51,7 @@ import type { Config } from '../../../config/types.js';
 import type { DaemonEventBus } from '../../../observability/events.js';
 import { AppError } from '../../../util/errors.js';
 import { LeasedLogReader } from '../../log-reader.js';
+import type { FailureLatch } from '../../../util/wake.js';
 import type { ResolvedTable } from '../../source.js';
 import { mysqlPoolOptions, SKIP_REPLICATION_SQL } from '../connection.js';
 import { resolveTables } from '../install.js';
@@ -335,9 +336,9 @@ export class BinlogReader extends LeasedLogReader {
     this.groupEnd = undefined;
   }
 
-  protected async stream(signal: AbortSignal): Promise<void> {
+  protected async stream(signal: AbortSignal, end: Pick<FailureLatch, 'failed' | 'fail'>): Promise<void> {
     const { default: ZongJi } = (await import('@vlasky/zongji')) as unknown as { default: new (dsn: unknown) => BinlogStream };
-    const latch = this.streamEnd(signal);
+    if (signal.aborted) return;
     const base = mysqlPoolOptions(this.config.database, { applicationName: 'app-db-listener:binlog' });
     const z = new ZongJi({
       host: base.host,
@@ -347,6 +348,7 @@ export class BinlogReader extends LeasedLogReader {
       ssl: base.ssl,
       charset: 'utf8mb4',
       connectTimeout: base.connectTimeout,
+      maxPreparedStatements: base.maxPreparedStatements,
       // A dump connection whose peer vanished is found by TCP keepalives, not in hours.
       enableKeepAlive: true,
       keepAliveInitialDelay: 10_000,
@@ -356,7 +358,7 @@ export class BinlogReader extends LeasedLogReader {
       jsonStrings: true,
     });
     this.zongji = z;
-    z.on('error', (err) => this.failure?.(err));
+    z.on('error', end.fail);
     const generation = this.generation;
     z.on('binlog', (event) => {
       if (generation !== this.generation) return;
@@ -381,11 +383,11 @@ export class BinlogReader extends LeasedLogReader {
     z.connection?.query('SET @master_heartbeat_period = 1000000000', () => undefined);
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([ready, latch.failed]);
+      await Promise.race([ready, end.failed]);
       this.leading = true;
       this.bus.emit('capture:connected', { slot: `binlog ${this.stored!.file}:${this.stored!.position}` });
       timer = setInterval(() => this.enqueue({ tick: true }), 1_000);
-      await latch.failed;
+      await end.failed;
     } catch (err) {
       if (!signal.aborted) throw err;
       // Stopping: no more events (nor ticks); let the one being written finish, then commit
@@ -399,8 +401,6 @@ export class BinlogReader extends LeasedLogReader {
       if (this.tx === undefined && this.groupEnd && this.writer) await this.commitJournal().catch(() => undefined);
     } finally {
       clearInterval(timer);
-      latch.dispose();
-      this.failure = undefined;
       this.leading = false;
     }
   }

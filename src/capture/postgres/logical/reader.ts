@@ -38,6 +38,7 @@ import Denque from 'denque';
 import type { Logger } from 'pino';
 import type { DaemonEventBus } from '../../../observability/events.js';
 import { LeasedLogReader } from '../../log-reader.js';
+import type { FailureLatch } from '../../../util/wake.js';
 import type { ResolvedTable } from '../../source.js';
 import type { Queries } from '../queries.js';
 import { quoteIdent, quoteLiteral } from '../sql.js';
@@ -252,16 +253,15 @@ export class LogicalReader extends LeasedLogReader {
     this.sent = -1n;
   }
 
-  protected async stream(signal: AbortSignal): Promise<void> {
+  protected async stream(signal: AbortSignal, end: Pick<FailureLatch, 'failed' | 'fail'>): Promise<void> {
     const repl = this.repl!;
     const connection = (repl as unknown as { connection: ReplicationConnection }).connection;
-    const latch = this.streamEnd(signal);
-    void this.lost!.then(latch.fail);
+    void this.lost!.then(end.fail);
     connection.on('copyData', (msg: { chunk: Buffer }) => {
       try {
         this.enqueue(parseStreamMessage(msg.chunk), msg.chunk.length, connection);
       } catch (err) {
-        this.failure?.(err);
+        end.fail(err);
       }
     });
     const started = new Promise<void>((resolve) => connection.once('replicationStart', () => resolve()));
@@ -270,18 +270,18 @@ export class LogicalReader extends LeasedLogReader {
     )})`;
     // The query's own callback runs only when the stream ends (an error, or CopyDone).
     repl.query(sql).then(
-      () => this.failure?.(new Error('the replication stream ended')),
-      (err: unknown) => this.failure?.(err),
+      () => end.fail(new Error('the replication stream ended')),
+      (err: unknown) => end.fail(err),
     );
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([started, latch.failed]);
+      await Promise.race([started, end.failed]);
       this.leading = true;
       this.bus.emit('capture:connected', { slot: this.opts.slot });
       timer = setInterval(() => {
         this.sendStatus(connection, false);
       }, STATUS_INTERVAL_MS);
-      await latch.failed;
+      await end.failed;
     } catch (err) {
       if (!signal.aborted) throw err;
       // Stopping: let the message being written finish, then confirm what is journaled
@@ -290,8 +290,6 @@ export class LogicalReader extends LeasedLogReader {
       if (this.leading) this.sendStatus(connection, true);
     } finally {
       clearInterval(timer);
-      latch.dispose();
-      this.failure = undefined;
       this.leading = false;
     }
   }
