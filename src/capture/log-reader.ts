@@ -24,7 +24,7 @@ const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
 
 export abstract class LeasedLogReader {
-  protected readonly stopController = new AbortController();
+  private readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
   /** Ends the current stream with an error (set while a stream runs: for errors of its connections). */
   protected failure: ((err: unknown) => void) | undefined;
